@@ -1,0 +1,31 @@
+// One jest project per workspace. swc strips the types (type checking is `tsc -b` + the tsconfig.test.json
+// projects); the shared global setup starts one emulator for the whole run and provisions it.
+const path = require('node:path');
+
+const transform = {
+  '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } } }],
+};
+
+const project = (dir) => ({
+  displayName: path.basename(dir),
+  rootDir: path.join(__dirname, dir),
+  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  testEnvironment: 'node',
+  transform,
+  moduleNameMapper: { '^@scs/common$': path.join(__dirname, 'packages/common/src/index.ts') },
+});
+
+module.exports = {
+  rootDir: __dirname,
+  transform,
+  testTimeout: 60000,
+  globalSetup: '<rootDir>/scripts/src/testing/global-setup.ts',
+  globalTeardown: '<rootDir>/scripts/src/testing/global-teardown.ts',
+  projects: [
+    project('packages/common'),
+    project('services/auth'),
+    project('services/upload'),
+    project('services/backup-sync'),
+    project('scripts'),
+  ],
+};

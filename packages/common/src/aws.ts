@@ -1,0 +1,114 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+
+export interface AwsSettings {
+  AWS_REGION: string;
+  AWS_ENDPOINT_URL?: string | undefined;
+  AWS_MAX_ATTEMPTS: number;
+  AWS_REQUEST_TIMEOUT_MS: number;
+}
+
+/** One client per AWS service, created once per process and injected; no I/O at construction. */
+export interface AwsClients {
+  s3: S3Client;
+  dynamo: DynamoDBDocumentClient;
+  ssm: SSMClient;
+  kms: KMSClient;
+  sqs: SQSClient;
+  destroy(): void;
+}
+
+/**
+ * Builds the clients from the SDK's standard configuration: the default credential chain (never
+ * static keys), the region, and `AWS_ENDPOINT_URL` when set (the local emulator, which also needs
+ * path-style S3 addressing). Retries and socket timeouts are explicit so an outage turns into a
+ * prompt 503 instead of a hung request.
+ */
+export function createAwsClients(settings: AwsSettings): AwsClients {
+  const requestHandler = new NodeHttpHandler({
+    connectionTimeout: 3_000,
+    requestTimeout: settings.AWS_REQUEST_TIMEOUT_MS,
+    httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 128 }),
+    httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 128 }),
+  });
+  const common = {
+    region: settings.AWS_REGION,
+    maxAttempts: settings.AWS_MAX_ATTEMPTS,
+    retryMode: 'standard',
+    requestHandler,
+    ...(settings.AWS_ENDPOINT_URL ? { endpoint: settings.AWS_ENDPOINT_URL } : {}),
+  } as const;
+  const dynamoBase = new DynamoDBClient(common);
+  const clients: AwsClients = {
+    s3: new S3Client({ ...common, forcePathStyle: Boolean(settings.AWS_ENDPOINT_URL) }),
+    dynamo: DynamoDBDocumentClient.from(dynamoBase, {
+      marshallOptions: { removeUndefinedValues: true },
+    }),
+    ssm: new SSMClient(common),
+    kms: new KMSClient(common),
+    sqs: new SQSClient(common),
+    destroy() {
+      clients.s3.destroy();
+      dynamoBase.destroy();
+      clients.ssm.destroy();
+      clients.kms.destroy();
+      clients.sqs.destroy();
+    },
+  };
+  return clients;
+}
+
+const OUTAGE_NAMES = new Set([
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'ServiceUnavailable',
+  'ServiceUnavailableException',
+  'InternalError',
+  'InternalServerError',
+  'InternalFailure',
+  'SlowDown',
+  'ThrottlingException',
+  'Throttling',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'KMSInternalException',
+  'DependencyTimeoutException',
+  'KMSInvalidStateException',
+]);
+
+const OUTAGE_SYSCALL_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * True when an error means "a dependency is down or overloaded" (so the client gets a 503 with
+ * Retry-After), as opposed to a bug or a bad request.
+ */
+export function isDependencyOutage(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown; cause?: unknown };
+  if (e.name && OUTAGE_NAMES.has(e.name)) return true;
+  if (e.code && OUTAGE_SYSCALL_CODES.has(e.code)) return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (typeof status === 'number' && status >= 500) return true;
+  if (e.$retryable) return true;
+  return e.cause !== undefined && e.cause !== err && isDependencyOutage(e.cause);
+}
+
+/** True for the SDK's "this key/item does not exist" family of errors. */
+export function isNotFound(err: unknown): boolean {
+  const name = (err as { name?: string } | null)?.name;
+  return name === 'NoSuchKey' || name === 'NotFound' || name === 'ParameterNotFound' || name === 'ResourceNotFoundException';
+}
+
+/** True when a DynamoDB conditional write lost (item exists / changed). */
+export function isConditionFailed(err: unknown): boolean {
+  const name = (err as { name?: string } | null)?.name;
+  return name === 'ConditionalCheckFailedException' || name === 'TransactionCanceledException';
+}

@@ -1,0 +1,20 @@
+export * from './aws';
+export * from './config';
+export * from './errors';
+export * from './http';
+export * from './keys';
+export * from './logger';
+export * from './resources';
+export * from './server';
+export { auditPlugin, type AuditFields, type AuditOutcome } from './plugins/audit';
+export {
+  authenticatePlugin,
+  type AccessTokenClaims,
+  type AuthenticateOptions,
+  type AuthUser,
+  type Role,
+} from './plugins/authenticate';
+export { errorHandlerPlugin, type ErrorBody } from './plugins/error-handler';
+export { observabilityPlugin, type ObservabilityOptions } from './plugins/observability';
+export { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
+export { ErrorResponse } from './schemas';

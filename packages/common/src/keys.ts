@@ -1,0 +1,206 @@
+import {
+  GetParameterCommand,
+  ParameterType,
+  PutParameterCommand,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject, randomBytes } from 'node:crypto';
+import { isNotFound } from './aws';
+
+/** The one signing algorithm the product accepts (JW-01). */
+export const JWT_ALGORITHM = 'ES256';
+
+/** A published verification key: the public JWK, and when it stops being trusted (after rotation). */
+export interface PublishedKey {
+  kid: string;
+  jwk: JsonWebKey;
+  createdAt: string;
+  /** Set when a newer key replaced this one: tokens it signed are accepted until then. */
+  retireAt?: string;
+}
+
+interface PublicKeyDocument {
+  keys: PublishedKey[];
+}
+
+interface SigningKeyDocument {
+  kid: string;
+  privateKeyPem: string;
+  createdAt: string;
+}
+
+export interface SigningKey {
+  kid: string;
+  privateKey: KeyObject;
+  /** PEM form, as @fastify/jwt wants it for signing. */
+  privateKeyPem: string;
+}
+
+export interface KeyParams {
+  signingKeyParam: string;
+  publicKeysParam: string;
+}
+
+/** Reads the published verification keys; missing parameter = no keys yet. */
+export async function readPublicKeys(ssm: SSMClient, publicKeysParam: string): Promise<PublishedKey[]> {
+  try {
+    const out = await ssm.send(new GetParameterCommand({ Name: publicKeysParam }));
+    const doc = JSON.parse(out.Parameter?.Value ?? '{"keys":[]}') as PublicKeyDocument;
+    return Array.isArray(doc.keys) ? doc.keys : [];
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+/** Reads and decrypts the current signing key, or undefined when none has been created yet. */
+export async function readSigningKey(ssm: SSMClient, signingKeyParam: string): Promise<SigningKey | undefined> {
+  try {
+    const out = await ssm.send(new GetParameterCommand({ Name: signingKeyParam, WithDecryption: true }));
+    const doc = JSON.parse(out.Parameter?.Value ?? '') as SigningKeyDocument;
+    return { kid: doc.kid, privateKey: createPrivateKey(doc.privateKeyPem), privateKeyPem: doc.privateKeyPem };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Creates a new ES256 key pair and makes it the signing key. The new public key is published
+ * *before* the private key is switched, so every verifier can already check the first token the
+ * new key signs; the previous public keys stay trusted for `retainSeconds` (at least the access
+ * token lifetime) and are pruned after that.
+ */
+export async function rotateSigningKey(
+  ssm: SSMClient,
+  params: KeyParams,
+  opts: { kmsKeyId: string; retainSeconds: number; now?: Date },
+): Promise<{ kid: string; retained: string[] }> {
+  const now = opts.now ?? new Date();
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const kid = `${now.toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(6).toString('hex')}`;
+  const jwk = { ...publicKey.export({ format: 'jwk' }), kid, alg: JWT_ALGORITHM, use: 'sig' };
+
+  const retireAt = new Date(now.getTime() + opts.retainSeconds * 1000).toISOString();
+  const previous = (await readPublicKeys(ssm, params.publicKeysParam))
+    .filter((k) => !k.retireAt || Date.parse(k.retireAt) > now.getTime())
+    .map((k) => ({ ...k, retireAt: k.retireAt ?? retireAt }));
+  const doc: PublicKeyDocument = { keys: [{ kid, jwk, createdAt: now.toISOString() }, ...previous] };
+  await ssm.send(
+    new PutParameterCommand({
+      Name: params.publicKeysParam,
+      Type: ParameterType.STRING,
+      Value: JSON.stringify(doc),
+      Overwrite: true,
+      Description: 'Public keys that verify access tokens (JWKS)',
+    }),
+  );
+
+  const signing: SigningKeyDocument = {
+    kid,
+    privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    createdAt: now.toISOString(),
+  };
+  await ssm.send(
+    new PutParameterCommand({
+      Name: params.signingKeyParam,
+      Type: ParameterType.SECURE_STRING,
+      KeyId: opts.kmsKeyId,
+      Value: JSON.stringify(signing),
+      Overwrite: true,
+      Description: 'Private key that signs access tokens',
+    }),
+  );
+  return { kid, retained: previous.map((k) => k.kid) };
+}
+
+/** Creates the first signing key when there is none; leaves an existing one alone. */
+export async function ensureSigningKey(
+  ssm: SSMClient,
+  params: KeyParams,
+  opts: { kmsKeyId: string; retainSeconds: number },
+): Promise<{ created: boolean; kid: string }> {
+  const existing = await readSigningKey(ssm, params.signingKeyParam);
+  const published = await readPublicKeys(ssm, params.publicKeysParam);
+  if (existing && published.some((k) => k.kid === existing.kid)) return { created: false, kid: existing.kid };
+  const { kid } = await rotateSigningKey(ssm, params, opts);
+  return { created: true, kid };
+}
+
+export interface Logger {
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * The verification keys a service trusts, loaded from SSM (configuration, never from a token's
+ * header: JW-02) and refreshed periodically. An unknown `kid` triggers at most one early refresh
+ * per interval, so a freshly rotated key is accepted at once while random kids cannot hammer SSM.
+ */
+export class PublicKeyStore {
+  private keys = new Map<string, { key: KeyObject; published: PublishedKey }>();
+  private timer: NodeJS.Timeout | undefined;
+  private inflight: Promise<void> | undefined;
+  private lastLoad = 0;
+
+  constructor(
+    private readonly ssm: SSMClient,
+    private readonly publicKeysParam: string,
+    private readonly refreshMs: number,
+    private readonly log?: Logger,
+    private readonly minRefreshGapMs = 5_000,
+  ) {}
+
+  async load(): Promise<void> {
+    this.inflight ??= (async () => {
+      try {
+        const published = await readPublicKeys(this.ssm, this.publicKeysParam);
+        const next = new Map<string, { key: KeyObject; published: PublishedKey }>();
+        for (const p of published) next.set(p.kid, { key: createPublicKey({ key: p.jwk, format: 'jwk' }), published: p });
+        this.keys = next;
+        this.lastLoad = Date.now();
+      } finally {
+        this.inflight = undefined;
+      }
+    })();
+    return this.inflight;
+  }
+
+  /** Starts the periodic refresh; a failed refresh keeps the last good keys. */
+  start(): void {
+    this.timer = setInterval(() => {
+      this.load().catch((err: unknown) => this.log?.warn({ err }, 'refreshing the JWT public keys failed'));
+    }, this.refreshMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** The key for a kid, if it is trusted now (a retired key is not). */
+  async resolve(kid: string | undefined, now = Date.now()): Promise<KeyObject | undefined> {
+    if (!kid || kid.length > 128) return undefined;
+    if (!this.keys.has(kid) && now - this.lastLoad >= this.minRefreshGapMs) {
+      await this.load().catch((err: unknown) => this.log?.warn({ err }, 'refreshing the JWT public keys failed'));
+    }
+    const entry = this.keys.get(kid);
+    if (!entry) return undefined;
+    if (entry.published.retireAt && Date.parse(entry.published.retireAt) <= now) return undefined;
+    return entry.key;
+  }
+
+  /** The JWKS document: public parts only, trusted keys only. */
+  jwks(now = Date.now()): { keys: JsonWebKey[] } {
+    const keys: JsonWebKey[] = [];
+    for (const { published } of this.keys.values()) {
+      if (published.retireAt && Date.parse(published.retireAt) <= now) continue;
+      const { kty, crv, x, y } = published.jwk;
+      keys.push({ kty, crv, x, y, kid: published.kid, alg: JWT_ALGORITHM, use: 'sig' });
+    }
+    return { keys };
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+}

@@ -1,0 +1,29 @@
+import type { LoggerOptions } from 'pino';
+
+/** Paths that must never reach a log line, whatever a handler passes to the logger. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'headers.cookie',
+  '*.password',
+  '*.accessToken',
+  '*.refreshToken',
+  '*.privateKey',
+];
+
+/**
+ * pino options shared by every service: JSON lines, secrets redacted, pretty output only when a
+ * person is watching a terminal.
+ */
+export function loggerOptions(level: string, opts: { pretty?: boolean } = {}): LoggerOptions {
+  const options: LoggerOptions = {
+    level,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+  };
+  if (opts.pretty) {
+    options.transport = { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } };
+  }
+  return options;
+}

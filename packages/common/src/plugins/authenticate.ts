@@ -1,0 +1,119 @@
+import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt';
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import fp from 'fastify-plugin';
+import { Forbidden, Unauthorized } from '../errors';
+import { JWT_ALGORITHM, type PublicKeyStore } from '../keys';
+
+export type Role = 'user' | 'admin';
+
+/** Claims of an access token (RFC 9068-like); `token_use` keeps other JWTs from standing in. */
+export interface AccessTokenClaims {
+  sub: string;
+  username: string;
+  role: Role;
+  token_use: 'access';
+  iss?: string;
+  aud?: string;
+  iat?: number;
+  exp?: number;
+}
+
+export interface AuthUser {
+  sub: string;
+  username: string;
+  role: Role;
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: AccessTokenClaims;
+    user: AuthUser;
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Routes are authenticated unless they say `public: true`. */
+    public?: boolean;
+    /** Roles allowed on the route (default: any authenticated user). */
+    roles?: Role[];
+  }
+  interface FastifyInstance {
+    authenticate: onRequestHookHandler;
+  }
+}
+
+export interface AuthenticateOptions {
+  keys: PublicKeyStore;
+  issuer: string;
+  audience: string;
+  /** Seconds of clock skew tolerated on exp/nbf/iat (JW-03). */
+  clockToleranceSeconds?: number;
+}
+
+const ROLES: ReadonlySet<string> = new Set(['user', 'admin']);
+
+/**
+ * Verifies access tokens with public keys only: one algorithm (ES256), keys looked up by `kid`
+ * in the configured key set (jku/x5u/jwk headers are never followed), `iss`/`aud`/`exp` checked.
+ * Every route is authenticated in `onRequest` (before any body byte is read) unless its config
+ * says `public: true`; `config.roles` restricts a route to roles.
+ */
+export const authenticatePlugin = fp<AuthenticateOptions>(
+  async function authenticate(app, opts) {
+    await app.register(fastifyJwt, {
+      secret: {
+        // Verification only: signing keys never live in this plugin.
+        private: 'unused-for-signing',
+        public: async (_request: FastifyRequest, token: TokenOrHeader) => {
+          const header = 'header' in token ? token.header : token;
+          const key = await opts.keys.resolve(header.kid);
+          if (!key) throw new Unauthorized('Access token signed by an unknown key');
+          return key.export({ format: 'pem', type: 'spki' }).toString();
+        },
+      },
+      verify: {
+        algorithms: [JWT_ALGORITHM],
+        allowedIss: opts.issuer,
+        allowedAud: opts.audience,
+        clockTolerance: (opts.clockToleranceSeconds ?? 30) * 1000,
+        requiredClaims: ['sub', 'exp', 'iat', 'iss', 'aud'],
+      },
+      formatUser: (payload) => ({ sub: payload.sub, username: payload.username, role: payload.role }),
+    });
+
+    const verify: onRequestHookHandler = async function (request: FastifyRequest, _reply: FastifyReply) {
+      const header = request.headers.authorization;
+      if (!header || !/^Bearer [A-Za-z0-9._~+/-]+=*$/.test(header)) {
+        throw new Unauthorized('Sign in first: this request needs a valid access token');
+      }
+      let claims: AccessTokenClaims;
+      try {
+        claims = await request.jwtVerify<AccessTokenClaims>();
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        throw new Unauthorized(
+          code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
+            ? 'Your session has expired: sign in again'
+            : 'The access token is not valid: sign in again',
+        );
+      }
+      if (claims.token_use !== 'access' || typeof claims.username !== 'string' || !ROLES.has(claims.role)) {
+        throw new Unauthorized('The access token is not valid: sign in again');
+      }
+      const roles = request.routeOptions.config.roles;
+      if (roles && !roles.includes(claims.role)) {
+        throw new Forbidden('You are not allowed to do this');
+      }
+    };
+    app.decorate('authenticate', verify);
+
+    app.addHook('onRoute', (route) => {
+      const config = route.config as { public?: boolean } | undefined;
+      if (config?.public === true) return;
+      const existing = route.onRequest ? (Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]) : [];
+      route.onRequest = [verify, ...existing];
+    });
+  },
+  { name: 'scs-authenticate', fastify: '5.x' },
+);
