@@ -4,7 +4,11 @@ const path = require('node:path');
 
 const transform = {
   '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } } }],
+  // A few dependencies ship only ES modules, which jest's CommonJS runtime cannot require on Node 20.
+  '^.+\\.m?js$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
 };
+const ESM_ONLY = ['content-disposition', 'cookie', '@fastify/cookie'];
+const transformIgnorePatterns = [`/node_modules/(?!(${ESM_ONLY.join('|')})/)`];
 
 const project = (dir) => ({
   displayName: path.basename(dir),
@@ -12,6 +16,7 @@ const project = (dir) => ({
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testEnvironment: 'node',
   transform,
+  transformIgnorePatterns,
   moduleNameMapper: { '^@scs/common$': path.join(__dirname, 'packages/common/src/index.ts') },
 });
 

@@ -86,15 +86,26 @@ const OUTAGE_NAMES = new Set([
 
 const OUTAGE_SYSCALL_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
+const OUTAGE_MESSAGE = new RegExp(`\\b(${[...OUTAGE_SYSCALL_CODES].join('|')})\\b|socket hang up`);
+
 /**
  * True when an error means "a dependency is down or overloaded" (so the client gets a 503 with
  * Retry-After), as opposed to a bug or a bad request.
  */
 export function isDependencyOutage(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
-  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown; cause?: unknown };
+  const e = err as {
+    name?: string;
+    code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: unknown;
+    cause?: unknown;
+  };
   if (e.name && OUTAGE_NAMES.has(e.name)) return true;
   if (e.code && OUTAGE_SYSCALL_CODES.has(e.code)) return true;
+  // The SDK wraps errors that are not `instanceof Error` in its realm, keeping only the message.
+  if (e.$metadata && typeof e.message === 'string' && OUTAGE_MESSAGE.test(e.message)) return true;
   const status = e.$metadata?.httpStatusCode;
   if (typeof status === 'number' && status >= 500) return true;
   if (e.$retryable) return true;

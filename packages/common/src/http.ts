@@ -28,7 +28,6 @@ export function serverOptions(
     bodyLimit: 64 * 1024,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    disableRequestLogging: false,
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
     ...rest,
   };

@@ -23,10 +23,35 @@ interface PublicKeyDocument {
   keys: PublishedKey[];
 }
 
-interface SigningKeyDocument {
+interface StoredPrivateKey {
   kid: string;
   privateKeyPem: string;
   createdAt: string;
+  /** Signers switch to this key only from then on, once every verifier can know its public half. */
+  activateAt: string;
+}
+
+interface SigningKeyDocument {
+  /** Newest first: the new key and, during a rotation, the one it replaces. */
+  keys: StoredPrivateKey[];
+}
+
+/**
+ * Verifiers refresh at most this often when they meet an unknown kid; signers wait twice as long
+ * before using a new key, so no verifier can see a token whose key it could not have loaded.
+ */
+export const UNKNOWN_KID_REFRESH_GAP_MS = 5_000;
+export const KEY_ACTIVATION_DELAY_SECONDS = (2 * UNKNOWN_KID_REFRESH_GAP_MS) / 1000;
+
+/** A verification key as served in the JWKS document. */
+export interface PublicJwk {
+  kty: string;
+  crv: string;
+  x: string;
+  y: string;
+  kid: string;
+  alg: string;
+  use: string;
 }
 
 export interface SigningKey {
@@ -34,6 +59,7 @@ export interface SigningKey {
   privateKey: KeyObject;
   /** PEM form, as @fastify/jwt wants it for signing. */
   privateKeyPem: string;
+  activateAt: number;
 }
 
 export interface KeyParams {
@@ -53,16 +79,31 @@ export async function readPublicKeys(ssm: SSMClient, publicKeysParam: string): P
   }
 }
 
-/** Reads and decrypts the current signing key, or undefined when none has been created yet. */
-export async function readSigningKey(ssm: SSMClient, signingKeyParam: string): Promise<SigningKey | undefined> {
+/** Reads and decrypts the signing keys (newest first); empty when none has been created yet. */
+export async function readSigningKeys(ssm: SSMClient, signingKeyParam: string): Promise<SigningKey[]> {
   try {
     const out = await ssm.send(new GetParameterCommand({ Name: signingKeyParam, WithDecryption: true }));
     const doc = JSON.parse(out.Parameter?.Value ?? '') as SigningKeyDocument;
-    return { kid: doc.kid, privateKey: createPrivateKey(doc.privateKeyPem), privateKeyPem: doc.privateKeyPem };
+    return (doc.keys ?? []).map((k) => ({
+      kid: k.kid,
+      privateKey: createPrivateKey(k.privateKeyPem),
+      privateKeyPem: k.privateKeyPem,
+      activateAt: Date.parse(k.activateAt),
+    }));
   } catch (err) {
-    if (isNotFound(err)) return undefined;
+    if (isNotFound(err)) return [];
     throw err;
   }
+}
+
+/** The key to sign with at `now`: the newest active one (or the oldest, before any is active). */
+export function activeSigningKey(keys: SigningKey[], now = Date.now()): SigningKey | undefined {
+  return keys.find((k) => k.activateAt <= now) ?? keys[keys.length - 1];
+}
+
+/** The signing key in use now, or undefined when none has been created yet. */
+export async function readSigningKey(ssm: SSMClient, signingKeyParam: string, now = Date.now()): Promise<SigningKey | undefined> {
+  return activeSigningKey(await readSigningKeys(ssm, signingKeyParam), now);
 }
 
 /**
@@ -74,8 +115,8 @@ export async function readSigningKey(ssm: SSMClient, signingKeyParam: string): P
 export async function rotateSigningKey(
   ssm: SSMClient,
   params: KeyParams,
-  opts: { kmsKeyId: string; retainSeconds: number; now?: Date },
-): Promise<{ kid: string; retained: string[] }> {
+  opts: { kmsKeyId: string; retainSeconds: number; now?: Date; activationDelaySeconds?: number },
+): Promise<{ kid: string; retained: string[]; activateAt: string }> {
   const now = opts.now ?? new Date();
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const kid = `${now.toISOString().slice(0, 10).replace(/-/g, '')}-${randomBytes(6).toString('hex')}`;
@@ -96,10 +137,27 @@ export async function rotateSigningKey(
     }),
   );
 
+  const previousSigning = activeSigningKey(await readSigningKeys(ssm, params.signingKeyParam), now.getTime());
+  const activateAt = new Date(now.getTime() + (opts.activationDelaySeconds ?? KEY_ACTIVATION_DELAY_SECONDS) * 1000);
   const signing: SigningKeyDocument = {
-    kid,
-    privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    createdAt: now.toISOString(),
+    keys: [
+      {
+        kid,
+        privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+        createdAt: now.toISOString(),
+        activateAt: previousSigning ? activateAt.toISOString() : now.toISOString(),
+      },
+      ...(previousSigning
+        ? [
+            {
+              kid: previousSigning.kid,
+              privateKeyPem: previousSigning.privateKeyPem,
+              createdAt: now.toISOString(),
+              activateAt: new Date(previousSigning.activateAt).toISOString(),
+            },
+          ]
+        : []),
+    ],
   };
   await ssm.send(
     new PutParameterCommand({
@@ -111,7 +169,7 @@ export async function rotateSigningKey(
       Description: 'Private key that signs access tokens',
     }),
   );
-  return { kid, retained: previous.map((k) => k.kid) };
+  return { kid, retained: previous.map((k) => k.kid), activateAt: signing.keys[0]?.activateAt ?? now.toISOString() };
 }
 
 /** Creates the first signing key when there is none; leaves an existing one alone. */
@@ -147,7 +205,8 @@ export class PublicKeyStore {
     private readonly publicKeysParam: string,
     private readonly refreshMs: number,
     private readonly log?: Logger,
-    private readonly minRefreshGapMs = 5_000,
+    private readonly now: () => number = Date.now,
+    private readonly minRefreshGapMs = UNKNOWN_KID_REFRESH_GAP_MS,
   ) {}
 
   async load(): Promise<void> {
@@ -157,7 +216,7 @@ export class PublicKeyStore {
         const next = new Map<string, { key: KeyObject; published: PublishedKey }>();
         for (const p of published) next.set(p.kid, { key: createPublicKey({ key: p.jwk, format: 'jwk' }), published: p });
         this.keys = next;
-        this.lastLoad = Date.now();
+        this.lastLoad = this.now();
       } finally {
         this.inflight = undefined;
       }
@@ -178,7 +237,7 @@ export class PublicKeyStore {
   }
 
   /** The key for a kid, if it is trusted now (a retired key is not). */
-  async resolve(kid: string | undefined, now = Date.now()): Promise<KeyObject | undefined> {
+  async resolve(kid: string | undefined, now = this.now()): Promise<KeyObject | undefined> {
     if (!kid || kid.length > 128) return undefined;
     if (!this.keys.has(kid) && now - this.lastLoad >= this.minRefreshGapMs) {
       await this.load().catch((err: unknown) => this.log?.warn({ err }, 'refreshing the JWT public keys failed'));
@@ -190,11 +249,11 @@ export class PublicKeyStore {
   }
 
   /** The JWKS document: public parts only, trusted keys only. */
-  jwks(now = Date.now()): { keys: JsonWebKey[] } {
-    const keys: JsonWebKey[] = [];
+  jwks(now = this.now()): { keys: PublicJwk[] } {
+    const keys: PublicJwk[] = [];
     for (const { published } of this.keys.values()) {
       if (published.retireAt && Date.parse(published.retireAt) <= now) continue;
-      const { kty, crv, x, y } = published.jwk;
+      const { kty = 'EC', crv = 'P-256', x = '', y = '' } = published.jwk;
       keys.push({ kty, crv, x, y, kid: published.kid, alg: JWT_ALGORITHM, use: 'sig' });
     }
     return { keys };

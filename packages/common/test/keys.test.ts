@@ -23,8 +23,9 @@ describe('signing key rotation in SSM', () => {
     expect(Date.parse(published[1]?.retireAt ?? '')).toBeGreaterThan(Date.now());
     expect(JSON.stringify(published)).not.toMatch(/"d"|PRIVATE/);
 
-    const signing = await readSigningKey(aws.ssm, params.signingKeyParam);
-    expect(signing?.kid).toBe(second.kid);
+    // The new key signs only once every verifier can have loaded its public half.
+    expect((await readSigningKey(aws.ssm, params.signingKeyParam))?.kid).toBe(first.kid);
+    expect((await readSigningKey(aws.ssm, params.signingKeyParam, Date.parse(second.activateAt)))?.kid).toBe(second.kid);
   });
 
   it('prunes keys whose retirement has passed', async () => {

@@ -72,6 +72,8 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
           return key.export({ format: 'pem', type: 'spki' }).toString();
         },
       },
+      // The key callback needs the header (kid), so tokens are decoded completely before verification.
+      decode: { complete: true },
       verify: {
         algorithms: [JWT_ALGORITHM],
         allowedIss: opts.issuer,
@@ -79,7 +81,6 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
         clockTolerance: (opts.clockToleranceSeconds ?? 30) * 1000,
         requiredClaims: ['sub', 'exp', 'iat', 'iss', 'aud'],
       },
-      formatUser: (payload) => ({ sub: payload.sub, username: payload.username, role: payload.role }),
     });
 
     const verify: onRequestHookHandler = async function (request: FastifyRequest, _reply: FastifyReply) {
@@ -91,6 +92,7 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
       try {
         claims = await request.jwtVerify<AccessTokenClaims>();
       } catch (err) {
+        request.log.debug({ err }, 'access token rejected');
         const code = (err as { code?: string }).code;
         throw new Unauthorized(
           code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
@@ -101,6 +103,7 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
       if (claims.token_use !== 'access' || typeof claims.username !== 'string' || !ROLES.has(claims.role)) {
         throw new Unauthorized('The access token is not valid: sign in again');
       }
+      request.user = { sub: claims.sub, username: claims.username, role: claims.role };
       const roles = request.routeOptions.config.roles;
       if (roles && !roles.includes(claims.role)) {
         throw new Forbidden('You are not allowed to do this');

@@ -1,0 +1,32 @@
+import { baseConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
+import { type Static, Type } from '@sinclair/typebox';
+
+const { USERS_TABLE, SESSIONS_TABLE, THROTTLE_TABLE, JWT_SIGNING_KEY_PARAM, SECRETS_KMS_KEY_ID } = resourceNameProperties;
+
+/** The auth service's configuration; every key is the environment variable of the same name. */
+export const AuthConfig = Type.Object({
+  ...baseConfigProperties,
+  PORT: portProperty(3001),
+  USERS_TABLE,
+  SESSIONS_TABLE,
+  THROTTLE_TABLE,
+  JWT_SIGNING_KEY_PARAM,
+  SECRETS_KMS_KEY_ID,
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ default: 900, minimum: 60, maximum: 900 }),
+  REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ default: 14 * 24 * 3600, minimum: 300 }),
+  SESSION_MAX_SECONDS: Type.Integer({ default: 30 * 24 * 3600, minimum: 300 }),
+  COOKIE_SECURE: Type.Boolean({ default: true }),
+  /** Origins the browser UI is served from; a cookie-authenticated request from elsewhere is refused. */
+  ALLOWED_ORIGINS: Type.String({ default: '' }),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Integer({ default: 5, minimum: 1 }),
+  LOGIN_MAX_FAILURES_PER_ADDRESS: Type.Integer({ default: 50, minimum: 1 }),
+  LOGIN_THROTTLE_WINDOW_SECONDS: Type.Integer({ default: 900, minimum: 1 }),
+  REGISTER_RATE_LIMIT_PER_MINUTE: Type.Integer({ default: 20, minimum: 1 }),
+  /** Password hashes computed at once; more wait in a bounded queue, beyond it the answer is 503. */
+  HASH_CONCURRENCY: Type.Integer({ default: 2, minimum: 1, maximum: 64 }),
+  HASH_QUEUE_LIMIT: Type.Integer({ default: 64, minimum: 0 }),
+  /** argon2id cost (AU-01): at least OWASP's minimum (19 MiB, t=2, p=1). */
+  ARGON2_MEMORY_KIB: Type.Integer({ default: 19_456, minimum: 19_456 }),
+  ARGON2_TIME_COST: Type.Integer({ default: 2, minimum: 2 }),
+});
+export type AuthConfig = Static<typeof AuthConfig>;

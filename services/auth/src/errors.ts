@@ -1,0 +1,19 @@
+import createError from '@fastify/error';
+
+/** Errors of the auth service: stable codes (API.md) with the status they answer. */
+export const InvalidUsername = createError(
+  'INVALID_USERNAME',
+  'Usernames are 3 to 32 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit',
+  400,
+);
+export const WeakPassword = createError('WEAK_PASSWORD', '%s', 400);
+export const UsernameTaken = createError('USERNAME_TAKEN', 'That username is taken: choose another', 409);
+export const InvalidCredentials = createError('INVALID_CREDENTIALS', 'Wrong username or password', 401);
+export const TooManyAttempts = createError(
+  'TOO_MANY_ATTEMPTS',
+  'Too many failed sign-in attempts: wait a few minutes and try again',
+  429,
+);
+export const InvalidRefreshToken = createError('INVALID_REFRESH_TOKEN', 'Your session has ended: sign in again', 401);
+export const CrossSiteRequest = createError('CROSS_SITE_REQUEST', 'This request must come from the application itself', 403);
+export const RateLimited = createError('RATE_LIMITED', 'Too many requests: slow down and try again shortly', 429);

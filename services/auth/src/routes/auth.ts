@@ -1,0 +1,214 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ErrorResponse, type PublicJwk, Unauthorized } from '@scs/common';
+import { Type } from '@sinclair/typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Counter } from 'prom-client';
+import type { AuthConfig } from '../config';
+import { CrossSiteRequest } from '../errors';
+import type { AuthService, IssuedSession, Outcome } from '../services/auth-service';
+
+export const REFRESH_COOKIE = 'scs_refresh';
+
+const Credentials = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 256, description: '3-32 characters of a-z 0-9 . _ -, case-insensitive' }),
+    password: Type.String({ minLength: 1, maxLength: 4096, description: '12 to 256 characters' }),
+  },
+  { additionalProperties: false },
+);
+
+const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')]);
+const PublicUser = Type.Object({ id: Type.String({ format: 'uuid' }), username: Type.String(), role: Role });
+const Me = Type.Object({ ...PublicUser.properties, createdAt: Type.String({ format: 'date-time' }) });
+const Session = Type.Object({
+  accessToken: Type.String({ description: 'ES256 JWT, valid for expiresIn seconds' }),
+  tokenType: Type.Literal('Bearer'),
+  expiresIn: Type.Integer(),
+  user: PublicUser,
+});
+const Jwk = Type.Object({
+  kty: Type.String(),
+  crv: Type.String(),
+  x: Type.String(),
+  y: Type.String(),
+  kid: Type.String(),
+  alg: Type.String(),
+  use: Type.String(),
+});
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
+
+export interface AuthRoutesOptions {
+  service: AuthService;
+  config: AuthConfig;
+  jwks: () => { keys: PublicJwk[] };
+  loginCounter: Counter<'outcome'>;
+}
+
+/**
+ * Cookie-authenticated requests are refused when a browser says they come from another site
+ * (FU-12). Browsers always send Sec-Fetch-Site (and Origin on POST); requests with neither come
+ * from programs, which cannot be made to carry a victim's cookie. SameSite=Strict is the first line.
+ */
+function assertSameSite(request: FastifyRequest, allowedOrigins: ReadonlySet<string>): void {
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new CrossSiteRequest();
+  const origin = request.headers.origin;
+  if (origin === undefined) return;
+  const host = request.headers['x-forwarded-host'] ?? request.headers.host;
+  const sameHost = [`http://${host}`, `https://${host}`].includes(origin);
+  if (!sameHost && !allowedOrigins.has(origin)) throw new CrossSiteRequest();
+}
+
+export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (app, opts) => {
+  const { service, config } = opts;
+  const allowedOrigins = new Set(
+    config.ALLOWED_ORIGINS.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+  const cookieOptions = {
+    httpOnly: true,
+    sameSite: 'strict' as const,
+    path: '/auth',
+    secure: config.COOKIE_SECURE,
+  };
+
+  const sendSession = (reply: FastifyReply, session: IssuedSession) => {
+    reply.setCookie(REFRESH_COOKIE, session.refreshToken, { ...cookieOptions, maxAge: session.refreshMaxAgeSeconds });
+    reply.header('cache-control', 'no-store');
+    const { accessToken, tokenType, expiresIn, user } = session;
+    return { accessToken, tokenType, expiresIn, user };
+  };
+
+  app.post(
+    '/register',
+    {
+      config: { public: true, rateLimit: { max: config.REGISTER_RATE_LIMIT_PER_MINUTE, timeWindow: 60_000 } },
+      schema: {
+        summary: 'Create an account',
+        tags: ['auth'],
+        body: Credentials,
+        response: { 201: PublicUser, ...errors(400, 409, 429, 503) },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const user = await service.register(request.body.username, request.body.password);
+        request.audit('register', 'success', { userId: user.id, username: user.username });
+        return reply.status(201).send(user);
+      } catch (err) {
+        request.audit('register', 'failure', { reason: (err as { code?: string }).code ?? 'error' });
+        throw err;
+      }
+    },
+  );
+
+  app.post(
+    '/login',
+    {
+      config: { public: true },
+      schema: {
+        summary: 'Sign in: returns an access token and sets the refresh cookie',
+        tags: ['auth'],
+        body: Credentials,
+        response: { 200: Session, ...errors(400, 401, 429, 503) },
+      },
+    },
+    async (request, reply) => {
+      const outcome: Outcome = {};
+      try {
+        const session = await service.login(request.body.username, request.body.password, request.ip, outcome);
+        request.audit('login', 'success', { userId: outcome.userId });
+        opts.loginCounter.inc({ outcome: 'success' });
+        return sendSession(reply, session);
+      } catch (err) {
+        const throttled = outcome.reason === 'throttled';
+        request.audit(throttled ? 'login_throttled' : 'login', throttled ? 'denied' : 'failure', {
+          userId: outcome.userId,
+          reason: outcome.reason ?? (err as { code?: string }).code,
+        });
+        opts.loginCounter.inc({ outcome: outcome.reason ?? 'error' });
+        throw err;
+      }
+    },
+  );
+
+  app.post(
+    '/refresh',
+    {
+      config: { public: true, rateLimit: { max: 60, timeWindow: 60_000 } },
+      schema: {
+        summary: 'Exchange the refresh cookie for a new access token (the cookie is rotated)',
+        tags: ['auth'],
+        response: { 200: Session, ...errors(401, 403, 429, 503) },
+      },
+    },
+    async (request, reply) => {
+      assertSameSite(request, allowedOrigins);
+      const outcome: Outcome = {};
+      try {
+        const session = await service.refresh(request.cookies[REFRESH_COOKIE], outcome);
+        request.audit('refresh', 'success', { userId: outcome.userId });
+        return sendSession(reply, session);
+      } catch (err) {
+        if (outcome.reason === 'reuse') request.audit('refresh_token_reuse', 'denied', { userId: outcome.userId, reason: 'family_revoked' });
+        else request.audit('refresh', 'failure', { userId: outcome.userId, reason: outcome.reason });
+        if (outcome.reason) reply.clearCookie(REFRESH_COOKIE, cookieOptions);
+        throw err;
+      }
+    },
+  );
+
+  app.post(
+    '/logout',
+    {
+      config: { public: true },
+      schema: {
+        summary: 'End the session: revokes the refresh token and clears the cookie',
+        tags: ['auth'],
+        response: { 204: Type.Null(), ...errors(403, 503) },
+      },
+    },
+    async (request, reply) => {
+      assertSameSite(request, allowedOrigins);
+      const outcome: Outcome = {};
+      await service.logout(request.cookies[REFRESH_COOKIE], outcome);
+      request.audit('logout', 'success', { userId: outcome.userId });
+      reply.clearCookie(REFRESH_COOKIE, cookieOptions);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.get(
+    '/me',
+    {
+      schema: {
+        summary: 'The signed-in account',
+        tags: ['auth'],
+        security: [{ bearerAuth: [] }],
+        response: { 200: Me, ...errors(401, 503) },
+      },
+    },
+    async (request) => {
+      const me = await service.me(request.user.sub, request.user.username);
+      if (!me) throw new Unauthorized('This account no longer exists');
+      return me;
+    },
+  );
+
+  app.get(
+    '/jwks.json',
+    {
+      config: { public: true },
+      schema: {
+        summary: 'Public keys that verify access tokens',
+        tags: ['auth'],
+        response: { 200: Type.Object({ keys: Type.Array(Jwk) }) },
+      },
+    },
+    async (_request, reply) => {
+      reply.header('cache-control', 'public, max-age=60');
+      return opts.jwks();
+    },
+  );
+};

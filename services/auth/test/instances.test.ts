@@ -1,0 +1,82 @@
+import { rotateSigningKey } from '@scs/common';
+import { buildTestApp, login, PASSWORD, register, signedIn, type TestApp, uniqueName } from './helpers';
+
+/** Two auth instances sharing one emulator, as two EC2 instances share DynamoDB and SSM. */
+let a: TestApp;
+let b: TestApp;
+beforeAll(async () => {
+  [a, b] = await Promise.all([buildTestApp(), buildTestApp()]);
+});
+afterAll(async () => Promise.all([a.app.close(), b.app.close()]));
+
+describe('several auth instances', () => {
+  it('a user registered on one instance signs in on the other, whose token the first accepts', async () => {
+    const username = uniqueName();
+    expect((await register(a.app, username)).statusCode).toBe(201);
+    const res = await login(b.app, username);
+    expect(res.statusCode).toBe(200);
+    const me = await a.app.inject({ method: 'GET', url: '/auth/me', headers: { authorization: `Bearer ${res.json().accessToken}` } });
+    expect(me.statusCode).toBe(200);
+    expect(me.json().username).toBe(username);
+  });
+
+  it('AU-05: failed logins count across instances', async () => {
+    const username = uniqueName();
+    await register(a.app, username);
+    for (let i = 0; i < 5; i += 1) await login(i % 2 ? a.app : b.app, username, 'wrong password!!');
+    expect((await login(a.app, username)).statusCode).toBe(429);
+    expect((await login(b.app, username)).statusCode).toBe(429);
+  });
+
+  it('a refresh token issued by one instance rotates on the other; reuse is caught by either', async () => {
+    const s = await signedIn(a.app);
+    const r1 = await b.app.inject({ method: 'POST', url: '/auth/refresh', cookies: { scs_refresh: s.refresh } });
+    expect(r1.statusCode).toBe(200);
+    const reuse = await a.app.inject({ method: 'POST', url: '/auth/refresh', cookies: { scs_refresh: s.refresh } });
+    expect(reuse.statusCode).toBe(401);
+  });
+});
+
+describe('key rotation', () => {
+  it('keeps tokens signed by the previous key valid while new instances sign with the new key', async () => {
+    const keyParams = { signingKeyParam: `/scs-test/${uniqueName()}/signing`, publicKeysParam: `/scs-test/${uniqueName()}/public` };
+    const overrides = { JWT_SIGNING_KEY_PARAM: keyParams.signingKeyParam, JWT_PUBLIC_KEYS_PARAM: keyParams.publicKeysParam };
+    let now = Date.now();
+    const clock = { now: () => new Date(now) };
+    const first = await rotateSigningKey(a.aws.ssm, keyParams, { kmsKeyId: 'alias/scs-secrets', retainSeconds: 1200 });
+    const before = await buildTestApp(overrides, clock);
+    try {
+      const username = uniqueName();
+      await register(before.app, username);
+      const oldToken = (await login(before.app, username, PASSWORD)).json().accessToken as string;
+
+      const second = await rotateSigningKey(a.aws.ssm, keyParams, { kmsKeyId: 'alias/scs-secrets', retainSeconds: 1200 });
+      // Right after the rotation, a fresh instance still signs with the old key...
+      const early = await buildTestApp(overrides, clock);
+      const earlyToken = (await login(early.app, username, PASSWORD)).json().accessToken as string;
+      await early.app.close();
+      // ...and once the new key has activated, with the new one.
+      now = Date.parse(second.activateAt) + 1_000;
+      const after = await buildTestApp(overrides, clock);
+      try {
+        const newToken = (await login(after.app, username, PASSWORD)).json().accessToken as string;
+        const kidOf = (tok: string) => JSON.parse(Buffer.from(tok.split('.')[0] ?? '', 'base64url').toString()).kid;
+        expect(kidOf(oldToken)).toBe(first.kid);
+        expect(kidOf(earlyToken)).toBe(first.kid);
+        expect(kidOf(newToken)).toBe(second.kid);
+        for (const app of [before.app, after.app]) {
+          for (const token of [oldToken, newToken]) {
+            const res = await app.inject({ method: 'GET', url: '/auth/me', headers: { authorization: `Bearer ${token}` } });
+            expect(res.statusCode).toBe(200);
+          }
+        }
+        const jwks = (await after.app.inject({ method: 'GET', url: '/auth/jwks.json' })).json();
+        expect(jwks.keys.map((k: { kid: string }) => k.kid)).toEqual([second.kid, first.kid]);
+      } finally {
+        await after.app.close();
+      }
+    } finally {
+      await before.app.close();
+    }
+  });
+});
