@@ -43,3 +43,6 @@ export const FRAMEWORK_CODES: Record<string, string> = {
   FST_JWT_NO_AUTHORIZATION_IN_COOKIE: 'UNAUTHORIZED',
   FST_ERR_RATE_LIMITED: 'RATE_LIMITED',
 };
+
+/** A route of the contract whose service has not shipped it yet (answered after authentication). */
+export const NotImplemented = createError('NOT_IMPLEMENTED', '%s', 501);

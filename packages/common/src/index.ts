@@ -18,3 +18,4 @@ export { errorHandlerPlugin, type ErrorBody } from './plugins/error-handler';
 export { observabilityPlugin, type ObservabilityOptions } from './plugins/observability';
 export { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
 export { ErrorResponse } from './schemas';
+export * from './service-app';

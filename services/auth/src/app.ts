@@ -1,20 +1,8 @@
 import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  auditPlugin,
-  authenticatePlugin,
-  type AwsClients,
-  errorHandlerPlugin,
-  observabilityPlugin,
-  PublicKeyStore,
-  securityHeadersPlugin,
-  serverOptions,
-} from '@scs/common';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { type AwsClients, createServiceApp } from '@scs/common';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
 import type { AuthConfig } from './config';
 import { RateLimited } from './errors';
@@ -40,37 +28,29 @@ export interface AuthDeps {
 }
 
 /**
- * The auth service as a Fastify app that never listens (server.ts does). Plugins in visible
- * order: error handling, security headers, observability, docs, cookies, rate limits, token
- * verification (every later route is authenticated unless it says `public: true`), audit, routes.
+ * The auth service as a Fastify app that never listens (server.ts does): the common service
+ * foundation (errors, headers, health/ready/metrics, docs, token verification, audit), then
+ * cookies, rate limits and the auth routes.
  */
 export async function buildApp(config: AuthConfig, deps: AuthDeps): Promise<FastifyInstance> {
-  const app = Fastify({ ...serverOptions(config), ...deps.fastify }).withTypeProvider<TypeBoxTypeProvider>();
   const { aws } = deps;
-
   const clock = deps.now ? () => (deps.now as () => Date)().getTime() : Date.now;
-  const refreshMs = config.KEY_REFRESH_SECONDS * 1000;
-  const publicKeys = new PublicKeyStore(aws.ssm, config.JWT_PUBLIC_KEYS_PARAM, refreshMs, app.log, clock);
-  const signingKey = new SigningKeySource(aws.ssm, config.JWT_SIGNING_KEY_PARAM, refreshMs, app.log, clock);
-  await Promise.all([publicKeys.load(), signingKey.load()]);
-  publicKeys.start();
-  signingKey.start();
-  app.addHook('onClose', async () => {
-    publicKeys.stop();
-    signingKey.stop();
+  const { app, keys } = await createServiceApp(config, {
+    service: 'auth',
+    aws,
+    readiness: async () => {
+      await (aws.dynamo as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: config.USERS_TABLE }));
+    },
+    docs: { prefix: '/auth/docs', title: 'Secure Cloud Storage: auth' },
+    now: clock,
+    ...(deps.fastify ? { fastify: deps.fastify } : {}),
   });
 
-  await app.register(errorHandlerPlugin);
-  await app.register(securityHeadersPlugin);
-  await app.register(observabilityPlugin, {
-    service: 'auth',
-    readiness: async () => {
-      await Promise.all([
-        (aws.dynamo as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: config.USERS_TABLE })),
-        publicKeys.load(),
-      ]);
-    },
-  });
+  const signingKey = new SigningKeySource(aws.ssm, config.JWT_SIGNING_KEY_PARAM, config.KEY_REFRESH_SECONDS * 1000, app.log, clock);
+  await signingKey.load();
+  signingKey.start();
+  app.addHook('onClose', async () => signingKey.stop());
+
   const loginCounter = new Counter({
     name: 'scs_auth_logins_total',
     help: 'Login attempts by outcome',
@@ -78,26 +58,12 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps): Promise<Fast
     registers: [app.metrics],
   });
 
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Secure Cloud Storage: auth', version: '1.0.0' },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/auth/docs', staticCSP: true });
-
   await app.register(cookie);
   await app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_request, context) =>
       Object.assign(new RateLimited(), { retryAfterSeconds: Math.ceil(context.ttl / 1000) }),
   });
-  await app.register(authenticatePlugin, {
-    keys: publicKeys,
-    issuer: config.JWT_ISSUER,
-    audience: config.JWT_AUDIENCE,
-  });
-  await app.register(auditPlugin);
 
   const service = new AuthService({
     users: new UserRepository(aws.dynamo, config.USERS_TABLE),
@@ -115,7 +81,6 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps): Promise<Fast
   });
   app.decorate('authService', service);
 
-  await app.register(authRoutes, { prefix: '/auth', service, config, jwks: () => publicKeys.jwks(), loginCounter });
+  await app.register(authRoutes, { prefix: '/auth', service, config, jwks: () => keys.jwks(), loginCounter });
   return app;
 }
-

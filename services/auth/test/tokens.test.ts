@@ -33,7 +33,7 @@ function claims(overrides: Record<string, unknown> = {}) {
 }
 
 function signWith(pem: string, payload: object, header: Record<string, unknown> = {}) {
-  return createSigner({ key: pem, algorithm: 'ES256', kid: (header.kid as string) ?? kid, header })(payload);
+  return createSigner({ key: pem, algorithm: 'ES256', kid: (header.kid as string) ?? kid, header: { alg: 'ES256', ...header } })(payload);
 }
 
 describe('access tokens', () => {

@@ -33,10 +33,12 @@ export const errorHandlerPlugin = fp(
         const code = (err.code && FRAMEWORK_CODES[err.code]) ?? err.code ?? 'BAD_REQUEST';
         return reply.status(status).send(body(status, code, err.message));
       }
-      if (status === 503 && err.code) {
-        if (!reply.hasHeader('retry-after')) reply.header('retry-after', String(DEPENDENCY_RETRY_AFTER_SECONDS));
+      // A 5xx the product raised on purpose (our own @fastify/error codes) keeps its code and message.
+      const deliberate = err.name === 'FastifyError' && typeof err.code === 'string' && !err.code.startsWith('FST_');
+      if (deliberate && status >= 500) {
+        if (status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', String(DEPENDENCY_RETRY_AFTER_SECONDS));
         request.log.warn({ err }, 'request failed: service unavailable');
-        return reply.status(503).send(body(503, err.code, err.message));
+        return reply.status(status).send(body(status, err.code, err.message));
       }
       if (isDependencyOutage(err)) {
         request.log.warn({ err }, 'request failed: a dependency is unavailable');

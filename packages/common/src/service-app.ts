@@ -1,0 +1,92 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Static, TObject } from '@sinclair/typebox';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { type AwsClients, type AwsSettings, createAwsClients } from './aws';
+import { type BaseConfig, loadConfig } from './config';
+import { serverOptions } from './http';
+import { PublicKeyStore } from './keys';
+import { auditPlugin } from './plugins/audit';
+import { authenticatePlugin } from './plugins/authenticate';
+import { errorHandlerPlugin } from './plugins/error-handler';
+import { observabilityPlugin } from './plugins/observability';
+import { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
+import { listenWithGrace, wantsPrettyLogs } from './server';
+
+export type ServiceApp = FastifyInstance & ReturnType<FastifyInstance['withTypeProvider']>;
+
+export interface ServiceAppOptions {
+  service: string;
+  aws: AwsClients;
+  /** Throws when a dependency does not answer (`/ready`). */
+  readiness: () => Promise<void>;
+  /** Where the OpenAPI UI is served (the JSON document is at `${prefix}/json`). */
+  docs: { prefix: string; title: string };
+  securityHeaders?: SecurityHeadersOptions;
+  fastify?: Partial<FastifyServerOptions>;
+  /** Clock for tests (fake time); defaults to the system clock. */
+  now?: () => number;
+}
+
+/**
+ * Every service's foundation, in visible order: one error handler, security headers, health /
+ * readiness / metrics, OpenAPI docs, access-token verification with the auth service's public
+ * keys (every route registered afterwards is authenticated unless it says `public: true`), and
+ * the audit log. The service then registers its own plugins and routes.
+ */
+export async function createServiceApp(
+  config: BaseConfig,
+  opts: ServiceAppOptions,
+): Promise<{ app: FastifyInstance; keys: PublicKeyStore }> {
+  const app = Fastify({ ...serverOptions(config), ...opts.fastify }).withTypeProvider<TypeBoxTypeProvider>();
+  const keys = new PublicKeyStore(opts.aws.ssm, config.JWT_PUBLIC_KEYS_PARAM, config.KEY_REFRESH_SECONDS * 1000, app.log, opts.now);
+  await keys.load();
+  keys.start();
+  app.addHook('onClose', async () => keys.stop());
+
+  await app.register(errorHandlerPlugin);
+  await app.register(securityHeadersPlugin, opts.securityHeaders ?? {});
+  await app.register(observabilityPlugin, { service: opts.service, readiness: opts.readiness });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: opts.docs.title, version: '1.0.0' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+  });
+  // Registered before token verification, so the docs stay public.
+  await app.register(swaggerUi, { routePrefix: opts.docs.prefix, staticCSP: true });
+  await app.register(authenticatePlugin, { keys, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE });
+  await app.register(auditPlugin);
+  return { app, keys };
+}
+
+type ServiceSettings = BaseConfig & AwsSettings & { PORT: number };
+
+/**
+ * A service's `server.ts` in one call: the only place that reads the environment, handles signals
+ * and listens. A bad configuration value fails start-up with a message naming the variable.
+ */
+export function runService<T extends TObject>(
+  name: string,
+  schema: T,
+  build: (config: Static<T>, deps: { aws: AwsClients; fastify: Partial<FastifyServerOptions> }) => Promise<FastifyInstance>,
+  afterBuild?: (app: FastifyInstance) => Promise<void>,
+): void {
+  const main = async () => {
+    const loaded = loadConfig(schema, process.env);
+    const config = loaded as unknown as ServiceSettings;
+    const aws = createAwsClients(config);
+    const fastify: Partial<FastifyServerOptions> = {
+      logger: serverOptions(config, { prettyLogs: wantsPrettyLogs(process.stdout) }).logger,
+    };
+    const app = await build(loaded, { aws, fastify });
+    app.addHook('onClose', async () => aws.destroy());
+    await afterBuild?.(app);
+    await listenWithGrace(app, { host: config.HOST, port: config.PORT, graceMs: config.SHUTDOWN_GRACE_MS });
+  };
+  main().catch((err: unknown) => {
+    process.stderr.write(`${name} failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
