@@ -190,13 +190,25 @@ export interface Logger {
 }
 
 /**
+ * Runs `task` every `ms` without keeping the process alive; a failure is logged and the previous
+ * state kept. Returns the function that stops it.
+ */
+export function every(ms: number, task: () => Promise<void>, log: Logger | undefined, failure: string): () => void {
+  const timer = setInterval(() => {
+    task().catch((err: unknown) => log?.warn({ err }, failure));
+  }, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/**
  * The verification keys a service trusts, loaded from SSM (configuration, never from a token's
  * header: JW-02) and refreshed periodically. An unknown `kid` triggers at most one early refresh
  * per interval, so a freshly rotated key is accepted at once while random kids cannot hammer SSM.
  */
 export class PublicKeyStore {
   private keys = new Map<string, { key: KeyObject; published: PublishedKey }>();
-  private timer: NodeJS.Timeout | undefined;
+  private stopRefresh: (() => void) | undefined;
   private inflight: Promise<void> | undefined;
   private lastLoad = 0;
 
@@ -226,14 +238,11 @@ export class PublicKeyStore {
 
   /** Starts the periodic refresh; a failed refresh keeps the last good keys. */
   start(): void {
-    this.timer = setInterval(() => {
-      this.load().catch((err: unknown) => this.log?.warn({ err }, 'refreshing the JWT public keys failed'));
-    }, this.refreshMs);
-    this.timer.unref();
+    this.stopRefresh = every(this.refreshMs, () => this.load(), this.log, 'refreshing the JWT public keys failed');
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.stopRefresh?.();
   }
 
   /** The key for a kid, if it is trusted now (a retired key is not). */

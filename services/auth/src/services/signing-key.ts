@@ -1,5 +1,5 @@
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { activeSigningKey, readSigningKeys, type SigningKey } from '@scs/common';
+import { activeSigningKey, every, readSigningKeys, type SigningKey } from '@scs/common';
 
 /**
  * The current private signing key, read from SSM (a KMS-encrypted SecureString) at start-up and
@@ -7,7 +7,7 @@ import { activeSigningKey, readSigningKeys, type SigningKey } from '@scs/common'
  */
 export class SigningKeySource {
   private keys: SigningKey[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private stopRefresh: (() => void) | undefined;
 
   constructor(
     private readonly ssm: SSMClient,
@@ -26,14 +26,11 @@ export class SigningKeySource {
   }
 
   start(): void {
-    this.timer = setInterval(() => {
-      this.load().catch((err: unknown) => this.log?.warn({ err }, 'reloading the JWT signing key failed; keeping the current one'));
-    }, this.refreshMs);
-    this.timer.unref();
+    this.stopRefresh = every(this.refreshMs, () => this.load(), this.log, 'reloading the JWT signing key failed; keeping the current one');
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.stopRefresh?.();
   }
 
   /** The key to sign with now: a freshly rotated key is used only once it has activated. */
