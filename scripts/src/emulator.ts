@@ -58,6 +58,7 @@ export async function startEmulator(repoRoot: string, port: number): Promise<Run
   const python = motoPython(repoRoot);
   const child = spawn(python, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
     env: { ...process.env, PYTHONUNBUFFERED: '1' },
   });
   let stderr = '';
