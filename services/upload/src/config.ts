@@ -1,7 +1,7 @@
 import { baseConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 
-const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE } = resourceNameProperties;
+const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, SENSITIVE_KMS_KEY_ID } = resourceNameProperties;
 
 /** The upload service's configuration; every key is the environment variable of the same name. */
 export const UploadConfig = Type.Object({
@@ -10,7 +10,21 @@ export const UploadConfig = Type.Object({
   PRIMARY_BUCKET,
   SENSITIVE_BUCKET,
   FILES_TABLE,
+  SENSITIVE_KMS_KEY_ID,
   MAX_UPLOAD_BYTES: Type.Integer({ default: 104_857_600, minimum: 1 }),
   QUOTA_BYTES: Type.Integer({ default: 1_073_741_824, minimum: 1 }),
+  /** Extensions accepted (each must be a type the service can recognise from content). */
+  ALLOWED_TYPES: Type.String({ default: 'pdf,png,jpg,jpeg,gif,webp,txt,csv,json,docx,xlsx,pptx,zip' }),
+  /** Lifetime of presigned download and upload URLs (DL-05: at most 300 s). */
+  PRESIGN_EXPIRES_SECONDS: Type.Integer({ default: 300, minimum: 10, maximum: 300 }),
+  DOWNLOAD_URL_EXPIRES_SECONDS: Type.Integer({ default: 60, minimum: 5, maximum: 300 }),
+  UPLOAD_PART_BYTES: Type.Integer({ default: 8 * 1024 * 1024, minimum: 5 * 1024 * 1024 }),
+  UPLOAD_QUEUE_SIZE: Type.Integer({ default: 4, minimum: 1, maximum: 16 }),
+  UPLOADS_PER_MINUTE: Type.Integer({ default: 120, minimum: 1 }),
+  /** How long a direct upload may stay unfinished before the sweep deletes it. */
+  PENDING_UPLOAD_SECONDS: Type.Integer({ default: 3600, minimum: 60 }),
+  SWEEP_INTERVAL_SECONDS: Type.Integer({ default: 300, minimum: 5 }),
+  /** Time a single upload request may take (large files on slow links). */
+  UPLOAD_TIMEOUT_SECONDS: Type.Integer({ default: 3600, minimum: 10 }),
 });
 export type UploadConfig = Static<typeof UploadConfig>;

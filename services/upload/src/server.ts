@@ -2,4 +2,4 @@ import { runService } from '@scs/common';
 import { buildApp } from './app';
 import { UploadConfig } from './config';
 
-runService('upload', UploadConfig, buildApp);
+runService('upload', UploadConfig, (config, deps) => buildApp(config, { ...deps, sweep: true }));

@@ -1,4 +1,6 @@
 import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt';
+// Re-exported so every service that uses this plugin also sees @fastify/jwt's request.user typing.
+export type { FastifyJWT } from '@fastify/jwt';
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { Forbidden, Unauthorized } from '../errors';
