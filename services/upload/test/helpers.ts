@@ -2,6 +2,7 @@ import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/clie
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
 import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { buildTestApp as buildAuth, signedIn, type TestApp as AuthApp } from '../../auth/test/helpers';
 import { buildApp } from '../src/app';
@@ -14,21 +15,39 @@ export interface UploadTestApp {
   aws: AwsClients;
   config: UploadConfig;
   logs: Record<string, unknown>[];
+  /** Resolves with the first log line (already written or still to come) that matches. */
+  waitForLog(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
 }
 
 export async function buildUploadApp(overrides: Record<string, string> = {}, opts: { aws?: AwsClients } = {}): Promise<UploadTestApp> {
   const config = loadConfig(UploadConfig, { ...process.env, UPLOADS_PER_MINUTE: '100000', ...overrides });
   const aws = opts.aws ?? createAwsClients(config);
   const logs: Record<string, unknown>[] = [];
+  const lines = new EventEmitter();
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
+      for (const text of chunk.toString().split('\n').filter(Boolean)) {
+        const line = JSON.parse(text) as Record<string, unknown>;
+        logs.push(line);
+        lines.emit('line', line);
+      }
       cb();
     },
   });
+  const waitForLog = (match: (line: Record<string, unknown>) => boolean) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      const seen = logs.find(match);
+      if (seen) return resolve(seen);
+      const listener = (line: Record<string, unknown>) => {
+        if (!match(line)) return;
+        lines.off('line', listener);
+        resolve(line);
+      };
+      lines.on('line', listener);
+    });
   const app = await buildApp(config, { aws, fastify: { logger: { level: 'info', stream } } });
   if (!opts.aws) app.addHook('onClose', async () => aws.destroy());
-  return { app, aws, config, logs };
+  return { app, aws, config, logs, waitForLog };
 }
 
 let auth: AuthApp | undefined;

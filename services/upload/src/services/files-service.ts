@@ -1,7 +1,9 @@
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectTaggingCommand,
   type S3Client,
@@ -196,7 +198,13 @@ export class FilesService {
       await done;
     } catch (err) {
       body?.destroy();
-      if (upload) await upload.abort().catch((e: unknown) => this.log.warn({ err: e, key }, 'aborting the upload failed'));
+      if (upload) {
+        await upload.abort().catch((e: unknown) => this.log.warn({ err: e, key }, 'aborting the upload failed'));
+        // lib-storage aborts the multipart upload while `done` settles: wait for that, then make sure
+        // no part stays behind even if the abort raced the multipart upload's creation.
+        await done?.catch(() => undefined);
+        await this.abortMultipartUploads(key);
+      }
       throw this.uploadError(storageError ?? err);
     }
 
@@ -221,6 +229,20 @@ export class FilesService {
       throw err;
     }
     return record;
+  }
+
+  private async abortMultipartUploads(key: string): Promise<void> {
+    try {
+      const open = await this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.config.PRIMARY_BUCKET, Prefix: key }));
+      for (const u of open.Uploads ?? []) {
+        if (u.Key === key && u.UploadId) {
+          await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.config.PRIMARY_BUCKET, Key: key, UploadId: u.UploadId }));
+        }
+      }
+    } catch (err) {
+      // The bucket's lifecycle rule aborts whatever is left after a day (IN-06).
+      this.log.warn({ err, key }, 'could not check for leftover multipart uploads');
+    }
   }
 
   private uploadError(err: unknown): unknown {
