@@ -146,6 +146,7 @@ export class FilesService {
     let body: PassThrough | undefined;
     let done: Promise<unknown> | undefined;
     let storageError: unknown;
+    let aborting = false;
 
     const start = (complete: boolean) => {
       const first = Buffer.concat(head);
@@ -173,6 +174,7 @@ export class FilesService {
       });
       done = upload.done();
       done.catch((err: unknown) => {
+        if (aborting) return;
         storageError = err;
         file.stream.destroy(err instanceof Error ? err : new Error(String(err)));
       });
@@ -199,6 +201,7 @@ export class FilesService {
     } catch (err) {
       body?.destroy();
       if (upload) {
+        aborting = true;
         await upload.abort().catch((e: unknown) => this.log.warn({ err: e, key }, 'aborting the upload failed'));
         // lib-storage aborts the multipart upload while `done` settles: wait for that, then make sure
         // no part stays behind even if the abort raced the multipart upload's creation.
