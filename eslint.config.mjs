@@ -21,6 +21,15 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
+    files: ['services/upload/public/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        ['document', 'window', 'fetch', 'XMLHttpRequest', 'FormData', 'URLSearchParams', 'URL', 'console'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
+  {
     files: ['**/*.mjs', '**/*.js'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
     languageOptions: {

@@ -27,6 +27,8 @@ export interface ServiceAppOptions {
   fastify?: Partial<FastifyServerOptions>;
   /** Clock for tests (fake time); defaults to the system clock. */
   now?: () => number;
+  /** Registers public plugins (e.g. the browser UI's static files) before token verification. */
+  publicRoutes?: (app: FastifyInstance) => Promise<void>;
 }
 
 /**
@@ -54,8 +56,9 @@ export async function createServiceApp(
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
   });
-  // Registered before token verification, so the docs stay public.
+  // Registered before token verification, so the docs (and publicRoutes) stay public.
   await app.register(swaggerUi, { routePrefix: opts.docs.prefix, staticCSP: true });
+  await opts.publicRoutes?.(app);
   await app.register(authenticatePlugin, { keys, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE });
   await app.register(auditPlugin);
   return { app, keys };

@@ -1,7 +1,9 @@
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
-import { type AwsClients, createServiceApp, every } from '@scs/common';
+import fastifyStatic from '@fastify/static';
+import { type AwsClients, createServiceApp, every, splitList } from '@scs/common';
+import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
 import type { UploadConfig } from './config';
@@ -24,6 +26,29 @@ export interface UploadDeps {
 }
 
 /**
+ * The UI's CSP (WB-03): only this origin for scripts, styles and API calls, plus S3 for direct
+ * uploads and downloads; no inline script, no plugins, no framing, no base-uri changes.
+ */
+export function uiContentSecurityPolicy(config: UploadConfig): Record<string, string[]> {
+  const s3 = splitList(config.S3_PUBLIC_ORIGINS);
+  if (s3.length === 0) {
+    if (config.AWS_ENDPOINT_URL) s3.push(new URL(config.AWS_ENDPOINT_URL).origin);
+    else s3.push(`https://${config.PRIMARY_BUCKET}.s3.${config.AWS_REGION}.amazonaws.com`, `https://s3.${config.AWS_REGION}.amazonaws.com`);
+  }
+  return {
+    'default-src': ["'self'"],
+    'script-src': ["'self'"],
+    'style-src': ["'self'"],
+    'img-src': ["'self'", 'data:'],
+    'connect-src': ["'self'", ...s3],
+    'object-src': ["'none'"],
+    'base-uri': ["'none'"],
+    'frame-ancestors': ["'none'"],
+    'form-action': ["'self'"],
+  };
+}
+
+/**
  * The upload service: the common service foundation, then multipart parsing (bodies are read
  * only inside the upload handler, after authentication: FU-11), per-user rate limits, and the
  * file API under /api/files.
@@ -38,6 +63,11 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
     },
     docs: { prefix: '/api/files/docs', title: 'Secure Cloud Storage: files' },
     fastify: { requestTimeout: config.UPLOAD_TIMEOUT_SECONDS * 1000, ...deps.fastify },
+    securityHeaders: { contentSecurityPolicy: uiContentSecurityPolicy(config) },
+    // The browser UI: static files, public, served at / (WB-03: no inline script anywhere).
+    publicRoutes: async (app) => {
+      await app.register(fastifyStatic, { root: join(__dirname, '..', 'public'), prefix: '/', index: 'index.html', wildcard: false });
+    },
   });
 
   await app.register(multipart, { limits: { fileSize: config.MAX_UPLOAD_BYTES, files: 1, parts: 5, fields: 4 } });

@@ -24,6 +24,10 @@ export const UploadConfig = Type.Object({
   /** How long a direct upload may stay unfinished before the sweep deletes it. */
   PENDING_UPLOAD_SECONDS: Type.Integer({ default: 3600, minimum: 60 }),
   SWEEP_INTERVAL_SECONDS: Type.Integer({ default: 300, minimum: 5 }),
+  /** The UI sends files larger than this straight to S3 (presigned POST) instead of through the service. */
+  DIRECT_UPLOAD_ABOVE_BYTES: Type.Integer({ default: 104_857_600, minimum: 1 }),
+  /** Origins the browser may talk to besides this site (S3 for direct uploads); derived when empty. */
+  S3_PUBLIC_ORIGINS: Type.String({ default: '' }),
   /** Time a single upload request may take (large files on slow links). */
   UPLOAD_TIMEOUT_SECONDS: Type.Integer({ default: 3600, minimum: 10 }),
 });

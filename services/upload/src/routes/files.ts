@@ -129,6 +129,34 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
   );
 
   app.get(
+    '/usage',
+    {
+      schema: {
+        summary: "The caller's storage use and the upload limits",
+        tags: ['files'],
+        security: [{ bearerAuth: [] }],
+        response: {
+          200: Type.Object({
+            usedBytes: Type.Integer(),
+            quotaBytes: Type.Integer(),
+            maxUploadBytes: Type.Integer(),
+            directUploadAboveBytes: Type.Integer(),
+            allowedTypes: Type.Array(Type.String()),
+          }),
+          ...errors(401),
+        },
+      },
+    },
+    async (request) => ({
+      usedBytes: await service.usedBytes(request.user.sub),
+      quotaBytes: config.QUOTA_BYTES,
+      maxUploadBytes: config.MAX_UPLOAD_BYTES,
+      directUploadAboveBytes: config.DIRECT_UPLOAD_ABOVE_BYTES,
+      allowedTypes: [...service.allowed.keys()],
+    }),
+  );
+
+  app.get(
     '/:id',
     {
       schema: {
@@ -147,16 +175,25 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
     {
       schema: {
         summary: 'Redirect to a short-lived presigned URL that downloads the file as an attachment',
+        description: 'With ?redirect=false the URL is answered as JSON instead (for scripts and the UI).',
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 302: Type.Null(), ...errors(400, 401, 404) },
+        querystring: Type.Object({ redirect: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])) }),
+        response: {
+          200: Type.Object({ url: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }),
+          302: Type.Null(),
+          ...errors(400, 401, 404),
+        },
       },
     },
     async (request, reply) => {
       const url = await service.downloadUrl(request.user.sub, request.params.id);
       request.audit('download', 'success', { fileId: request.params.id });
       reply.header('cache-control', 'no-store');
+      if (request.query.redirect === 'false') {
+        return { url, expiresAt: new Date(Date.now() + config.DOWNLOAD_URL_EXPIRES_SECONDS * 1000).toISOString() };
+      }
       return reply.redirect(url, 302);
     },
   );

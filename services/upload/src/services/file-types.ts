@@ -82,7 +82,8 @@ export function normaliseFileName(raw: string): { name: string; ext: string } | 
     return undefined;
   }
   name = name.normalize('NFC');
-  if (/[\u0000-\u001f\u007f]/.test(name)) return undefined; // NUL, CR/LF and other controls (a.php%00.jpg)
+  // NUL, CR/LF and the other control characters (a.php%00.jpg, header injection).
+  if ([...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) return undefined;
   name = name.split(/[\\/]/).pop() ?? '';
   if (name !== name.trim() || /[. ]$/.test(name)) return undefined; // "a.jpg." and "a.jpg " tricks
   if (/[;:*?"<>|]/.test(name)) return undefined; // "a.php;.jpg" and header/shell metacharacters

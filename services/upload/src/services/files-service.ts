@@ -276,6 +276,10 @@ export class FilesService {
     await this.files.settle(userId, reserved, actual);
   }
 
+  async usedBytes(userId: string): Promise<number> {
+    return (await this.files.usage(userId)).usedBytes;
+  }
+
   async list(userId: string, limit: number, cursor?: string): Promise<{ items: FileView[]; nextCursor: string | null }> {
     const page = await this.files.list(userId, limit, cursor);
     return { items: page.items.map(toView), nextCursor: page.next ?? null };
