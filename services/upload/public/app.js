@@ -354,6 +354,7 @@ async function uploadOne(file) {
   item.cancel.remove();
   if (result.status === -1 || item.cancelled) {
     item.status.textContent = 'Cancelled';
+    item.progress.hidden = true;
   } else if (result.status >= 200 && result.status < 300) {
     item.progress.value = 1;
     item.status.textContent = 'Uploaded';
@@ -362,6 +363,7 @@ async function uploadOne(file) {
   } else {
     item.status.textContent = explain(result.body, result.status);
     item.status.classList.add('error');
+    item.progress.hidden = true;
   }
 }
 

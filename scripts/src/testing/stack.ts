@@ -1,0 +1,54 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+
+/** Launching the real `npm start` from tests, on given ports, in its own process group. */
+const REPO_ROOT = resolve(__dirname, '../../..');
+const READY_LINE = /Secure Cloud Storage is running at (http:\/\/\S+)/;
+
+export type StackPorts = Record<'EMULATOR_PORT' | 'AUTH_PORT' | 'UPLOAD_PORT' | 'BACKUP_PORT' | 'GATEWAY_PORT', number>;
+
+export interface RunningStack {
+  child: ChildProcess;
+  url: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output: () => string;
+}
+
+/** Resolves once `npm start` prints its ready line (an event, not a sleep). */
+export async function startStack(ports: StackPorts, extraEnv: NodeJS.ProcessEnv = {}, timeoutMs = 240_000): Promise<RunningStack> {
+  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', ...extraEnv };
+  for (const [key, port] of Object.entries(ports)) env[key] = String(port);
+  // The tests' own emulator settings must not leak into the stack (it brings its own).
+  delete env.AWS_ENDPOINT_URL;
+  const child = spawn('npm', ['start'], { cwd: REPO_ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    child.once('exit', (code, signal) => done({ code, signal })),
+  );
+  const url = await new Promise<string>((ready, fail) => {
+    const timer = setTimeout(() => fail(new Error(`npm start was not ready within ${timeoutMs} ms:\n${output.slice(-4000)}`)), timeoutMs);
+    const onData = (data: Buffer) => {
+      output = (output + data.toString()).slice(-200_000);
+      const m = READY_LINE.exec(output);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        ready(m[1]);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      fail(new Error(`npm start exited (code ${code}, signal ${signal}) before it was ready:\n${output.slice(-4000)}`));
+    });
+  });
+  return { child, url, exited, output: () => output };
+}
+
+/** SIGTERM to the whole process group, as Ctrl-C in a terminal would; resolves when npm has exited. */
+export async function stopStack(stack: RunningStack): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (stack.child.exitCode === null && stack.child.signalCode === null && stack.child.pid) {
+    process.kill(-stack.child.pid, 'SIGTERM');
+  }
+  return stack.exited;
+}

@@ -1,0 +1,124 @@
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { freePort } from '../src/emulator';
+import { type RunningStack, startStack, stopStack } from '../src/testing/stack';
+
+/**
+ * END TO END in a real browser: headless Chromium (Debian's, driven by playwright-core) against
+ * `npm start`: register, sign in, upload with progress, see the file listed, download the same
+ * bytes, a refused file shows its error in words, silent refresh survives a reload, delete, sign out.
+ */
+const REPO_ROOT = resolve(__dirname, '../..');
+const ARTIFACTS = join(REPO_ROOT, 'test-artifacts');
+
+function chromiumPath(): string {
+  const configured = process.env.CHROMIUM_PATH;
+  if (configured) return configured;
+  const found = spawnSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).stdout.trim();
+  if (!found) {
+    throw new Error('Chromium is required for the browser tests: apt-get install chromium (or set CHROMIUM_PATH)');
+  }
+  return found;
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('e2e (browser): the UI end to end in headless Chromium', () => {
+  let stack: RunningStack;
+  let browser: Browser;
+  let page: Page;
+  let base: string;
+
+  beforeAll(async () => {
+    const executablePath = chromiumPath();
+    stack = await startStack({
+      EMULATOR_PORT: await freePort(),
+      AUTH_PORT: await freePort(),
+      UPLOAD_PORT: await freePort(),
+      BACKUP_PORT: await freePort(),
+      GATEWAY_PORT: await freePort(),
+    });
+    base = stack.url;
+    browser = await chromium.launch({
+      executablePath,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    });
+    const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1100, height: 800 } });
+    page = await context.newPage();
+  }, 300_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (stack) await stopStack(stack);
+  }, 60_000);
+
+  it('register -> upload with progress -> listed -> download the same bytes -> refused file -> delete -> sign out', async () => {
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') errors.push(msg.text());
+    });
+
+    await page.goto(base);
+    await page.getByRole('button', { name: 'No account yet? Create one' }).click();
+    const username = `ui.${Date.now().toString(36)}`;
+    await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill('a browser test pass phrase');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.locator('#whoami', { hasText: username }).waitFor();
+
+    // Upload: big enough for several progress events.
+    const content = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), randomBytes(6 * 1024 * 1024)]);
+    await page.getByLabel('Sensitive (kept in the KMS-encrypted vault)').check();
+    await page.locator('#picker').setInputFiles({ name: 'holiday photo.png', mimeType: 'image/png', buffer: content });
+    const item = page.locator('#uploads li', { hasText: 'holiday photo.png' });
+    await item.locator('.status', { hasText: 'Uploaded' }).waitFor();
+    expect(await item.locator('progress').evaluate((p) => (p as unknown as { value: number }).value)).toBe(1);
+
+    const row = page.locator('#files tbody tr', { hasText: 'holiday photo.png' });
+    await row.waitFor();
+    await expect(row.textContent()).resolves.toContain('6.0 MB');
+    await expect(row.locator('.badge').textContent()).resolves.toBe('sensitive');
+
+    const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: /^Download/ }).click()]);
+    expect(download.suggestedFilename()).toBe('holiday photo.png');
+    const saved = await download.path();
+    expect(sha256(readFileSync(saved))).toBe(sha256(content));
+
+    // A refused file explains itself in words.
+    await page.locator('#picker').setInputFiles({ name: 'page.html', mimeType: 'text/html', buffer: Buffer.from('<html></html>') });
+    await page.locator('#uploads li', { hasText: 'page.html' }).locator('.status.error', { hasText: 'Type not allowed' }).waitFor();
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'ui-main.png'), fullPage: true });
+
+    // Silent refresh: a reload keeps the session through the HttpOnly cookie.
+    await page.reload();
+    await page.locator('#whoami', { hasText: username }).waitFor();
+    await row.waitFor();
+
+    await row.getByRole('button', { name: /^Delete/ }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await row.waitFor({ state: 'detached' });
+    await page.locator('#empty').waitFor();
+    expect(await page.locator('#more').isVisible()).toBe(false);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.reload();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+
+    expect(errors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
+  }, 120_000);
+
+  it('shows a wrong password as an error in words', async () => {
+    await page.goto(base);
+    await page.getByLabel('Username').fill('nobody.here');
+    await page.getByLabel('Password').fill('definitely not right');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Wrong username or password' }).waitFor();
+  }, 60_000);
+});
