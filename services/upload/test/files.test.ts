@@ -1,4 +1,4 @@
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildUploadApp, closeAuth, multipart, newUser, pngBytes, s3Leftovers, sha256, upload, type UploadTestApp } from './helpers';
@@ -224,5 +224,52 @@ describe('direct browser uploads (presign + complete)', () => {
     expect(result.orphanObjects).toBeGreaterThanOrEqual(1);
     expect(await s3Leftovers(t.aws, t.config.PRIMARY_BUCKET, user.userId)).toEqual({ objects: 0, multipartUploads: 0 });
     expect((await t.app.inject({ method: 'POST', url: `/api/files/${p.id}/complete`, headers: user.headers })).statusCode).toBe(404);
+  });
+});
+
+describe('limits and the sensitive vault', () => {
+  it('rate-limits uploads per user (429 RATE_LIMITED with Retry-After); other users are unaffected', async () => {
+    const limited = await buildUploadApp({ UPLOADS_PER_MINUTE: '2' });
+    try {
+      const user = await newUser();
+      const other = await newUser();
+      const codes = [];
+      for (let i = 0; i < 3; i += 1) {
+        codes.push((await upload(limited.app, user.headers, [{ name: 'file', filename: `r${i}.txt`, content: Buffer.from('r') }])).statusCode);
+      }
+      expect(codes).toEqual([201, 201, 429]);
+      const res = await upload(limited.app, user.headers, [{ name: 'file', filename: 'r.txt', content: Buffer.from('r') }]);
+      expect(res.json().code).toBe('RATE_LIMITED');
+      expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+      expect((await upload(limited.app, other.headers, [{ name: 'file', filename: 'o.txt', content: Buffer.from('o') }])).statusCode).toBe(201);
+    } finally {
+      await limited.app.close();
+    }
+  });
+
+  it('downloads and deletes a sensitive file after it moved to the KMS-encrypted bucket', async () => {
+    const user = await newUser();
+    const content = Buffer.from('moved to the vault');
+    const res = await upload(t.app, user.headers, [{ name: 'sensitive', value: 'true' }, { name: 'file', filename: 'vault.txt', content }]);
+    const { id } = res.json();
+    const key = `users/${user.userId}/${id}`;
+    // What the sensitive mover does: copy under SSE-KMS, then delete the plaintext source.
+    await t.aws.s3.send(
+      new CopyObjectCommand({
+        Bucket: t.config.SENSITIVE_BUCKET,
+        Key: key,
+        CopySource: `${t.config.PRIMARY_BUCKET}/${key}`,
+        ServerSideEncryption: 'aws:kms',
+        SSEKMSKeyId: t.config.SENSITIVE_KMS_KEY_ID,
+      }),
+    );
+    await t.aws.s3.send(new DeleteObjectCommand({ Bucket: t.config.PRIMARY_BUCKET, Key: key }));
+    const link = await t.app.inject({ method: 'GET', url: `/api/files/${id}/download?redirect=false`, headers: user.headers });
+    expect(link.statusCode).toBe(200);
+    const { url } = link.json();
+    expect(url).toContain(t.config.SENSITIVE_BUCKET);
+    expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(content)).toBe(true);
+    expect((await t.app.inject({ method: 'DELETE', url: `/api/files/${id}`, headers: user.headers })).statusCode).toBe(204);
+    expect((await s3Leftovers(t.aws, t.config.SENSITIVE_BUCKET, user.userId)).objects).toBe(0);
   });
 });
