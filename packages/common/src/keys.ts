@@ -207,7 +207,7 @@ export function every(ms: number, task: () => Promise<void>, log: Logger | undef
  * per interval, so a freshly rotated key is accepted at once while random kids cannot hammer SSM.
  */
 export class PublicKeyStore {
-  private keys = new Map<string, { key: KeyObject; published: PublishedKey }>();
+  private keys = new Map<string, { key: KeyObject; pem: string; published: PublishedKey }>();
   private stopRefresh: (() => void) | undefined;
   private inflight: Promise<void> | undefined;
   private lastLoad = 0;
@@ -225,8 +225,11 @@ export class PublicKeyStore {
     this.inflight ??= (async () => {
       try {
         const published = await readPublicKeys(this.ssm, this.publicKeysParam);
-        const next = new Map<string, { key: KeyObject; published: PublishedKey }>();
-        for (const p of published) next.set(p.kid, { key: createPublicKey({ key: p.jwk, format: 'jwk' }), published: p });
+        const next = new Map<string, { key: KeyObject; pem: string; published: PublishedKey }>();
+        for (const p of published) {
+          const key = createPublicKey({ key: p.jwk, format: 'jwk' });
+          next.set(p.kid, { key, pem: key.export({ format: 'pem', type: 'spki' }).toString(), published: p });
+        }
         this.keys = next;
         this.lastLoad = this.now();
       } finally {
@@ -247,6 +250,15 @@ export class PublicKeyStore {
 
   /** The key for a kid, if it is trusted now (a retired key is not). */
   async resolve(kid: string | undefined, now = this.now()): Promise<KeyObject | undefined> {
+    return (await this.entry(kid, now))?.key;
+  }
+
+  /** The same, as SPKI PEM (what the JWT verifier takes), exported once per key, not per request. */
+  async resolvePem(kid: string | undefined, now = this.now()): Promise<string | undefined> {
+    return (await this.entry(kid, now))?.pem;
+  }
+
+  private async entry(kid: string | undefined, now: number) {
     if (!kid || kid.length > 128) return undefined;
     if (!this.keys.has(kid) && now - this.lastLoad >= this.minRefreshGapMs) {
       await this.load().catch((err: unknown) => this.log?.warn({ err }, 'refreshing the JWT public keys failed'));
@@ -254,7 +266,7 @@ export class PublicKeyStore {
     const entry = this.keys.get(kid);
     if (!entry) return undefined;
     if (entry.published.retireAt && Date.parse(entry.published.retireAt) <= now) return undefined;
-    return entry.key;
+    return entry;
   }
 
   /** The JWKS document: public parts only, trusted keys only. */

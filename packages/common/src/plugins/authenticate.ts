@@ -69,9 +69,9 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
         private: 'unused-for-signing',
         public: async (_request: FastifyRequest, token: TokenOrHeader) => {
           const header = 'header' in token ? token.header : token;
-          const key = await opts.keys.resolve(header.kid);
-          if (!key) throw new Unauthorized('Access token signed by an unknown key');
-          return key.export({ format: 'pem', type: 'spki' }).toString();
+          const pem = await opts.keys.resolvePem(header.kid);
+          if (!pem) throw new Unauthorized('Access token signed by an unknown key');
+          return pem;
         },
       },
       // The key callback needs the header (kid), so tokens are decoded completely before verification.
