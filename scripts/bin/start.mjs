@@ -1,19 +1,17 @@
 #!/usr/bin/env node
-// `npm start`: installs what is missing, builds, then runs the local stack (scripts/src/stack/run.ts).
-import { spawn } from 'node:child_process';
+// `npm start`: installs what is missing (npm dependencies, moto), builds, then runs the local stack
+// (scripts/src/stack/run.ts) in this process, so Ctrl-C / SIGTERM reach the stack runner directly.
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ensureBuilt, ensureMoto, ensureNodeModules, main, repoRoot } from './lib/ensure.mjs';
 
 await main(async () => {
   ensureNodeModules();
-  const python = ensureMoto();
+  // The stack's emulator starts with the interpreter chosen here (system Python or .venv/).
+  process.env.PYTHON = ensureMoto();
   ensureBuilt();
-  const child = spawn(process.execPath, [join(repoRoot, 'scripts/dist/stack/run.js')], {
-    cwd: repoRoot,
-    stdio: 'inherit',
-    env: { ...process.env, PYTHON: python },
-  });
-  // The stack runner handles SIGINT/SIGTERM itself; forward them and exit with its code.
-  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+  // The AWS SDK warns on Node 20 about its 2027 releases, once per process: noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { runStack } = createRequire(import.meta.url)(join(repoRoot, 'scripts/dist/stack/run.js'));
+  process.exit(await runStack(process.argv.slice(2)));
 });

@@ -1,4 +1,6 @@
-// Installs what the project needs before any dependency exists: node: built-ins only.
+// Installs what the project needs before anything else runs: npm dependencies, the local AWS
+// emulator (moto) and the TypeScript build. Plain Node ESM with node: built-ins only, because it
+// runs before node_modules exists. `npm start`, `npm test` and `npm run keys:rotate` all use it.
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -6,52 +8,90 @@ import { fileURLToPath } from 'node:url';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-function run(cmd, args, opts = {}) {
+/** A set-up step failed: the message says what to do; no stack trace is shown for it. */
+export class SetupError extends Error {}
+
+const say = (msg) => process.stderr.write(`setup: ${msg}\n`);
+
+/** Runs a command in the repository, output to the terminal; returns its exit status (null: did not start). */
+export function run(cmd, args, opts = {}) {
   const res = spawnSync(cmd, args, { cwd: repoRoot, stdio: 'inherit', ...opts });
-  if (res.error) throw new Error(`${cmd} could not run: ${res.error.message}`);
-  if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${res.status})`);
+  if (res.error) say(`${cmd} could not be started: ${res.error.message}`);
+  return res.error ? null : res.status ?? 1;
 }
 
-const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
+/** A command-line tool installed in node_modules/.bin (faster than npx, never downloads). */
+export const localBin = (name) => join(repoRoot, 'node_modules', '.bin', name);
 
-/** `npm ci` when node_modules is missing or older than the lockfile. */
+const mtime = (path) => (existsSync(path) ? statSync(path).mtimeMs : 0);
+
+/**
+ * `npm ci` when node_modules is missing, or when package-lock.json changed since the last install
+ * (npm writes node_modules/.package-lock.json after every install).
+ */
 export function ensureNodeModules() {
-  const marker = join(repoRoot, 'node_modules', '.package-lock.json');
-  if (existsSync(marker) && mtime(marker) >= mtime(join(repoRoot, 'package-lock.json'))) return;
-  console.log('Installing npm dependencies (npm ci)...');
-  run('npm', ['ci', '--no-audit', '--no-fund']);
+  const lock = join(repoRoot, 'package-lock.json');
+  const installed = join(repoRoot, 'node_modules', '.package-lock.json');
+  if (existsSync(installed) && mtime(installed) >= mtime(lock)) return;
+  const flags = ['--no-audit', '--no-fund'];
+  if (existsSync(lock)) {
+    say('installing npm dependencies (npm ci)...');
+    if (run('npm', ['ci', ...flags]) === 0) return;
+    // npm ci also refuses a lock file that lacks optional packages for other platforms when the
+    // registry does not serve them (npm/cli#9846); npm install still installs the locked versions.
+    say('npm ci failed (see above); trying npm install, which keeps the locked versions...');
+  } else {
+    say('installing npm dependencies (npm install)...');
+  }
+  if (run('npm', ['install', ...flags]) !== 0) throw new SetupError('npm could not install the dependencies (see above); fix that and run the command again');
 }
 
-const canImportMoto = (python) =>
-  spawnSync(python, ['-c', 'import moto.server'], { stdio: 'ignore' }).status === 0;
+const canImportMoto = (python) => spawnSync(python, ['-c', 'import moto.server'], { stdio: 'ignore' }).status === 0;
 
-/** The AWS emulator: the system Python's moto when present, else one installed into .venv/. */
-export function ensureMoto() {
-  const python = process.env.PYTHON ?? 'python3';
+/**
+ * The Python that runs the AWS emulator: the system one (or $PYTHON) when it has moto, else the
+ * project's .venv/, which is created and filled here when needed. Returns the interpreter's path.
+ */
+export function ensureMoto({ root = repoRoot, python = process.env.PYTHON ?? 'python3' } = {}) {
   if (canImportMoto(python)) return python;
-  const venvPython = join(repoRoot, '.venv', 'bin', 'python');
+  const venv = join(root, '.venv');
+  const venvPython = join(venv, 'bin', 'python');
   if (existsSync(venvPython) && canImportMoto(venvPython)) return venvPython;
+
   const version = spawnSync(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' });
-  if (version.status !== 0) throw new Error(`Python 3.10 or newer is required for the local AWS emulator ("${python}" not found)`);
-  const [major, minor] = version.stdout.trim().split('.').map(Number);
-  if (major < 3 || (major === 3 && minor < 10)) throw new Error(`Python 3.10 or newer is required, found ${version.stdout.trim()}`);
-  console.log('Installing the AWS emulator (moto) into .venv/ ...');
-  if (!existsSync(venvPython)) run(python, ['-m', 'venv', join(repoRoot, '.venv')]);
-  run(venvPython, ['-m', 'pip', 'install', '--quiet', 'moto[server]>=5,<6']);
+  if (version.error || version.status !== 0) {
+    throw new SetupError(`Python 3.10 or newer is needed for the local AWS emulator, and "${python}" could not be run: install Python 3.10+ (or set PYTHON to its path)`);
+  }
+  const found = version.stdout.trim();
+  const [major, minor] = found.split('.').map(Number);
+  if (major < 3 || (major === 3 && minor < 10)) {
+    throw new SetupError(`Python 3.10 or newer is needed for the local AWS emulator; "${python}" is ${found}: install a newer Python (or set PYTHON to its path)`);
+  }
+
+  say(`installing the local AWS emulator (moto) into .venv/ with Python ${found}...`);
+  const hasPip = existsSync(venvPython) && spawnSync(venvPython, ['-m', 'pip', '--version'], { stdio: 'ignore' }).status === 0;
+  if (!hasPip && run(python, ['-m', 'venv', '--clear', venv], { cwd: root }) !== 0) {
+    throw new SetupError(`"${python} -m venv .venv" failed: on Debian/Ubuntu install the venv module (apt-get install python3-venv) and try again`);
+  }
+  const pip = [venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', '--quiet', 'moto[server]>=5,<6']];
+  if (run(...pip, { cwd: root }) !== 0 || !canImportMoto(venvPython)) {
+    throw new SetupError(`pip could not install moto into .venv/ (is PyPI reachable? a proxy needs PIP_INDEX_URL / HTTPS_PROXY); or install it yourself: ${python} -m pip install 'moto[server]>=5,<6'`);
+  }
   return venvPython;
 }
 
-/** Incremental TypeScript build of every workspace (fast when up to date). */
+/** The incremental TypeScript build of every workspace (`tsc -b`): about a second when nothing changed. */
 export function ensureBuilt() {
-  run('npx', ['tsc', '-b']);
+  if (run(localBin('tsc'), ['-b']) !== 0) throw new SetupError('the TypeScript build failed (errors above)');
 }
 
-/** Runs `fn`, printing a clear message instead of a stack trace when setting up fails. */
+/** Runs an entry point, turning a SetupError into a clear message and exit code 1. */
 export async function main(fn) {
   try {
     await fn();
   } catch (err) {
-    console.error(`\n${err instanceof Error ? err.message : String(err)}`);
+    if (!(err instanceof SetupError)) throw err;
+    process.stderr.write(`\n${err.message}\n`);
     process.exit(1);
   }
 }

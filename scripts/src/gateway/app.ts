@@ -1,58 +1,145 @@
-import httpProxy from '@fastify/http-proxy';
-import { errorHandlerPlugin, loggerOptions, portProperty } from '@scs/common';
+import replyFrom from '@fastify/reply-from';
+import { baseConfigProperties, errorHandlerPlugin, portProperty, serverOptions } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 
+const upstreamUrl = (port: number) => Type.String({ default: `http://127.0.0.1:${port}`, pattern: '^https?://[^/\\s]+$' });
+
+/** The dev gateway's settings; every key is the environment variable of the same name. */
 export const GatewayConfig = Type.Object({
   GATEWAY_PORT: portProperty(8080),
-  HOST: Type.String({ default: '127.0.0.1' }),
-  AUTH_URL: Type.String({ default: 'http://127.0.0.1:3001', pattern: '^https?://' }),
-  UPLOAD_URL: Type.String({ default: 'http://127.0.0.1:3002', pattern: '^https?://' }),
-  BACKUP_URL: Type.String({ default: 'http://127.0.0.1:3003', pattern: '^https?://' }),
-  LOG_LEVEL: Type.String({ default: 'info' }),
+  /** 0.0.0.0 as every server (containers); `npm start` passes its STACK_HOST (127.0.0.1). */
+  HOST: baseConfigProperties.HOST,
+  AUTH_URL: upstreamUrl(3001),
+  UPLOAD_URL: upstreamUrl(3002),
+  BACKUP_URL: upstreamUrl(3003),
+  /** Longest wait for an upstream's response headers, or between two chunks of a body, in ms. */
+  PROXY_TIMEOUT_MS: Type.Integer({ default: 600_000, minimum: 1_000 }),
+  LOG_LEVEL: baseConfigProperties.LOG_LEVEL,
+  TRUSTED_PROXIES: baseConfigProperties.TRUSTED_PROXIES,
+  SHUTDOWN_GRACE_MS: baseConfigProperties.SHUTDOWN_GRACE_MS,
 });
 export type GatewayConfig = Static<typeof GatewayConfig>;
 
+export type Upstream = 'auth' | 'upload' | 'backup-sync';
+
 /**
- * The development gateway: the ALB listener's path rules in front of the local services.
- * `/auth/*` -> auth, `/api/files*` -> upload, `/api/backup/*` -> backup-sync, everything else ->
- * upload (the UI). Bodies stream through untouched (no size limit here: the services enforce
- * theirs), paths are not rewritten, and the client address is passed in X-Forwarded-For.
+ * The ALB listener's rules (terraform), in priority order. Patterns are ALB path patterns: matched
+ * against the path only (no query string), case-sensitive, `*` = any characters including `/`,
+ * `?` = one character. A request no rule matches goes to the default action: upload (the UI).
+ */
+export const PATH_RULES: readonly { pattern: string; upstream: Upstream }[] = [
+  { pattern: '/auth/*', upstream: 'auth' },
+  { pattern: '/api/files*', upstream: 'upload' },
+  { pattern: '/api/backup/*', upstream: 'backup-sync' },
+];
+export const DEFAULT_UPSTREAM: Upstream = 'upload';
+
+const toRegExp = (pattern: string) =>
+  new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
+const COMPILED_RULES = PATH_RULES.map((rule) => ({ ...rule, regexp: toRegExp(rule.pattern) }));
+
+/** Which service the ALB would send a request for `url` (path, with or without query) to. */
+export function upstreamFor(url: string): Upstream {
+  const path = url.split('?', 1)[0] ?? '';
+  return COMPILED_RULES.find((rule) => rule.regexp.test(path))?.upstream ?? DEFAULT_UPSTREAM;
+}
+
+function sendError(reply: FastifyReply, statusCode: number, code: string, message: string): void {
+  if (statusCode === 503) reply.header('retry-after', '5');
+  void reply.code(statusCode).send({ statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message });
+}
+
+/** Hop-by-hop headers describe one connection (upstream <-> gateway) and are not passed on. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
+
+function withoutHopByHop<T extends Record<string, unknown>>(headers: T): T {
+  const copy = { ...headers };
+  for (const name of HOP_BY_HOP) delete copy[name];
+  return copy;
+}
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** The code of the error underneath reply-from's wrapper (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...). */
+function rootCode(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && !e.code.startsWith('FST_')) return e.code;
+  }
+  return undefined;
+}
+
+/**
+ * The development gateway, standing in for the ALB: its path rules in front of the local services
+ * (`PATH_RULES`), bodies streamed both ways without a size limit or buffering (the services enforce
+ * their own limits), paths, status codes and headers (Set-Cookie, Location) passed through
+ * unchanged, and the Host header kept, as the ALB does. X-Forwarded-For is set to the address of
+ * the socket that reached the gateway, replacing whatever the client sent. `GET /health` is the
+ * gateway's own. The factory never listens (server.ts does).
  */
 export async function buildGateway(config: GatewayConfig, fastify: Partial<FastifyServerOptions> = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: loggerOptions(config.LOG_LEVEL),
-    // Long uploads pass through; the services apply their own timeouts.
+    ...serverOptions(config),
+    // Uploads of several GB take as long as they take; the services apply their own limits.
     requestTimeout: 0,
-    connectionTimeout: 10_000,
-    keepAliveTimeout: 65_000,
-    return503OnClosing: true,
+    connectionTimeout: config.PROXY_TIMEOUT_MS,
     ...fastify,
   });
   await app.register(errorHandlerPlugin);
 
-  const upstreamOptions = {
-    http: { requestOptions: { timeout: 0 } },
-    // X-Forwarded-For: the address of the socket that reached the gateway (the ALB does the same).
-    replyOptions: {
-      rewriteRequestHeaders: (request: { raw: { socket?: { remoteAddress?: string } }; headers: IncomingHttpHeaders }, headers: IncomingHttpHeaders) => ({
-        ...headers,
-        'x-forwarded-for': request.raw.socket?.remoteAddress ?? '',
-        'x-forwarded-host': request.headers.host ?? '',
-        'x-forwarded-proto': 'http',
-      }),
+  const upstreams: Record<Upstream, string> = { auth: config.AUTH_URL, upload: config.UPLOAD_URL, 'backup-sync': config.BACKUP_URL };
+  await app.register(replyFrom, {
+    undici: {
+      connections: 128,
+      pipelining: 1,
+      connectTimeout: 5_000,
+      headersTimeout: config.PROXY_TIMEOUT_MS,
+      bodyTimeout: config.PROXY_TIMEOUT_MS,
     },
+    disableRequestLogging: true,
+  });
+
+  // Bodies are not parsed here: every request body is handed to the upstream as the raw stream.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+  app.get('/health', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
+
+  /** What the ALB adds: the client's address and the original scheme and port; the Host header is kept. */
+  const forwardedHeaders = (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders => ({
+    ...headers,
+    host: request.headers.host,
+    'x-forwarded-for': request.socket.remoteAddress ?? '',
+    'x-forwarded-proto': 'http',
+    'x-forwarded-port': String(request.socket.localPort ?? config.GATEWAY_PORT),
+  });
+
+  const proxy = (request: FastifyRequest, reply: FastifyReply) => {
+    if (!request.url.startsWith('/')) return sendError(reply, 400, 'BAD_REQUEST', 'The request target must be a path');
+    const name = upstreamFor(request.url);
+    const base = upstreams[name];
+    return reply.from(request.url, {
+      getUpstream: () => base,
+      rewriteRequestHeaders: (_request, headers) => forwardedHeaders(request, headers),
+      rewriteHeaders: (headers) => withoutHopByHop(headers),
+      // Never replay a request on the client's behalf: an upstream's answer is the answer.
+      retryDelay: () => null,
+      onError: (_reply, { error }) => {
+        const code = rootCode(error);
+        request.log.warn({ err: error, upstream: name }, 'proxying failed');
+        if (code && CONNECT_FAILURES.has(code)) {
+          return sendError(reply, 503, 'UPSTREAM_UNAVAILABLE', `The ${name} service is not reachable; please retry shortly`);
+        }
+        if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || (error as { statusCode?: number }).statusCode === 504) {
+          return sendError(reply, 504, 'UPSTREAM_TIMEOUT', `The ${name} service did not answer in time`);
+        }
+        return sendError(reply, 502, 'BAD_GATEWAY', `The ${name} service closed the connection or sent an invalid response`);
+      },
+    });
   };
-  const route = (prefix: string, upstream: string) =>
-    app.register(httpProxy, { upstream, prefix, rewritePrefix: prefix, ...upstreamOptions });
-
-  // Every request that reaches an upstream keeps its exact path; @fastify/http-proxy matches
-  // by prefix, and the ALB rule `/api/files*` also covers `/api/files-anything`.
-  await route('/auth', config.AUTH_URL);
-  await route('/api/backup', config.BACKUP_URL);
-  await route('/api/files', config.UPLOAD_URL);
-  await app.register(httpProxy, { upstream: config.UPLOAD_URL, prefix: '/', ...upstreamOptions });
-
+  app.all('/', proxy);
+  app.all('/*', proxy);
   return app;
 }

@@ -1,13 +1,13 @@
-import { loadConfig } from '@scs/common';
-import closeWithGrace from 'close-with-grace';
+import { listenWithGrace, loadConfig, serverOptions, wantsPrettyLogs } from '@scs/common';
 import { buildGateway, GatewayConfig } from './app';
 
+/** `node scripts/dist/gateway/server.js`: the dev gateway (npm start runs it); reads the environment and listens. */
 async function main(): Promise<void> {
   const config = loadConfig(GatewayConfig, process.env);
-  const app = await buildGateway(config);
-  app.get('/gateway/health', async () => ({ status: 'ok' }));
-  closeWithGrace({ delay: 10_000 }, async () => app.close());
-  await app.listen({ host: config.HOST, port: config.GATEWAY_PORT });
+  const app = await buildGateway(config, {
+    logger: serverOptions(config, { prettyLogs: wantsPrettyLogs(process.stdout) }).logger,
+  });
+  await listenWithGrace(app, { host: config.HOST, port: config.GATEWAY_PORT, graceMs: config.SHUTDOWN_GRACE_MS });
 }
 
 main().catch((err: unknown) => {

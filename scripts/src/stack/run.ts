@@ -1,170 +1,237 @@
-import { createAwsClients, loadConfig, portProperty } from '@scs/common';
-import { Type } from '@sinclair/typebox';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createAwsClients, loadConfig } from '@scs/common';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { startEmulator } from '../emulator';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { motoPython, waitForEmulator } from '../emulator';
 import { provision, ResourceNames } from '../provision';
+import { describeExit, ManagedChild } from './child';
+import { STACK_HELP, StackConfig } from './config';
+import { waitForHealthy } from './health';
+import { StackOutput } from './output';
+import { assertPortsFree } from './ports';
 
-const StackConfig = Type.Object({
-  GATEWAY_PORT: portProperty(8080),
-  EMULATOR_PORT: portProperty(4566),
-  AUTH_PORT: portProperty(3001),
-  UPLOAD_PORT: portProperty(3002),
-  BACKUP_PORT: portProperty(3003),
-  LOG_LEVEL: Type.String({ default: 'info' }),
-});
+const REPO_ROOT = resolve(__dirname, '../../..');
 
-const repoRoot = resolve(__dirname, '../../..');
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const srv = createServer();
-    srv.once('error', () => done(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => done(true)));
-  });
-}
-
-/** Prefixes every line a child writes with its name. */
-function pipeWithPrefix(name: string, child: ChildProcess): void {
-  const prefix = `${name.padEnd(11)}| `;
-  for (const stream of [child.stdout, child.stderr]) {
-    if (!stream) continue;
-    createInterface({ input: stream }).on('line', (line) => process.stdout.write(`${prefix}${line}\n`));
-  }
-}
-
-async function waitForHealth(name: string, url: string, child: ChildProcess, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${name} exited during start-up (code ${child.exitCode})`);
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-      await res.arrayBuffer();
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  throw new Error(`${name} did not become healthy at ${url}`);
-}
-
-const children: { name: string; child: ChildProcess }[] = [];
-let stopping = false;
-const stopAll = async (code: number) => {
-  if (stopping) return;
-  stopping = true;
-  process.stdout.write('Stopping...\n');
-  const alive = children.filter(({ child }) => child.exitCode === null && child.signalCode === null);
-  await Promise.all(
-    alive.reverse().map(
-      ({ child }) =>
-        new Promise<void>((done) => {
-          const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-          child.once('exit', () => {
-            clearTimeout(kill);
-            done();
-          });
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
-  process.exit(code);
-};
-process.on('SIGINT', () => void stopAll(0));
-process.on('SIGTERM', () => void stopAll(0));
-// Last resort if this runner dies some other way: no child outlives it.
-process.on('exit', () => {
-  for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
+/** The emulator accepts any credentials; these are the conventional ones (API.md). */
+const LOCAL_AWS = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' } as const;
 
 /**
- * The local stack: the AWS emulator, provisioning, the three services and the gateway. Every
- * child is stopped on Ctrl-C/SIGTERM, and everything stops if any child dies.
+ * Ctrl-C and `kill -- -pgid` signal every process of the group at once, so a child may exit a
+ * moment before the runner sees its own signal: wait this long before calling an exit unexpected.
  */
-async function main(): Promise<void> {
-  const config = loadConfig(StackConfig, process.env);
-  const ports = [config.EMULATOR_PORT, config.AUTH_PORT, config.UPLOAD_PORT, config.BACKUP_PORT, config.GATEWAY_PORT];
-  for (const port of ports) {
-    if (!(await portFree(port))) {
-      throw new Error(`Port ${port} is already in use: is another stack running? (stop it, or set the *_PORT variables)`);
-    }
-  }
+const SIGNAL_SETTLE_MS = 300;
 
-
-  const emulator = await startEmulator(repoRoot, config.EMULATOR_PORT);
-  children.push({ name: 'emulator', child: emulator.child });
-  emulator.child.on('exit', () => {
-    if (!stopping) {
-      process.stderr.write('The AWS emulator exited unexpectedly\n');
-      void stopAll(1);
-    }
-  });
-
-  const awsEnv = {
-    AWS_ENDPOINT_URL: emulator.endpoint,
-    AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
-  };
-  // The emulator accepts any credentials; these dummy ones keep the SDK's default chain happy.
-  Object.assign(process.env, awsEnv);
-  const aws = createAwsClients({ AWS_REGION: awsEnv.AWS_REGION, AWS_ENDPOINT_URL: emulator.endpoint, AWS_MAX_ATTEMPTS: 3, AWS_REQUEST_TIMEOUT_MS: 10_000 });
-  try {
-    await provision(aws, loadConfig(ResourceNames, process.env), { info: (m) => process.stdout.write(`provision  | ${m}\n`) });
-  } finally {
-    aws.destroy();
-  }
-
-  const base = {
-    ...process.env,
-    ...awsEnv,
-    COOKIE_SECURE: 'false',
-    // Development machines run Node 20; the images run Node 22, where this warning does not apply.
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?? 'true',
-    TRUSTED_PROXIES: '127.0.0.1/32,::1/128',
-    LOG_LEVEL: config.LOG_LEVEL,
-  };
-  const services = [
-    { name: 'auth', script: 'services/auth/dist/server.js', port: config.AUTH_PORT },
-    { name: 'upload', script: 'services/upload/dist/server.js', port: config.UPLOAD_PORT },
-    { name: 'backup-sync', script: 'services/backup-sync/dist/server.js', port: config.BACKUP_PORT },
-    { name: 'gateway', script: 'scripts/dist/gateway/server.js', port: config.GATEWAY_PORT },
-  ];
-  for (const svc of services) {
-    const env = {
-      ...base,
-      PORT: String(svc.port),
-      HOST: '127.0.0.1',
-      GATEWAY_PORT: String(config.GATEWAY_PORT),
-      AUTH_URL: `http://127.0.0.1:${config.AUTH_PORT}`,
-      UPLOAD_URL: `http://127.0.0.1:${config.UPLOAD_PORT}`,
-      BACKUP_URL: `http://127.0.0.1:${config.BACKUP_PORT}`,
-    };
-    // Each child in its own process group: it hears signals from this runner only, once, so its
-    // graceful shutdown is not cut short by a second signal from the terminal.
-    const child = spawn(process.execPath, [join(repoRoot, svc.script)], {
-      cwd: repoRoot,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    children.push({ name: svc.name, child });
-    pipeWithPrefix(svc.name, child);
-    child.on('exit', (code, signal) => {
-      if (!stopping) {
-        process.stderr.write(`${svc.name} exited unexpectedly (code ${code}, signal ${signal}): stopping the stack\n`);
-        void stopAll(1);
-      }
-    });
-  }
-  await Promise.all(services.map((svc, i) => waitForHealth(svc.name, `http://127.0.0.1:${svc.port}/health`, children[i + 1]!.child)));
-  process.stdout.write(`\nSecure Cloud Storage is running at http://localhost:${config.GATEWAY_PORT}\n(Ctrl-C stops it)\n\n`);
+interface NodeService {
+  name: string;
+  /** Built entry point, relative to the repository root. */
+  script: string;
+  port: number;
+  env?: Record<string, string>;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`npm start failed: ${err instanceof Error ? err.message : String(err)}\n`);
-  void stopAll(1);
-});
+/** Where a client on this machine reaches a server listening on `host`. */
+function reachable(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * The local stack: the AWS emulator, provisioning, auth, upload, backup-sync and the gateway.
+ * `start` brings them up in that order and waits for each one's `/health`; `stop` (idempotent)
+ * stops the gateway and services, then the emulator, SIGTERM first and SIGKILL after the grace
+ * period. Any child dying on its own stops everything with exit code 1.
+ */
+export class Stack {
+  private readonly children: ManagedChild[] = [];
+  private readonly aborter = new AbortController();
+  private stopping: Promise<number> | undefined;
+  private resolveStopped!: (code: number) => void;
+  /** Settles with the exit code once every child is gone. */
+  readonly stopped = new Promise<number>((resolve) => (this.resolveStopped = resolve));
+
+  constructor(
+    private readonly config: StackConfig,
+    /** The environment passed to every child (plus the stack's own settings). */
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly out: StackOutput,
+  ) {}
+
+  get stopRequested(): boolean {
+    return this.aborter.signal.aborted;
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    const host = c.STACK_HOST;
+    await assertPortsFree([
+      { what: 'AWS emulator', knob: 'EMULATOR_PORT', port: c.EMULATOR_PORT, host: '127.0.0.1' },
+      { what: 'auth service', knob: 'AUTH_PORT', port: c.AUTH_PORT, host },
+      { what: 'upload service', knob: 'UPLOAD_PORT', port: c.UPLOAD_PORT, host },
+      { what: 'backup-sync service', knob: 'BACKUP_PORT', port: c.BACKUP_PORT, host },
+      { what: 'gateway', knob: 'GATEWAY_PORT', port: c.GATEWAY_PORT, host },
+    ]);
+
+    const endpoint = `http://127.0.0.1:${c.EMULATOR_PORT}`;
+    const emulator = this.spawn(
+      'emulator',
+      motoPython(REPO_ROOT),
+      ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(c.EMULATOR_PORT)],
+      { ...this.env, PYTHONUNBUFFERED: '1' },
+    );
+    await waitForEmulator(endpoint, { child: emulator.process, timeoutMs: c.STACK_START_TIMEOUT_MS });
+    this.out.info(`AWS emulator ready at ${endpoint}`);
+
+    this.checkpoint();
+    const aws = createAwsClients({ AWS_REGION: LOCAL_AWS.AWS_REGION, AWS_ENDPOINT_URL: endpoint, AWS_MAX_ATTEMPTS: 3, AWS_REQUEST_TIMEOUT_MS: 10_000 });
+    try {
+      await provision(aws, loadConfig(ResourceNames, this.env), { info: (msg) => this.out.sink('provision', msg, 'stdout') });
+    } finally {
+      aws.destroy();
+    }
+
+    const shared: NodeJS.ProcessEnv = {
+      ...this.env,
+      ...LOCAL_AWS,
+      AWS_ENDPOINT_URL: endpoint,
+      COOKIE_SECURE: 'false',
+      TRUSTED_PROXIES: '127.0.0.1/32,::1/128',
+      LOG_LEVEL: c.LOG_LEVEL,
+      HOST: host,
+      // Give in-flight requests a chance to finish before the runner's SIGKILL.
+      SHUTDOWN_GRACE_MS: this.env.SHUTDOWN_GRACE_MS ?? String(Math.max(0, c.STACK_STOP_GRACE_MS - 2_000)),
+    };
+    // Once per process, about SDK releases of 2027 on Node 20: noise in the stack's output.
+    shared.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    delete shared.AWS_SESSION_TOKEN;
+    delete shared.AWS_PROFILE;
+
+    const services: NodeService[] = [
+      { name: 'auth', script: 'services/auth/dist/server.js', port: c.AUTH_PORT },
+      { name: 'upload', script: 'services/upload/dist/server.js', port: c.UPLOAD_PORT },
+      { name: 'backup-sync', script: 'services/backup-sync/dist/server.js', port: c.BACKUP_PORT },
+    ];
+    await Promise.all(services.map((svc) => this.startNode(svc, shared)));
+
+    const url = (port: number) => `http://${reachable(host)}:${port}`;
+    await this.startNode(
+      {
+        name: 'gateway',
+        script: 'scripts/dist/gateway/server.js',
+        port: c.GATEWAY_PORT,
+        env: { GATEWAY_PORT: String(c.GATEWAY_PORT), AUTH_URL: url(c.AUTH_PORT), UPLOAD_URL: url(c.UPLOAD_PORT), BACKUP_URL: url(c.BACKUP_PORT) },
+      },
+      shared,
+    );
+  }
+
+  /** Stops every child (idempotent); resolves with the exit code. */
+  stop(reason?: string, exitCode = 0): Promise<number> {
+    if (this.stopping) return this.stopping;
+    this.aborter.abort();
+    if (reason) this.out.info(reason);
+    this.stopping = (async () => {
+      const grace = this.config.STACK_STOP_GRACE_MS;
+      const emulator = this.children.filter((child) => child.name === 'emulator');
+      const rest = this.children.filter((child) => child.name !== 'emulator');
+      // The emulator last, so services can finish what they are doing with it.
+      await Promise.all(rest.map((child) => child.stop(grace)));
+      await Promise.all(emulator.map((child) => child.stop(grace)));
+      this.out.info(exitCode === 0 ? 'stopped' : 'stopped after a failure');
+      this.resolveStopped(exitCode);
+      return exitCode;
+    })();
+    return this.stopping;
+  }
+
+  /** Last resort when the runner exits without stopping (an uncaught error): kill what is left. */
+  killAll(): void {
+    for (const child of this.children) child.kill();
+  }
+
+  private async startNode(svc: NodeService, shared: NodeJS.ProcessEnv): Promise<void> {
+    const script = join(REPO_ROOT, svc.script);
+    if (!existsSync(script)) throw new Error(`${svc.script} is missing: the build of ${svc.name} did not produce it`);
+    const child = this.spawn(svc.name, process.execPath, [script], { ...shared, PORT: String(svc.port), ...svc.env });
+    const health = `http://${reachable(this.config.STACK_HOST)}:${svc.port}/health`;
+    await waitForHealthy(health, child, { timeoutMs: this.config.STACK_START_TIMEOUT_MS, signal: this.aborter.signal });
+    this.out.info(`${svc.name} ready on port ${svc.port}`);
+  }
+
+  private spawn(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): ManagedChild {
+    this.checkpoint();
+    const child = new ManagedChild({ name, command, args, env, cwd: REPO_ROOT }, this.out.sink);
+    this.children.push(child);
+    void child.exited.then(async (exit) => {
+      if (this.stopRequested) return;
+      await sleep(SIGNAL_SETTLE_MS);
+      if (this.stopRequested) return;
+      void this.stop(`${name} exited unexpectedly (${describeExit(exit)}): stopping every process`, 1);
+    });
+    return child;
+  }
+
+  /** Nothing new starts once stopping has begun. */
+  private checkpoint(): void {
+    if (this.stopRequested) throw new Error('stopping');
+  }
+}
+
+/**
+ * `npm start` (through scripts/bin/start.mjs, which installs and builds first). Resolves with the
+ * process exit code once everything has stopped.
+ */
+export async function runStack(argv: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(STACK_HELP);
+    return 0;
+  }
+  if (argv.length > 0) {
+    process.stderr.write(`npm start takes no arguments (got ${argv.join(' ')}); see "npm start -- --help"\n`);
+    return 2;
+  }
+  let config: StackConfig;
+  try {
+    config = loadConfig(StackConfig, env);
+    loadConfig(ResourceNames, env);
+  } catch (err) {
+    process.stderr.write(`npm start: ${(err as Error).message}\n`);
+    return 1;
+  }
+
+  // The runner's own AWS calls (provisioning) use the SDK's default chain: point it at the emulator's credentials.
+  Object.assign(process.env, LOCAL_AWS);
+  delete process.env.AWS_SESSION_TOKEN;
+  delete process.env.AWS_PROFILE;
+
+  const out = new StackOutput({
+    pretty: Boolean(process.stdout.isTTY),
+    emulatorRequests: config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace',
+  });
+  const stack = new Stack(config, env, out);
+  const onSignal = (signal: NodeJS.Signals) => void stack.stop(`received ${signal}: stopping every process`);
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, onSignal);
+  const onExit = () => stack.killAll();
+  process.on('exit', onExit);
+
+  try {
+    await stack.start();
+    out.banner([
+      `Secure Cloud Storage is running at http://localhost:${config.GATEWAY_PORT}`,
+      `  (auth :${config.AUTH_PORT}, upload :${config.UPLOAD_PORT}, backup-sync :${config.BACKUP_PORT}, ` +
+        `AWS emulator :${config.EMULATOR_PORT}; Ctrl-C stops everything)`,
+    ]);
+  } catch (err) {
+    if (!stack.stopRequested) await sleep(SIGNAL_SETTLE_MS);
+    if (!stack.stopRequested) void stack.stop(`start-up failed: ${err instanceof Error ? err.message : String(err)}`, 1);
+  }
+
+  const code = await stack.stopped;
+  for (const signal of signals) process.off(signal, onSignal);
+  process.off('exit', onExit);
+  return code;
+}
+
+if (require.main === module) {
+  void runStack(process.argv.slice(2)).then((code) => process.exit(code));
+}

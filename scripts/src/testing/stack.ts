@@ -3,18 +3,19 @@ import { resolve } from 'node:path';
 
 /** Launching the real `npm start` from tests, on given ports, in its own process group. */
 const REPO_ROOT = resolve(__dirname, '../../..');
-const READY_LINE = /Secure Cloud Storage is running at (http:\/\/\S+)/;
+export const READY_LINE = /Secure Cloud Storage is running at (http:\/\/\S+)/;
 
 export type StackPorts = Record<'EMULATOR_PORT' | 'AUTH_PORT' | 'UPLOAD_PORT' | 'BACKUP_PORT' | 'GATEWAY_PORT', number>;
 
 export interface RunningStack {
   child: ChildProcess;
+  /** The URL the stack printed as ready. */
   url: string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   output: () => string;
 }
 
-/** Resolves once `npm start` prints its ready line (an event, not a sleep). */
+/** `npm start` in its own process group; resolves once it prints the ready line (an event, not a sleep). */
 export async function startStack(ports: StackPorts, extraEnv: NodeJS.ProcessEnv = {}, timeoutMs = 240_000): Promise<RunningStack> {
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', ...extraEnv };
   for (const [key, port] of Object.entries(ports)) env[key] = String(port);
@@ -45,10 +46,34 @@ export async function startStack(ports: StackPorts, extraEnv: NodeJS.ProcessEnv 
   return { child, url, exited, output: () => output };
 }
 
-/** SIGTERM to the whole process group, as Ctrl-C in a terminal would; resolves when npm has exited. */
-export async function stopStack(stack: RunningStack): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (stack.child.exitCode === null && stack.child.signalCode === null && stack.child.pid) {
-    process.kill(-stack.child.pid, 'SIGTERM');
+/** True while any process of the group is alive (the runner's children share it). */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
   }
-  return stack.exited;
+}
+
+/**
+ * SIGTERM to the whole process group, as a terminal's Ctrl-C or a supervisor would; measures how
+ * long the exit took and whether any process of the group is left.
+ */
+export async function stopStack(stack: RunningStack, timeoutMs = 20_000): Promise<{ ms: number; groupGone: boolean }> {
+  const started = Date.now();
+  const pgid = stack.child.pid;
+  if (!pgid) return { ms: 0, groupGone: true };
+  if (groupAlive(pgid)) process.kill(-pgid, 'SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([stack.exited, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+  clearTimeout(timer);
+  const ms = Date.now() - started;
+  // npm exits once the runner has; the runner exits only after its children, so nothing may be left.
+  let groupGone = !groupAlive(pgid);
+  for (let i = 0; i < 20 && !groupGone; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    groupGone = !groupAlive(pgid);
+  }
+  return { ms, groupGone };
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// `npm test`: installs what is missing (npm dependencies, moto), then runs every check in order and
+// stops at the first failure: build + type-check, type-check of each workspace's tests, lint, jest
+// (unit, integration against the emulator, end-to-end), Terraform checks. Extra arguments go to
+// jest: `npm test -- services/auth`. Exit code 0 only if every step passed.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureMoto, ensureNodeModules, localBin, main, repoRoot } from './lib/ensure.mjs';
+
+const banner = (text) => process.stdout.write(`\n===== ${text}\n`);
+
+function steps(jestArgs) {
+  const { workspaces = [] } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+  const list = [{ name: 'build + type-check (tsc -b)', cmd: localBin('tsc'), args: ['-b'] }];
+  for (const ws of workspaces) {
+    const config = join(ws, 'tsconfig.test.json');
+    if (existsSync(join(repoRoot, config))) {
+      list.push({ name: `type-check tests of ${ws}`, cmd: localBin('tsc'), args: ['-p', config, '--noEmit'] });
+    }
+  }
+  if (['eslint.config.mjs', 'eslint.config.js', 'eslint.config.cjs'].some((f) => existsSync(join(repoRoot, f)))) {
+    list.push({ name: 'lint (eslint .)', cmd: localBin('eslint'), args: ['.'] });
+  }
+  list.push({ name: `jest${jestArgs.length ? ` ${jestArgs.join(' ')}` : ''}`, cmd: localBin('jest'), args: jestArgs });
+  const terraformCheck = join(repoRoot, 'scripts/bin/terraform-check.mjs');
+  if (existsSync(terraformCheck)) list.push({ name: 'terraform checks', cmd: process.execPath, args: [terraformCheck] });
+  return list;
+}
+
+await main(async () => {
+  ensureNodeModules();
+  const env = {
+    ...process.env,
+    // The interpreter that has moto, for the tests' emulator and `npm start` in the end-to-end test.
+    PYTHON: ensureMoto(),
+    // The AWS SDK warns on Node 20 about its 2027 releases, once per process: noise in test output.
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+
+  const results = [];
+  for (const step of steps(process.argv.slice(2))) {
+    if (results.some((r) => !r.ok)) {
+      results.push({ name: step.name, ok: undefined });
+      continue;
+    }
+    banner(step.name);
+    const started = Date.now();
+    const res = spawnSync(step.cmd, step.args, { cwd: repoRoot, stdio: 'inherit', env });
+    if (res.error) process.stderr.write(`${step.cmd} could not be started: ${res.error.message}\n`);
+    results.push({ name: step.name, ok: res.status === 0, seconds: (Date.now() - started) / 1000 });
+  }
+
+  const width = Math.max(...results.map((r) => r.name.length));
+  banner('summary');
+  for (const r of results) {
+    const status = r.ok === undefined ? 'SKIP' : r.ok ? 'PASS' : 'FAIL';
+    const detail = r.ok === undefined ? 'not run (an earlier step failed)' : `${r.seconds.toFixed(1)} s`;
+    process.stdout.write(`  ${status}  ${r.name.padEnd(width)}  ${detail}\n`);
+  }
+  const passed = results.filter((r) => r.ok === true).length;
+  const failed = results.filter((r) => r.ok === false).length;
+  process.stdout.write(`${passed} passed, ${failed} failed\n`);
+  process.exit(failed === 0 ? 0 : 1);
+});
