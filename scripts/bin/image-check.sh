@@ -192,6 +192,18 @@ for t in auth upload backup-sync; do
   if wait_http "http://127.0.0.1:$port/health" 30 "$name"; then
     pass "$t GET /health -> 200 on 127.0.0.1:$port"
     SVC_URL[$t]=http://127.0.0.1:$port
+    if podman healthcheck run "$name" >/dev/null 2>&1; then
+      pass "$t HEALTHCHECK command succeeds inside the container"
+    else
+      fail "$t HEALTHCHECK command failed inside the container"
+    fi
+    if [ -n "$EMU_URL" ]; then
+      if wait_http "http://127.0.0.1:$port/ready" 15 "$name"; then
+        pass "$t GET /ready -> 200 (reaches the emulator from the container)"
+      else
+        fail "$t GET /ready -> $(http_status "http://127.0.0.1:$port/ready")"
+      fi
+    fi
   elif [ -z "$EMU_URL" ]; then
     info "$t did not answer /health without an emulator (expected if it needs AWS at start-up):"
     podman logs --tail 3 "$name" 2>&1 | sed 's/^/    /'
