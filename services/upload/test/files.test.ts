@@ -67,7 +67,7 @@ describe('the file API', () => {
     },
   );
 
-  it('DL-01, DL-02, DL-05: downloads are short-lived presigned URLs, attachment under the RFC 6266-encoded name', async () => {
+  it('DL-01, DL-02, DL-05, FU-06: downloads are short-lived presigned URLs, attachment under the RFC 6266-encoded name', async () => {
     const user = await newUser();
     const name = 'naïve résumé (final) 100%.txt';
     const f = await stored(user.headers, name, Buffer.from('cv'));
@@ -224,6 +224,23 @@ describe('direct browser uploads (presign + complete)', () => {
     expect(result.orphanObjects).toBeGreaterThanOrEqual(1);
     expect(await s3Leftovers(t.aws, t.config.PRIMARY_BUCKET, user.userId)).toEqual({ objects: 0, multipartUploads: 0 });
     expect((await t.app.inject({ method: 'POST', url: `/api/files/${p.id}/complete`, headers: user.headers })).statusCode).toBe(404);
+  });
+});
+
+describe('what the API does not do', () => {
+  it('FU-12: the file API is bearer-only: a session cookie alone is not authentication', async () => {
+    const user = await newUser();
+    const res = await t.app.inject({ method: 'GET', url: '/api/files', headers: { cookie: `scs_refresh=x; token=${user.token}` } });
+    expect(res.statusCode).toBe(401);
+  });
+
+  it('FU-08: an archive is stored as sent, never unpacked', async () => {
+    const user = await newUser();
+    // A zip whose single entry claims to be huge: the service only looks at the first bytes.
+    const zip = Buffer.concat([Buffer.from('PK\u0003\u0004'), Buffer.alloc(26, 0xff), Buffer.from('bomb.txt'), Buffer.alloc(2000)]);
+    const res = await upload(t.app, user.headers, [{ name: 'file', filename: 'bundle.zip', content: zip }]);
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toMatchObject({ size: zip.length, contentType: 'application/zip', sha256: sha256(zip) });
   });
 });
 
