@@ -46,3 +46,4 @@ export const FRAMEWORK_CODES: Record<string, string> = {
 
 /** A route of the contract whose service has not shipped it yet (answered after authentication). */
 export const NotImplemented = createError('NOT_IMPLEMENTED', '%s', 501);
+export const RateLimited = createError('RATE_LIMITED', 'Too many requests: slow down and try again shortly', 429);

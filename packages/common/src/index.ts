@@ -19,3 +19,4 @@ export { observabilityPlugin, type ObservabilityOptions } from './plugins/observ
 export { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
 export { ErrorResponse } from './schemas';
 export * from './service-app';
+export { rateLimitsPlugin, type RateLimitsOptions } from './plugins/rate-limits';

@@ -1,11 +1,9 @@
 import cookie from '@fastify/cookie';
-import rateLimit from '@fastify/rate-limit';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { type AwsClients, createServiceApp } from '@scs/common';
+import { type AwsClients, createServiceApp, rateLimitsPlugin } from '@scs/common';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
 import type { AuthConfig } from './config';
-import { RateLimited } from './errors';
 import { SessionRepository } from './repositories/sessions';
 import { LoginThrottle } from './repositories/throttle';
 import { UserRepository } from './repositories/users';
@@ -59,11 +57,7 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps): Promise<Fast
   });
 
   await app.register(cookie);
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) =>
-      Object.assign(new RateLimited(), { retryAfterSeconds: Math.ceil(context.ttl / 1000) }),
-  });
+  await app.register(rateLimitsPlugin);
 
   const service = new AuthService({
     users: new UserRepository(aws.dynamo, config.USERS_TABLE),

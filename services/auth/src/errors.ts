@@ -16,4 +16,3 @@ export const TooManyAttempts = createError(
 );
 export const InvalidRefreshToken = createError('INVALID_REFRESH_TOKEN', 'Your session has ended: sign in again', 401);
 export const CrossSiteRequest = createError('CROSS_SITE_REQUEST', 'This request must come from the application itself', 403);
-export const RateLimited = createError('RATE_LIMITED', 'Too many requests: slow down and try again shortly', 429);

@@ -1,13 +1,11 @@
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import multipart from '@fastify/multipart';
-import rateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
-import { type AwsClients, createServiceApp, every, splitList } from '@scs/common';
+import { type AwsClients, createServiceApp, every, rateLimitsPlugin, splitList } from '@scs/common';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
 import type { UploadConfig } from './config';
-import { RateLimited } from './errors';
 import { FileRepository } from './repositories/files';
 import { filesRoutes } from './routes/files';
 import { FilesService } from './services/files-service';
@@ -71,14 +69,8 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
   });
 
   await app.register(multipart, { limits: { fileSize: config.MAX_UPLOAD_BYTES, files: 1, parts: 5, fields: 4 } });
-  await app.register(rateLimit, {
-    global: false,
-    // Keyed by the authenticated user, so one account cannot flood and others are unaffected.
-    hook: 'preHandler',
-    keyGenerator: (request) => request.user?.sub ?? request.ip,
-    errorResponseBuilder: (_request, context) =>
-      Object.assign(new RateLimited(), { retryAfterSeconds: Math.ceil(context.ttl / 1000) }),
-  });
+  // Keyed by the authenticated user, so one account cannot flood and others are unaffected.
+  await app.register(rateLimitsPlugin, { perUser: true });
 
   const service = new FilesService(aws.s3, new FileRepository(aws.dynamo, config.FILES_TABLE), config, app.log);
   app.decorate('files', service);

@@ -13,4 +13,3 @@ export const QuotaExceeded = createError('QUOTA_EXCEEDED', 'Your storage is full
 export const UnsupportedFileType = createError('UNSUPPORTED_FILE_TYPE', '%s', 415);
 export const FileNotFound = createError('FILE_NOT_FOUND', 'No such file', 404);
 export const NothingUploaded = createError('NOTHING_UPLOADED', 'Nothing was uploaded for this file yet', 404);
-export const RateLimited = createError('RATE_LIMITED', 'Too many requests: slow down and try again shortly', 429);
