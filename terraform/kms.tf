@@ -1,0 +1,113 @@
+# Customer managed keys (SECURITY.md IN-03, IN-12). Each key policy delegates to
+# IAM in this account only: administration explicitly, cryptographic use only
+# through the one AWS service that uses the key (kms:ViaService). No wildcard
+# principal, rotation on, deletion window of at least 7 days.
+
+locals {
+  kms_keys = {
+    sensitive = {
+      alias       = var.sensitive_kms_key_alias
+      description = "${var.name_prefix}: SSE-KMS for the sensitive bucket"
+      via_service = "s3"
+    }
+    backup = {
+      alias       = var.backup_kms_key_alias
+      description = "${var.name_prefix}: SSE-KMS for the backup bucket"
+      via_service = "s3"
+    }
+    secrets = {
+      alias       = var.secrets_kms_key_alias
+      description = "${var.name_prefix}: SSM SecureString application secrets"
+      via_service = "ssm"
+    }
+  }
+
+  kms_admin_actions = [
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RevokeGrant",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+  ]
+
+  kms_usage_actions = [
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+  ]
+}
+
+data "aws_iam_policy_document" "kms" {
+  for_each = local.kms_keys
+
+  statement {
+    sid       = "AccountAdministersKeyThroughIam"
+    actions   = local.kms_admin_actions
+    resources = ["*"] # in a key policy, "*" is this key
+
+    principals {
+      type        = "AWS"
+      identifiers = [local.account_root_arn]
+    }
+  }
+
+  statement {
+    sid       = "AccountUsesKeyThrough${upper(each.value.via_service)}"
+    actions   = local.kms_usage_actions
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [local.account_root_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["${each.value.via_service}.${local.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:CallerAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  for_each = local.kms_keys
+
+  description             = each.value.description
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  policy                  = data.aws_iam_policy_document.kms[each.key].json
+}
+
+resource "aws_kms_alias" "this" {
+  for_each = local.kms_keys
+
+  name          = each.value.alias
+  target_key_id = aws_kms_key.this[each.key].key_id
+}

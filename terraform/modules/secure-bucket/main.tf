@@ -1,0 +1,253 @@
+# One S3 bucket with the project's baseline: ACLs disabled, public access blocked,
+# default encryption, versioning, lifecycle hygiene, TLS-only bucket policy and
+# optional server access logging (SECURITY.md IN-01..IN-06).
+
+locals {
+  kms_enabled = var.sse_algorithm == "aws:kms"
+}
+
+resource "aws_s3_bucket" "this" {
+  bucket        = var.bucket
+  force_destroy = var.force_destroy
+
+  tags = var.tags
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = var.sse_algorithm
+      kms_master_key_id = local.kms_enabled ? var.kms_key_arn : null
+    }
+    bucket_key_enabled = local.kms_enabled
+  }
+}
+
+resource "aws_s3_bucket_versioning" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = var.abort_incomplete_multipart_upload_days
+    }
+  }
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_expiration_days
+    }
+
+    # Once its noncurrent versions are gone, a lone delete marker is removed too.
+    # (AWS does not allow this flag in the same rule as an expiration in days.)
+    dynamic "expiration" {
+      for_each = var.current_version_expiration_days == null ? [true] : []
+
+      content {
+        expired_object_delete_marker = true
+      }
+    }
+  }
+
+  dynamic "rule" {
+    for_each = var.current_version_expiration_days == null ? [] : [var.current_version_expiration_days]
+
+    content {
+      id     = "expire-current-versions"
+      status = "Enabled"
+
+      filter {}
+
+      expiration {
+        days = rule.value
+      }
+    }
+  }
+
+  # Lifecycle rules on noncurrent versions need versioning to be configured first.
+  depends_on = [aws_s3_bucket_versioning.this]
+}
+
+resource "aws_s3_bucket_logging" "this" {
+  count = var.access_logging == null ? 0 : 1
+
+  bucket        = aws_s3_bucket.this.id
+  target_bucket = var.access_logging.target_bucket
+  target_prefix = var.access_logging.target_prefix
+}
+
+data "aws_iam_policy_document" "this" {
+  source_policy_documents = var.policy_documents
+
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.this.arn,
+      "${aws_s3_bucket.this.arn}/*",
+    ]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid     = "DenyOutdatedTls"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.this.arn,
+      "${aws_s3_bucket.this.arn}/*",
+    ]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "NumericLessThan"
+      variable = "s3:TlsVersion"
+      values   = ["1.2"]
+    }
+  }
+
+  # With enforce_kms_key, no object can be written under any key but kms_key_arn.
+  # A write without encryption headers gets the bucket default (kms_key_arn), so
+  # only explicit headers naming something else are denied. This keeps
+  # UploadPart (authorised as s3:PutObject, sent without encryption headers)
+  # working for multipart uploads and copies. Clients must name the key by its
+  # ARN: the condition compares the header as sent, it does not resolve aliases.
+  dynamic "statement" {
+    for_each = var.enforce_kms_key ? [true] : []
+
+    content {
+      sid       = "DenyPutObjectWithOtherKmsKey"
+      effect    = "Deny"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.this.arn}/*"]
+
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+
+      condition {
+        test     = "StringNotEqualsIfExists"
+        variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+        values   = [var.kms_key_arn]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.enforce_kms_key ? [true] : []
+
+    content {
+      sid       = "DenyPutObjectWithoutSseKms"
+      effect    = "Deny"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.this.arn}/*"]
+
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+
+      condition {
+        test     = "StringNotEqualsIfExists"
+        variable = "s3:x-amz-server-side-encryption"
+        values   = ["aws:kms"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.enforce_kms_key ? [true] : []
+
+    content {
+      sid       = "DenyPutObjectWithAwsManagedKey"
+      effect    = "Deny"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.this.arn}/*"]
+
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+
+      # "aws:kms" without a key id means the AWS managed key aws/s3.
+      condition {
+        test     = "StringEquals"
+        variable = "s3:x-amz-server-side-encryption"
+        values   = ["aws:kms"]
+      }
+
+      condition {
+        test     = "Null"
+        variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+        values   = ["true"]
+      }
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  bucket = aws_s3_bucket.this.id
+  policy = data.aws_iam_policy_document.this.json
+
+  # S3 rejects concurrent PutBucketPolicy and PutPublicAccessBlock calls.
+  depends_on = [aws_s3_bucket_public_access_block.this]
+
+  lifecycle {
+    precondition {
+      condition     = !var.enforce_kms_key || (local.kms_enabled && var.kms_key_arn != null)
+      error_message = "enforce_kms_key needs sse_algorithm \"aws:kms\" and a kms_key_arn."
+    }
+  }
+}
