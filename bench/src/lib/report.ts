@@ -1,0 +1,171 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { LoadResult } from './load';
+import type { ProcessUsage } from './proc-stats';
+import type { EventLoopDelayMs } from './watch';
+
+/** How a scenario compares with the baseline measured in the same run at the same concurrency. */
+export interface Comparison {
+  against: string;
+  /** Scenario req/s divided by baseline req/s. */
+  rpsRatio: number;
+  /** Scenario p99 divided by baseline p99. */
+  p99Ratio: number;
+  /** Scenario p99 minus baseline p99, in ms. */
+  addedP99Ms: number;
+}
+
+/** A performance goal: reported, never asserted. `met` is absent for figures given for information. */
+export interface Goal {
+  description: string;
+  value?: number;
+  limit?: number;
+  unit?: string;
+  met?: boolean;
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  /** What was loaded, e.g. "GET /auth/me on auth". */
+  target: string;
+  connections: number;
+  load: LoadResult;
+  /** The server process under test while the scenario ran (null where /proc is unavailable). */
+  server: (ProcessUsage & { name: string }) | null;
+  /** CPU milliseconds the server spent per successful request. */
+  serverCpuMsPerRequest: number | null;
+  /** The server's event-loop delay during the window, where it exposes /metrics. */
+  eventLoopDelayMs?: EventLoopDelayMs;
+  /** CPU and RSS of the other processes on the machine (emulator, load generator). */
+  others?: Record<string, ProcessUsage>;
+  baseline?: Comparison;
+  goal?: Goal;
+  note?: string;
+}
+
+export interface BenchmarkReport {
+  name: string;
+  startedAt: string;
+  finishedAt: string;
+  /** Settings and measured facts the figures depend on (costs, versions, durations). */
+  facts: Record<string, unknown>;
+  scenarios: ScenarioResult[];
+  /** Lines a person needs beside the table (costs, bounds, diagnostics). */
+  summary: string[];
+  /** Scenarios whose runs failed (too many errors); they make the bench exit non-zero. */
+  failures: string[];
+}
+
+export interface MachineFacts {
+  nproc: number;
+  cpuModel: string;
+  memoryGiB: number;
+  node: string;
+  platform: string;
+  kernel: string;
+  arch: string;
+}
+
+export interface RunReport {
+  startedAt: string;
+  finishedAt: string;
+  machine: MachineFacts;
+  benchmarks: BenchmarkReport[];
+}
+
+export function machineFacts(): MachineFacts {
+  return {
+    nproc: availableParallelism(),
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Number((totalmem() / 1024 ** 3).toFixed(1)),
+    node: process.version,
+    platform: process.platform,
+    kernel: release(),
+    arch: process.arch,
+  };
+}
+
+/** Compares a scenario's load result with the baseline's at the same concurrency. */
+export function compare(load: LoadResult, baseline: LoadResult, against: string): Comparison {
+  return {
+    against,
+    rpsRatio: Number((load.rps / baseline.rps).toFixed(3)),
+    p99Ratio: Number((load.latencyMs.p99 / baseline.latencyMs.p99).toFixed(3)),
+    addedP99Ms: Number((load.latencyMs.p99 - baseline.latencyMs.p99).toFixed(3)),
+  };
+}
+
+/** A goal of the form "value below limit". */
+export function below(description: string, value: number, limit: number, unit = 'ms'): Goal {
+  return { description, value, limit, unit, met: value < limit };
+}
+
+const fmt = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+
+/** Left-aligns text columns and right-aligns numeric ones. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const numeric = header.map((_, i) => rows.every((r) => /^[-+]?[\d.]*$|^-$/.test(r[i] ?? '')));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** The table a person reads: one row per scenario and concurrency. */
+export function renderScenarios(scenarios: ScenarioResult[]): string {
+  const header = ['scenario', 'conc', 'req/s', 'p50 ms', 'p99 ms', 'failed', 'vs baseline (req/s, p99)', 'cpu srv/emu/gen', 'RSS MiB', 'goal', 'met?'];
+  const rows = scenarios.map((s) => {
+    const b = s.baseline;
+    const vs = b ? `x${fmt(b.rpsRatio, 2)}, ${b.addedP99Ms >= 0 ? '+' : ''}${fmt(b.addedP99Ms, 2)} ms` : 'baseline';
+    const goal = s.goal
+      ? s.goal.value !== undefined && s.goal.unit
+        ? `${s.goal.description}: ${fmt(s.goal.value, 2)} ${s.goal.unit}`
+        : s.goal.description
+      : '';
+    const met = s.goal?.met === undefined ? '' : s.goal.met ? 'yes' : 'NO';
+    return [
+      s.scenario,
+      String(s.connections),
+      fmt(s.load.rps, 0),
+      fmt(s.load.latencyMs.p50, 2),
+      fmt(s.load.latencyMs.p99, 2),
+      String(s.load.non2xx + s.load.errors),
+      vs,
+      [s.server?.cpuCores, s.others?.emulator?.cpuCores, s.others?.loadgen?.cpuCores].map((c) => (c === undefined ? '-' : fmt(c, 2))).join('/'),
+      s.server ? fmt(s.server.peakRssMiB, 0) : '-',
+      goal,
+      met,
+    ];
+  });
+  return formatTable(header, rows);
+}
+
+/** `2025-01-31T12-00-00Z`: an ISO timestamp that is a valid file name everywhere. */
+export function fileStamp(date: Date): string {
+  return date.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+}
+
+/** Writes `latest.json` (the whole run) and `<benchmark>-<ISO date>.json` per benchmark; returns the paths. */
+export function writeResults(dir: string, report: RunReport): string[] {
+  mkdirSync(dir, { recursive: true });
+  const stamp = fileStamp(new Date(report.startedAt));
+  const written: string[] = [];
+  const write = (name: string, data: unknown) => {
+    const path = join(dir, name);
+    writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`);
+    written.push(path);
+  };
+  write('latest.json', report);
+  for (const bench of report.benchmarks) write(`${bench.name}-${stamp}.json`, { machine: report.machine, ...bench });
+  return written;
+}
+
+/** The installed version of a package, as resolved from the bench. */
+export function packageVersion(name: string): string {
+  const pkg = JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}

@@ -1,0 +1,85 @@
+import { type ProcessUsage, ProcessSampler } from './proc-stats';
+
+/** Event-loop delay of a service over a window, from its own Prometheus metrics (prom-client defaults). */
+export interface EventLoopDelayMs {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface WatchTargets {
+  /** The server under test. `metricsUrl` (its GET /metrics) adds its event-loop delay. */
+  server: { name: string; pid: number; metricsUrl?: string };
+  /** Other processes whose CPU share explains the figures on a small machine (emulator, load generator). */
+  others?: Record<string, number | undefined>;
+}
+
+export interface WatchResult {
+  server: (ProcessUsage & { name: string }) | null;
+  others: Record<string, ProcessUsage>;
+  eventLoopDelayMs?: EventLoopDelayMs;
+}
+
+/** The first sample of each metric in a Prometheus text exposition, by name (labels ignored). */
+export function parsePrometheus(text: string): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (m?.[1] && m[2] !== undefined && !values.has(m[1])) values.set(m[1], Number(m[2]));
+  }
+  return values;
+}
+
+async function scrape(url: string): Promise<Map<string, number> | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    return res.ok ? parsePrometheus(await res.text()) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const ms = (seconds: number | undefined) => Number(((seconds ?? Number.NaN) * 1000).toFixed(2));
+
+/**
+ * Watches the processes involved in a scenario: CPU time and peak RSS from /proc for each, and
+ * the server's event-loop delay (prom-client resets its histogram on every scrape, so a scrape at
+ * start and one at stop bracket the window).
+ */
+export class Watch {
+  private constructor(
+    private readonly targets: WatchTargets,
+    private readonly server: ProcessSampler | undefined,
+    private readonly others: [string, ProcessSampler | undefined][],
+  ) {}
+
+  static async start(targets: WatchTargets): Promise<Watch> {
+    if (targets.server.metricsUrl) await scrape(targets.server.metricsUrl);
+    return new Watch(
+      targets,
+      ProcessSampler.start(targets.server.pid),
+      Object.entries(targets.others ?? {}).map(([name, pid]) => [name, ProcessSampler.start(pid)]),
+    );
+  }
+
+  async stop(): Promise<WatchResult> {
+    const server = this.server?.stop();
+    const others: Record<string, ProcessUsage> = {};
+    for (const [name, sampler] of this.others) {
+      const usage = sampler?.stop();
+      if (usage) others[name] = usage;
+    }
+    const result: WatchResult = { server: server ? { name: this.targets.server.name, ...server } : null, others };
+    if (this.targets.server.metricsUrl) {
+      const metrics = await scrape(this.targets.server.metricsUrl);
+      if (metrics?.has('nodejs_eventloop_lag_p99_seconds')) {
+        result.eventLoopDelayMs = {
+          p50: ms(metrics.get('nodejs_eventloop_lag_p50_seconds')),
+          p99: ms(metrics.get('nodejs_eventloop_lag_p99_seconds')),
+          max: ms(metrics.get('nodejs_eventloop_lag_max_seconds')),
+        };
+      }
+    }
+    return result;
+  }
+}

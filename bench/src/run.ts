@@ -1,0 +1,112 @@
+import { join } from 'node:path';
+import { authBenchmark } from './auth';
+import { type BenchContext, type BenchSettings, type Emulator, repoRoot, startProvisionedEmulator } from './lib/context';
+import { ProcessRegistry } from './lib/processes';
+import { type BenchmarkReport, machineFacts, renderScenarios, type RunReport, writeResults } from './lib/report';
+
+/**
+ * `npm run bench` (through scripts/bin/bench.mjs): runs every benchmark, prints one table per
+ * benchmark, writes bench/results/latest.json and a dated copy per benchmark. Goals are reported,
+ * not asserted: the exit code is non-zero only when something failed to run.
+ *
+ * Knobs (for quick local runs): BENCH_DURATION_SECONDS (5), BENCH_WARMUP_SECONDS (1),
+ * BENCH_CONCURRENCY (1,8,32).
+ */
+const BENCHMARKS: { name: string; run: (ctx: BenchContext) => Promise<BenchmarkReport> }[] = [{ name: 'auth', run: authBenchmark }];
+
+function settingsFrom(env: NodeJS.ProcessEnv): BenchSettings {
+  const num = (name: string, fallback: number) => {
+    const n = Number(env[name]);
+    return env[name] && Number.isFinite(n) && n >= 0 ? n : fallback;
+  };
+  const concurrencies = (env.BENCH_CONCURRENCY ?? '1,8,32')
+    .split(',')
+    .map((s) => Number.parseInt(s.trim(), 10))
+    .filter((n) => Number.isInteger(n) && n > 0);
+  return {
+    durationSeconds: Math.max(1, num('BENCH_DURATION_SECONDS', 5)),
+    warmupSeconds: num('BENCH_WARMUP_SECONDS', 1),
+    concurrencies: concurrencies.length ? concurrencies : [1, 8, 32],
+  };
+}
+
+const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
+const out = (text: string) => process.stdout.write(`${text}\n`);
+
+async function main(registry: ProcessRegistry): Promise<number> {
+  const startedAt = new Date();
+  const machine = machineFacts();
+  const settings = settingsFrom(process.env);
+  let emulator: Promise<Emulator> | undefined;
+  const ctx: BenchContext = {
+    settings,
+    registry,
+    emulator: () => (emulator ??= startProvisionedEmulator(registry, log)),
+    log,
+  };
+
+  const benchmarks: BenchmarkReport[] = [];
+  for (const bench of BENCHMARKS) {
+    log(`running ${bench.name}`);
+    benchmarks.push(await bench.run(ctx));
+  }
+  const report: RunReport = { startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, benchmarks };
+  const files = writeResults(join(repoRoot, 'bench/results'), report);
+
+  out(`\nMachine: ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform} ${machine.kernel}`);
+  out(`Each row: ${settings.warmupSeconds} s warm-up, then ${settings.durationSeconds} s measured; latency of 2xx responses; CPU cores used by server/emulator/load generator; peak RSS of the server.`);
+  let failed = 0;
+  for (const bench of benchmarks) {
+    out(`\n${bench.name}\n${renderScenarios(bench.scenarios)}`);
+    for (const line of summaryLines(bench)) out(line);
+    for (const failure of bench.failures) out(`FAILED RUN: ${failure}`);
+    failed += bench.failures.length;
+  }
+  out(`\nResults: ${files.map((f) => f.slice(repoRoot.length + 1)).join(', ')}`);
+  return failed > 0 ? 1 : 0;
+}
+
+/** What a person needs beside the table: failed requests, the benchmark's own notes, which goals were met. */
+function summaryLines(bench: BenchmarkReport): string[] {
+  const lines: string[] = [];
+  for (const s of bench.scenarios) {
+    const failed = Object.entries(s.load.statusCodes).filter(([code]) => !code.startsWith('2'));
+    if (failed.length || s.load.errors) {
+      const codes = failed.map(([code, n]) => `${code} x${n}`);
+      if (s.load.errors) codes.push(`connection errors x${s.load.errors}`);
+      lines.push(`Failed requests in ${s.scenario} c=${s.connections}: ${codes.join(', ')}`);
+    }
+  }
+  lines.push(...bench.summary);
+  const goals = bench.scenarios.filter((s) => s.goal?.met !== undefined);
+  const missed = goals.filter((s) => s.goal?.met === false);
+  lines.push(
+    `Goals met: ${goals.length - missed.length}/${goals.length}` +
+      (missed.length ? `; missed: ${missed.map((s) => `${s.scenario} c=${s.connections} (${s.goal?.description})`).join('; ')}` : ''),
+  );
+  return lines;
+}
+
+const registry = new ProcessRegistry();
+let finishing = false;
+const finish = async (code: number) => {
+  if (finishing) return;
+  finishing = true;
+  await registry.stopAll();
+  process.exit(code);
+};
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (!finishing) log(`${signal}: stopping every process the bench started`);
+    void finish(130);
+  });
+}
+process.on('exit', () => registry.killAllNow());
+
+main(registry).then(
+  (code) => finish(code),
+  (err: unknown) => {
+    process.stderr.write(`\nbench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    void finish(1);
+  },
+);
