@@ -3,6 +3,7 @@ import { authBenchmark } from './auth';
 import { type BenchContext, type BenchSettings, type Emulator, repoRoot, startProvisionedEmulator } from './lib/context';
 import { ProcessRegistry } from './lib/processes';
 import { type BenchmarkReport, machineFacts, renderScenarios, type RunReport, writeResults } from './lib/report';
+import { uploadBenchmark } from './upload';
 
 /**
  * `npm run bench` (through scripts/bin/bench.mjs): runs every benchmark, prints one table per
@@ -10,9 +11,13 @@ import { type BenchmarkReport, machineFacts, renderScenarios, type RunReport, wr
  * not asserted: the exit code is non-zero only when something failed to run.
  *
  * Knobs (for quick local runs): BENCH_DURATION_SECONDS (5), BENCH_WARMUP_SECONDS (1),
- * BENCH_CONCURRENCY (1,8,32).
+ * BENCH_CONCURRENCY (1,8,32) for auth; BENCH_UPLOAD_SCALE (1: 256 MiB, 32 x 16 MiB, 64 MiB and 1 GiB
+ * files; 0.25 shrinks them) for upload.
  */
-const BENCHMARKS: { name: string; run: (ctx: BenchContext) => Promise<BenchmarkReport> }[] = [{ name: 'auth', run: authBenchmark }];
+const BENCHMARKS: { name: string; run: (ctx: BenchContext) => Promise<BenchmarkReport> }[] = [
+  { name: 'auth', run: authBenchmark },
+  { name: 'upload', run: uploadBenchmark },
+];
 
 function settingsFrom(env: NodeJS.ProcessEnv): BenchSettings {
   const num = (name: string, fallback: number) => {

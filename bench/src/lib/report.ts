@@ -42,6 +42,14 @@ export interface ScenarioResult {
   baseline?: Comparison;
   goal?: Goal;
   note?: string;
+  /** Data moved by the successful requests of a transfer scenario (uploads); adds an MB/s column. */
+  throughput?: Throughput;
+}
+
+/** Bytes moved and the rate, in MB/s (10^6 bytes per second of wall time). */
+export interface Throughput {
+  bytes: number;
+  MBps: number;
 }
 
 export interface BenchmarkReport {
@@ -101,6 +109,16 @@ export function below(description: string, value: number, limit: number, unit = 
   return { description, value, limit, unit, met: value < limit };
 }
 
+/** A goal of the form "value at least limit". */
+export function atLeast(description: string, value: number, limit: number, unit = 'x'): Goal {
+  return { description, value, limit, unit, met: value >= limit };
+}
+
+/** A goal of the form "value at most limit". */
+export function atMost(description: string, value: number, limit: number, unit = 'ms'): Goal {
+  return { description, value, limit, unit, met: value <= limit };
+}
+
 const fmt = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
 /** Left-aligns text columns and right-aligns numeric ones. */
@@ -115,12 +133,18 @@ export function formatTable(header: string[], rows: string[][]): string {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-/** The table a person reads: one row per scenario and concurrency. */
+/**
+ * The table a person reads: one row per scenario and concurrency. A benchmark whose scenarios move
+ * data (uploads) gets an MB/s column after req/s.
+ */
 export function renderScenarios(scenarios: ScenarioResult[]): string {
+  const withThroughput = scenarios.some((s) => s.throughput);
   const header = ['scenario', 'conc', 'req/s', 'p50 ms', 'p99 ms', 'failed', 'vs baseline (req/s, p99)', 'cpu srv/emu/gen', 'RSS MiB', 'goal', 'met?'];
+  if (withThroughput) header.splice(3, 0, 'MB/s');
   const rows = scenarios.map((s) => {
     const b = s.baseline;
-    const vs = b ? `x${fmt(b.rpsRatio, 2)}, ${b.addedP99Ms >= 0 ? '+' : ''}${fmt(b.addedP99Ms, 2)} ms` : 'baseline';
+    // A row with neither a comparison nor a goal is a baseline; one with only a goal compares with nothing.
+    const vs = b ? `x${fmt(b.rpsRatio, 2)}, ${b.addedP99Ms >= 0 ? '+' : ''}${fmt(b.addedP99Ms, 2)} ms` : s.goal ? '-' : 'baseline';
     const goal = s.goal
       ? s.goal.value !== undefined && s.goal.unit
         ? `${s.goal.description}: ${fmt(s.goal.value, 2)} ${s.goal.unit}`
@@ -130,7 +154,8 @@ export function renderScenarios(scenarios: ScenarioResult[]): string {
     return [
       s.scenario,
       String(s.connections),
-      fmt(s.load.rps, 0),
+      fmt(s.load.rps, withThroughput ? 2 : 0),
+      ...(withThroughput ? [s.throughput ? fmt(s.throughput.MBps, 1) : '-'] : []),
       fmt(s.load.latencyMs.p50, 2),
       fmt(s.load.latencyMs.p99, 2),
       String(s.load.non2xx + s.load.errors),

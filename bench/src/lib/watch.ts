@@ -12,6 +12,8 @@ export interface WatchTargets {
   server: { name: string; pid: number; metricsUrl?: string };
   /** Other processes whose CPU share explains the figures on a small machine (emulator, load generator). */
   others?: Record<string, number | undefined>;
+  /** How often RSS is sampled, in ms (100 unless told). */
+  intervalMs?: number;
 }
 
 export interface WatchResult {
@@ -57,8 +59,8 @@ export class Watch {
     if (targets.server.metricsUrl) await scrape(targets.server.metricsUrl);
     return new Watch(
       targets,
-      ProcessSampler.start(targets.server.pid),
-      Object.entries(targets.others ?? {}).map(([name, pid]) => [name, ProcessSampler.start(pid)]),
+      ProcessSampler.start(targets.server.pid, targets.intervalMs),
+      Object.entries(targets.others ?? {}).map(([name, pid]) => [name, ProcessSampler.start(pid, targets.intervalMs)]),
     );
   }
 
