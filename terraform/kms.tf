@@ -1,4 +1,4 @@
-# Customer managed keys (SECURITY.md IN-03, IN-12). Each key policy delegates to
+# Customer managed keys (security checklist IN-03, IN-12). Each key policy delegates to
 # IAM in this account only: administration explicitly, cryptographic use only
 # through the one AWS service that uses the key (kms:ViaService). No wildcard
 # principal, rotation on, deletion window of at least 7 days.

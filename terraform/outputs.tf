@@ -73,7 +73,7 @@ output "iam_policy_arns" {
 ################################################################################
 
 output "service_environment" {
-  description = "Environment variables of the services (API.md). SENSITIVE_KMS_KEY_ID is the key ARN: the sensitive bucket's policy compares the key named in a request as sent and does not resolve aliases."
+  description = "Environment variables of the services (the product contract). SENSITIVE_KMS_KEY_ID is the key ARN: the sensitive bucket's policy compares the key named in a request as sent and does not resolve aliases."
   value = {
     AWS_REGION           = local.region
     PRIMARY_BUCKET       = module.primary.id

@@ -1,4 +1,4 @@
-# SSM parameters of the auth service (SECURITY.md IN-12). Terraform does not
+# SSM parameters of the auth service (security checklist IN-12). Terraform does not
 # create them, so no key material ever reaches the state: `npm run keys:rotate`
 # writes the signing key as a SecureString under the secrets CMK and the matching
 # public keys as a String. Terraform only names them and grants access to them.

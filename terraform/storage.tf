@@ -1,4 +1,4 @@
-# S3 buckets (SECURITY.md IN-01..IN-06). The baseline of every bucket lives in
+# S3 buckets (security checklist IN-01..IN-06). The baseline of every bucket lives in
 # modules/secure-bucket; this file only sets what differs between them.
 
 locals {

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 
 /**
  * Names of the AWS resources the product uses. Every one is an environment variable of the same
- * meaning (API.md); these are the defaults the local stack and Terraform share.
+ * meaning (the product contract); these are the defaults the local stack and Terraform share.
  */
 export const resourceNameProperties = {
   PRIMARY_BUCKET: Type.String({ default: 'scs-primary', minLength: 3 }),

@@ -2,7 +2,7 @@ import { baseConfigProperties, portProperty } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 
 /**
- * Settings of `npm start`. GATEWAY_PORT is a product knob (API.md); the others are development
+ * Settings of `npm start`. GATEWAY_PORT is a product knob (the product contract); the others are development
  * knobs, mainly so tests and a second checkout can run a stack beside a developer's own.
  */
 export const StackConfig = Type.Object({

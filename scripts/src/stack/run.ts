@@ -12,7 +12,7 @@ import { assertPortsFree } from './ports';
 
 const REPO_ROOT = resolve(__dirname, '../../..');
 
-/** The emulator accepts any credentials; these are the conventional ones (API.md). */
+/** The emulator accepts any credentials; these are the conventional ones (the product contract). */
 const LOCAL_AWS = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' } as const;
 
 /**

@@ -1,6 +1,6 @@
 import createError from '@fastify/error';
 
-/** Errors of the auth service: stable codes (API.md) with the status they answer. */
+/** Errors of the auth service: stable codes (the product contract) with the status they answer. */
 export const InvalidUsername = createError(
   'INVALID_USERNAME',
   'Usernames are 3 to 32 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit',

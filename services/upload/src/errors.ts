@@ -1,6 +1,6 @@
 import createError from '@fastify/error';
 
-/** Errors of the upload service: stable codes (API.md) with the status they answer. */
+/** Errors of the upload service: stable codes (the product contract) with the status they answer. */
 export const NoFile = createError('NO_FILE', 'Attach a file in a multipart field named "file"', 400);
 export const BadMultipart = createError('BAD_MULTIPART', '%s', 400);
 export const InvalidFileName = createError(

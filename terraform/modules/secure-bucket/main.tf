@@ -1,6 +1,6 @@
 # One S3 bucket with the project's baseline: ACLs disabled, public access blocked,
 # default encryption, versioning, lifecycle hygiene, TLS-only bucket policy and
-# optional server access logging (SECURITY.md IN-01..IN-06).
+# optional server access logging (security checklist IN-01..IN-06).
 
 locals {
   kms_enabled = var.sse_algorithm == "aws:kms"
