@@ -65,15 +65,17 @@ export async function stopStack(stack: RunningStack, timeoutMs = 20_000): Promis
   const pgid = stack.child.pid;
   if (!pgid) return { ms: 0, groupGone: true };
   if (groupAlive(pgid)) process.kill(-pgid, 'SIGTERM');
+  const deadline = started + timeoutMs;
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([stack.exited, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
   clearTimeout(timer);
-  const ms = Date.now() - started;
-  // npm exits once the runner has; the runner exits only after its children, so nothing may be left.
+  // npm may exit before the runner has finished stopping its children: what counts is the moment
+  // the last process of the group is gone.
   let groupGone = !groupAlive(pgid);
-  for (let i = 0; i < 20 && !groupGone; i++) {
+  while (!groupGone && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
     groupGone = !groupAlive(pgid);
   }
+  const ms = Date.now() - started;
   return { ms, groupGone };
 }
