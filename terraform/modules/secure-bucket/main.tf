@@ -164,10 +164,10 @@ data "aws_iam_policy_document" "this" {
   # working for multipart uploads and copies. Clients must name the key by its
   # ARN: the condition compares the header as sent, it does not resolve aliases.
   dynamic "statement" {
-    for_each = var.enforce_kms_key ? [true] : []
+    for_each = var.enforce_kms_key ? local.kms_put_denials : {}
 
     content {
-      sid       = "DenyPutObjectWithOtherKmsKey"
+      sid       = statement.key
       effect    = "Deny"
       actions   = ["s3:PutObject"]
       resources = ["${aws_s3_bucket.this.arn}/*"]
@@ -177,63 +177,33 @@ data "aws_iam_policy_document" "this" {
         identifiers = ["*"]
       }
 
-      condition {
-        test     = "StringNotEqualsIfExists"
-        variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-        values   = [var.kms_key_arn]
+      dynamic "condition" {
+        for_each = statement.value
+
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
       }
     }
   }
+}
 
-  dynamic "statement" {
-    for_each = var.enforce_kms_key ? [true] : []
-
-    content {
-      sid       = "DenyPutObjectWithoutSseKms"
-      effect    = "Deny"
-      actions   = ["s3:PutObject"]
-      resources = ["${aws_s3_bucket.this.arn}/*"]
-
-      principals {
-        type        = "*"
-        identifiers = ["*"]
-      }
-
-      condition {
-        test     = "StringNotEqualsIfExists"
-        variable = "s3:x-amz-server-side-encryption"
-        values   = ["aws:kms"]
-      }
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.enforce_kms_key ? [true] : []
-
-    content {
-      sid       = "DenyPutObjectWithAwsManagedKey"
-      effect    = "Deny"
-      actions   = ["s3:PutObject"]
-      resources = ["${aws_s3_bucket.this.arn}/*"]
-
-      principals {
-        type        = "*"
-        identifiers = ["*"]
-      }
-
-      # "aws:kms" without a key id means the AWS managed key aws/s3.
-      condition {
-        test     = "StringEquals"
-        variable = "s3:x-amz-server-side-encryption"
-        values   = ["aws:kms"]
-      }
-
-      condition {
-        test     = "Null"
-        variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-        values   = ["true"]
-      }
-    }
+locals {
+  # PutObject denials of the sensitive bucket, each a set of conditions that must all hold.
+  kms_put_denials = {
+    DenyPutObjectWithOtherKmsKey = [
+      { test = "StringNotEqualsIfExists", variable = "s3:x-amz-server-side-encryption-aws-kms-key-id", values = [var.kms_key_arn] },
+    ]
+    DenyPutObjectWithoutSseKms = [
+      { test = "StringNotEqualsIfExists", variable = "s3:x-amz-server-side-encryption", values = ["aws:kms"] },
+    ]
+    # "aws:kms" without a key id means the AWS managed key aws/s3.
+    DenyPutObjectWithAwsManagedKey = [
+      { test = "StringEquals", variable = "s3:x-amz-server-side-encryption", values = ["aws:kms"] },
+      { test = "Null", variable = "s3:x-amz-server-side-encryption-aws-kms-key-id", values = ["true"] },
+    ]
   }
 }
 
