@@ -53,10 +53,19 @@ export interface RunningEmulator {
   stop(): Promise<void>;
 }
 
-/** Starts moto on 127.0.0.1:port and waits until it answers. */
+/**
+ * The emulator's arguments after the Python interpreter: moto's server on 127.0.0.1:port, with
+ * DynamoDB requests serialised so conditional writes and transactions are atomic as on AWS
+ * (scripts/bin/emulator.py).
+ */
+export function emulatorArgs(repoRoot: string, port: number): string[] {
+  return [join(repoRoot, 'scripts', 'bin', 'emulator.py'), '-H', '127.0.0.1', '-p', String(port)];
+}
+
+/** Starts the emulator on 127.0.0.1:port and waits until it answers. */
 export async function startEmulator(repoRoot: string, port: number): Promise<RunningEmulator> {
   const python = motoPython(repoRoot);
-  const child = spawn(python, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
+  const child = spawn(python, emulatorArgs(repoRoot, port), {
     stdio: ['ignore', 'ignore', 'pipe'],
     detached: true,
     env: { ...process.env, PYTHONUNBUFFERED: '1' },

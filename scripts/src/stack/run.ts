@@ -2,7 +2,7 @@ import { createAwsClients, loadConfig } from '@scs/common';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { motoPython, waitForEmulator } from '../emulator';
+import { emulatorArgs, motoPython, waitForEmulator } from '../emulator';
 import { provision, ResourceNames } from '../provision';
 import { describeExit, ManagedChild } from './child';
 import { STACK_HELP, StackConfig } from './config';
@@ -75,7 +75,7 @@ export class Stack {
     const emulator = this.spawn(
       'emulator',
       motoPython(REPO_ROOT),
-      ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(c.EMULATOR_PORT)],
+      emulatorArgs(REPO_ROOT, c.EMULATOR_PORT),
       { ...this.env, PYTHONUNBUFFERED: '1' },
     );
     await waitForEmulator(endpoint, { child: emulator.process, timeoutMs: c.STACK_START_TIMEOUT_MS });
