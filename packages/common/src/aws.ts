@@ -117,9 +117,3 @@ export function isNotFound(err: unknown): boolean {
   const name = (err as { name?: string } | null)?.name;
   return name === 'NoSuchKey' || name === 'NotFound' || name === 'ParameterNotFound' || name === 'ResourceNotFoundException';
 }
-
-/** True when a DynamoDB conditional write lost (item exists / changed). */
-export function isConditionFailed(err: unknown): boolean {
-  const name = (err as { name?: string } | null)?.name;
-  return name === 'ConditionalCheckFailedException' || name === 'TransactionCanceledException';
-}

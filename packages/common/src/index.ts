@@ -1,5 +1,7 @@
+export * from './accounts';
 export * from './aws';
 export * from './config';
+export * from './dynamo';
 export * from './errors';
 export * from './http';
 export * from './keys';
@@ -9,10 +11,12 @@ export * from './server';
 export { auditPlugin, type AuditFields, type AuditOutcome } from './plugins/audit';
 export {
   authenticatePlugin,
+  bearerToken,
   type AccessTokenClaims,
   type AuthenticateOptions,
   type AuthUser,
   type Role,
+  type RoleLookup,
 } from './plugins/authenticate';
 export { errorHandlerPlugin, type ErrorBody } from './plugins/error-handler';
 export { observabilityPlugin, type ObservabilityOptions } from './plugins/observability';

@@ -8,7 +8,7 @@ import { type BaseConfig, loadConfig } from './config';
 import { serverOptions } from './http';
 import { PublicKeyStore } from './keys';
 import { auditPlugin } from './plugins/audit';
-import { authenticatePlugin } from './plugins/authenticate';
+import { authenticatePlugin, type RoleLookup } from './plugins/authenticate';
 import { errorHandlerPlugin } from './plugins/error-handler';
 import { observabilityPlugin } from './plugins/observability';
 import { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
@@ -29,6 +29,8 @@ export interface ServiceAppOptions {
   now?: () => number;
   /** Registers public plugins (e.g. the browser UI's static files) before token verification. */
   publicRoutes?: (app: FastifyInstance) => Promise<void>;
+  /** The account's current role, for routes with `config.roles` (required when there are any). */
+  currentRole?: RoleLookup;
 }
 
 /**
@@ -59,7 +61,12 @@ export async function createServiceApp(
   // Registered before token verification, so the docs (and publicRoutes) stay public.
   await app.register(swaggerUi, { routePrefix: opts.docs.prefix, staticCSP: true });
   await opts.publicRoutes?.(app);
-  await app.register(authenticatePlugin, { keys, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE });
+  await app.register(authenticatePlugin, {
+    keys,
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    ...(opts.currentRole ? { currentRole: opts.currentRole } : {}),
+  });
   await app.register(auditPlugin);
   return { app, keys };
 }

@@ -1,5 +1,5 @@
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import { type AwsClients, createServiceApp, NotImplemented } from '@scs/common';
+import { type AwsClients, createServiceApp, NotImplemented, usersTableRoleLookup } from '@scs/common';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { BackupConfig } from './config';
 
@@ -21,6 +21,8 @@ export async function buildApp(config: BackupConfig, deps: BackupDeps): Promise<
       await deps.aws.s3.send(new HeadBucketCommand({ Bucket: config.BACKUP_BUCKET }));
     },
     docs: { prefix: '/api/backup/docs', title: 'Secure Cloud Storage: backups' },
+    // Admin routes check the account's role now, not only the token's claim.
+    currentRole: usersTableRoleLookup(deps.aws.dynamo, config.USERS_TABLE),
     ...(deps.fastify ? { fastify: deps.fastify } : {}),
   });
   app.all('/api/backup/*', { config: { roles: ['admin'] } }, async () => {

@@ -45,21 +45,44 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * The account's role now (not when its token was issued), or undefined when the account no
+ * longer exists. Consulted on every request to a route with `config.roles`.
+ */
+export type RoleLookup = (user: AuthUser) => Promise<Role | undefined>;
+
 export interface AuthenticateOptions {
   keys: PublicKeyStore;
   issuer: string;
   audience: string;
   /** Seconds of clock skew tolerated on exp/nbf/iat (JW-03). */
   clockToleranceSeconds?: number;
+  /**
+   * Where routes with `config.roles` read the account's current role. Required as soon as one
+   * such route is registered (registration fails otherwise), so a role can never be taken from a
+   * token alone.
+   */
+  currentRole?: RoleLookup;
 }
 
 const ROLES: ReadonlySet<string> = new Set(['user', 'admin']);
 
 /**
+ * The token of an `Authorization: Bearer <token>` header, or undefined when the header is not
+ * one. RFC 9110 section 11.4 / RFC 6750: the scheme is case-insensitive and separated from the
+ * credentials by one or more spaces; the token is a token68.
+ */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  return /^bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(header)?.[1];
+}
+
+/**
  * Verifies access tokens with public keys only: one algorithm (ES256), keys looked up by `kid`
  * in the configured key set (jku/x5u/jwk headers are never followed), `iss`/`aud`/`exp` checked.
  * Every route is authenticated in `onRequest` (before any body byte is read) unless its config
- * says `public: true`; `config.roles` restricts a route to roles.
+ * says `public: true`; `config.roles` restricts a route to roles, checked against both the token's
+ * claim and the account's current role (`currentRole`).
  */
 export const authenticatePlugin = fp<AuthenticateOptions>(
   async function authenticate(app, opts) {
@@ -82,12 +105,14 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
         allowedAud: opts.audience,
         clockTolerance: (opts.clockToleranceSeconds ?? 30) * 1000,
         requiredClaims: ['sub', 'exp', 'iat', 'iss', 'aud'],
+        // Our own parsing of the header (any case of the scheme, one or more spaces).
+        extractToken: (request: FastifyRequest) => bearerToken(request.headers.authorization),
       },
     });
+    const currentRole = opts.currentRole;
 
     const verify: onRequestHookHandler = async function (request: FastifyRequest, _reply: FastifyReply) {
-      const header = request.headers.authorization;
-      if (!header || !/^Bearer [A-Za-z0-9._~+/-]+=*$/.test(header)) {
+      if (bearerToken(request.headers.authorization) === undefined) {
         throw new Unauthorized('Sign in first: this request needs a valid access token');
       }
       let claims: AccessTokenClaims;
@@ -107,15 +132,23 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
       }
       request.user = { sub: claims.sub, username: claims.username, role: claims.role };
       const roles = request.routeOptions.config.roles;
-      if (roles && !roles.includes(claims.role)) {
-        throw new Forbidden('You are not allowed to do this');
-      }
+      if (!roles) return;
+      // Both the token and the account must hold an allowed role: a demotion applies at once, and a
+      // promotion only to tokens issued after it (a new sign-in).
+      if (!roles.includes(claims.role)) throw new Forbidden('You are not allowed to do this');
+      const role = await (currentRole as RoleLookup)(request.user);
+      if (role === undefined) throw new Unauthorized('This account no longer exists');
+      request.user.role = role;
+      if (!roles.includes(role)) throw new Forbidden('You are not allowed to do this');
     };
     app.decorate('authenticate', verify);
 
     app.addHook('onRoute', (route) => {
-      const config = route.config as { public?: boolean } | undefined;
+      const config = route.config as { public?: boolean; roles?: Role[] } | undefined;
       if (config?.public === true) return;
+      if (config?.roles && !currentRole) {
+        throw new Error(`${route.method} ${route.url} is restricted to roles, but the authenticate plugin has no currentRole lookup`);
+      }
       const existing = route.onRequest ? (Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]) : [];
       route.onRequest = [verify, ...existing];
     });
