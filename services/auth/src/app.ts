@@ -1,6 +1,6 @@
 import cookie from '@fastify/cookie';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { type AwsClients, createServiceApp, rateLimitsPlugin } from '@scs/common';
+import { type AwsClients, createServiceApp, rateLimitsPlugin, usersTableRoleLookup } from '@scs/common';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
 import type { AuthConfig } from './config';
@@ -40,6 +40,7 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps): Promise<Fast
       await (aws.dynamo as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: config.USERS_TABLE }));
     },
     docs: { prefix: '/auth/docs', title: 'Secure Cloud Storage: auth' },
+    currentRole: usersTableRoleLookup(aws.dynamo, config.USERS_TABLE),
     now: clock,
     ...(deps.fastify ? { fastify: deps.fastify } : {}),
   });

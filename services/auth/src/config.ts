@@ -14,6 +14,11 @@ export const AuthConfig = Type.Object({
   SECRETS_KMS_KEY_ID,
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ default: 900, minimum: 60, maximum: 900 }),
   REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ default: 14 * 24 * 3600, minimum: 300 }),
+  /**
+   * How long a refresh token that was just rotated still answers with its successor, so parallel
+   * refreshes of one session (two tabs, several requests) do not look like token theft. 0 = none.
+   */
+  REFRESH_REUSE_GRACE_SECONDS: Type.Integer({ default: 10, minimum: 0, maximum: 60 }),
   SESSION_MAX_SECONDS: Type.Integer({ default: 30 * 24 * 3600, minimum: 300 }),
   COOKIE_SECURE: Type.Boolean({ default: true }),
   /** Origins the browser UI is served from; a cookie-authenticated request from elsewhere is refused. */
@@ -28,5 +33,9 @@ export const AuthConfig = Type.Object({
   /** argon2id cost (AU-01): at least OWASP's minimum (19 MiB, t=2, p=1). */
   ARGON2_MEMORY_KIB: Type.Integer({ default: 19_456, minimum: 19_456 }),
   ARGON2_TIME_COST: Type.Integer({ default: 2, minimum: 2 }),
+  /** The admin account seeded at start-up (with SCS_ADMIN_PASSWORD); its name cannot be registered. */
+  SCS_ADMIN_USERNAME: Type.Optional(Type.String({ minLength: 1 })),
+  /** Lets seeding turn an existing non-admin account into the admin (ending its sessions). */
+  SCS_ADMIN_PROMOTE_EXISTING: Type.Boolean({ default: false }),
 });
 export type AuthConfig = Static<typeof AuthConfig>;

@@ -1,6 +1,8 @@
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ServiceBusy } from '@scs/common';
+import { AdminSeedRefused, isAdminLikeUsername } from '../src/services/auth-service';
 import { PasswordHasher } from '../src/services/passwords';
-import { buildTestApp, login, PASSWORD, register, type TestApp, uniqueName } from './helpers';
+import { buildTestApp, login, PASSWORD, refreshCookie, register, signedIn, type TestApp, uniqueName } from './helpers';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -32,6 +34,31 @@ describe('POST /auth/register', () => {
     const results = await Promise.all(Array.from({ length: 6 }, () => register(t.app, username)));
     expect(results.filter((r) => r.statusCode === 201)).toHaveLength(1);
     expect(results.filter((r) => r.statusCode === 409)).toHaveLength(5);
+  });
+
+  it.each(['admin', 'Administrator', 'root', 'site-admin', 'admin.ops', 'root2', 'e2e.admin', 'sysadmin_1', 'SuperUser'])(
+    'reserves the admin-like name %j: registration answers 409 USERNAME_TAKEN',
+    async (username) => {
+      const res = await register(t.app, username);
+      expect(res.statusCode).toBe(409);
+      expect(res.json().code).toBe('USERNAME_TAKEN');
+    },
+  );
+
+  it('does not mistake ordinary names for admin-like ones', () => {
+    for (const name of ['badminton.fan', 'rooted', 'administrative', 'maria.admiral', 'groot']) expect(isAdminLikeUsername(name)).toBe(false);
+    for (const name of ['admin', 'it-admin', 'root.2', 'webmaster']) expect(isAdminLikeUsername(name)).toBe(true);
+  });
+
+  it('reserves the configured admin name (SCS_ADMIN_USERNAME), whatever it looks like', async () => {
+    const name = uniqueName('ops');
+    const withAdmin = await buildTestApp({ SCS_ADMIN_USERNAME: name.toUpperCase() });
+    try {
+      expect((await register(withAdmin.app, name)).statusCode).toBe(409);
+      expect((await register(withAdmin.app, uniqueName('ops'))).statusCode).toBe(201);
+    } finally {
+      await withAdmin.app.close();
+    }
   });
 
   it.each(['ab', 'a'.repeat(33), '.starts-with-dot', 'has space', 'semi;colon', 'ünïcode', '../etc', ''])(
@@ -160,6 +187,54 @@ describe('POST /auth/login', () => {
 });
 
 describe('AU-05: failed-login throttling', () => {
+  it('AU-05: 24 parallel wrong passwords: at most 5 are checked, the rest get 429, and the right password is then throttled', async () => {
+    const username = uniqueName();
+    await register(t.app, username);
+    const spy = jest.spyOn(PasswordHasher.prototype, 'verify');
+    try {
+      const results = await Promise.all(Array.from({ length: 24 }, (_, i) => login(t.app, username, `wrong password number ${i}`)));
+      const codes = results.map((r) => r.statusCode);
+      expect(codes.filter((c) => c === 401).length).toBeLessThanOrEqual(5);
+      expect(codes.filter((c) => c === 429).length).toBeGreaterThanOrEqual(19);
+      expect(codes.every((c) => c === 401 || c === 429)).toBe(true);
+      expect(spy.mock.calls.length).toBeLessThanOrEqual(5);
+      const right = await login(t.app, username);
+      expect(right.statusCode).toBe(429);
+      expect(right.json().code).toBe('TOO_MANY_ATTEMPTS');
+      expect(Number(right.headers['retry-after'])).toBeGreaterThan(0);
+      expect(spy.mock.calls.length).toBeLessThanOrEqual(5);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('AU-05: an attempt that could not be checked (hashing overloaded) does not count against the account', async () => {
+    const strict = await buildTestApp({ LOGIN_MAX_FAILURES_PER_ACCOUNT: '1' });
+    const spy = jest.spyOn(PasswordHasher.prototype, 'verify').mockRejectedValueOnce(new ServiceBusy());
+    try {
+      const username = uniqueName();
+      await register(strict.app, username);
+      const busy = await login(strict.app, username);
+      expect(busy.statusCode).toBe(503);
+      expect((await login(strict.app, username)).statusCode).toBe(200);
+    } finally {
+      spy.mockRestore();
+      await strict.app.close();
+    }
+  });
+
+  it('AU-05: a successful login does not count against its address', async () => {
+    const strict = await buildTestApp({ LOGIN_MAX_FAILURES_PER_ADDRESS: '2' });
+    try {
+      const ip = `198.51.100.${Math.floor(Math.random() * 250)}`;
+      const username = uniqueName();
+      await register(strict.app, username);
+      for (let i = 0; i < 4; i += 1) expect((await login(strict.app, username, PASSWORD, { 'x-forwarded-for': ip })).statusCode).toBe(200);
+    } finally {
+      await strict.app.close();
+    }
+  });
+
   it('throttles an account after 5 failures, even for the right password, with Retry-After; others unaffected', async () => {
     const victim = uniqueName();
     const bystander = uniqueName();
@@ -235,5 +310,77 @@ describe('AU-05: failed-login throttling', () => {
     } finally {
       await strict.app.close();
     }
+  });
+});
+
+describe('seeding the admin (SCS_ADMIN_USERNAME / SCS_ADMIN_PASSWORD)', () => {
+  const ADMIN_PASSWORD = 'operator pass phrase 2030';
+  const loginAs = (app: TestApp['app'], username: string, password: string) =>
+    app.inject({ method: 'POST', url: '/auth/login', payload: { username, password } });
+  const refreshWith = (app: TestApp['app'], token: string | undefined) =>
+    app.inject({ method: 'POST', url: '/auth/refresh', cookies: { scs_refresh: token ?? '' } });
+
+  it('creates the admin when the name is free; seeding again with the same password changes nothing', async () => {
+    const name = uniqueName('admin');
+    expect(await t.app.authService.seedAdmin(name, ADMIN_PASSWORD)).toMatchObject({ outcome: 'created', user: { role: 'admin' } });
+    const session = await loginAs(t.app, name, ADMIN_PASSWORD);
+    expect(session.json().user.role).toBe('admin');
+    expect((await t.app.authService.seedAdmin(name, ADMIN_PASSWORD)).outcome).toBe('unchanged');
+    // A restart with the same settings keeps the admin signed in.
+    expect((await refreshWith(t.app, refreshCookie(session))).statusCode).toBe(200);
+  });
+
+  it('a new admin password replaces the old one and ends every session of the admin', async () => {
+    const name = uniqueName('admin');
+    await t.app.authService.seedAdmin(name, ADMIN_PASSWORD);
+    const session = await loginAs(t.app, name, ADMIN_PASSWORD);
+    expect((await t.app.authService.seedAdmin(name, 'a different operator phrase')).outcome).toBe('password_changed');
+    expect((await refreshWith(t.app, refreshCookie(session))).statusCode).toBe(401);
+    expect((await loginAs(t.app, name, ADMIN_PASSWORD)).statusCode).toBe(401);
+    expect((await loginAs(t.app, name, 'a different operator phrase')).json().user.role).toBe('admin');
+  });
+
+  it("never promotes a user's account by default: seeding is refused and the user's sessions stay user", async () => {
+    const victim = await signedIn(t.app);
+    await expect(t.app.authService.seedAdmin(victim.username, ADMIN_PASSWORD)).rejects.toThrow(AdminSeedRefused);
+    await expect(t.app.authService.seedAdmin(victim.username, ADMIN_PASSWORD)).rejects.toThrow(/SCS_ADMIN_PROMOTE_EXISTING=true/);
+    const refreshed = await refreshWith(t.app, victim.refresh);
+    expect(refreshed.statusCode).toBe(200);
+    expect(refreshed.json().user.role).toBe('user');
+    expect((await loginAs(t.app, victim.username, ADMIN_PASSWORD)).statusCode).toBe(401);
+    expect((await login(t.app, victim.username)).json().user.role).toBe('user');
+  });
+
+  it('with SCS_ADMIN_PROMOTE_EXISTING=true it promotes the account and ends all its sessions: an old cookie never yields admin', async () => {
+    const promoting = await buildTestApp({ SCS_ADMIN_PROMOTE_EXISTING: 'true' });
+    try {
+      const user = await signedIn(promoting.app);
+      const second = refreshCookie(await login(promoting.app, user.username));
+      expect(await promoting.app.authService.seedAdmin(user.username, ADMIN_PASSWORD)).toMatchObject({ outcome: 'promoted', user: { role: 'admin' } });
+      for (const cookie of [user.refresh, second]) {
+        const res = await refreshWith(promoting.app, cookie);
+        expect(res.statusCode).toBe(401);
+      }
+      expect((await login(promoting.app, user.username)).statusCode).toBe(401);
+      expect((await loginAs(promoting.app, user.username, ADMIN_PASSWORD)).json().user.role).toBe('admin');
+    } finally {
+      await promoting.app.close();
+    }
+  });
+
+  it('a session never changes role: an account whose role changed in the table must sign in again', async () => {
+    const s = await signedIn(t.app);
+    await t.aws.dynamo.send(
+      new UpdateCommand({
+        TableName: t.config.USERS_TABLE,
+        Key: { username: s.username },
+        UpdateExpression: 'SET #role = :admin',
+        ExpressionAttributeNames: { '#role': 'role' },
+        ExpressionAttributeValues: { ':admin': 'admin' },
+      }),
+    );
+    const res = await refreshWith(t.app, s.refresh);
+    expect(res.statusCode).toBe(401);
+    expect(res.json().code).toBe('INVALID_REFRESH_TOKEN');
   });
 });

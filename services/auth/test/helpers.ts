@@ -57,6 +57,24 @@ export async function buildTestApp(
   return { app, aws, config, logs, rawLogs };
 }
 
+/**
+ * Makes the next `times` DynamoDB transactions sent through `aws` fail with `fault()` before they
+ * reach the emulator: for faults the emulator cannot produce (throttling, transaction conflicts).
+ */
+export function failNextTransactions(aws: AwsClients, fault: () => Error, times = 1): void {
+  let left = times;
+  aws.dynamo.middlewareStack.add(
+    (next) => async (args) => {
+      if (left > 0 && typeof args.input === 'object' && args.input !== null && 'TransactItems' in args.input) {
+        left -= 1;
+        throw fault();
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: `injectedTransactionFault-${randomUUID()}` },
+  );
+}
+
 export function refreshCookie(res: LightMyRequestResponse): string | undefined {
   const c = res.cookies.find((x) => x.name === 'scs_refresh');
   return c?.value;

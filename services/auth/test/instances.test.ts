@@ -28,12 +28,26 @@ describe('several auth instances', () => {
     expect((await login(b.app, username)).statusCode).toBe(429);
   });
 
-  it('a refresh token issued by one instance rotates on the other; reuse is caught by either', async () => {
+  it('AU-05: 24 parallel wrong passwords spread over two instances: at most 5 are checked, then even the right one is throttled', async () => {
+    const username = uniqueName();
+    await register(a.app, username);
+    const results = await Promise.all(Array.from({ length: 24 }, (_, i) => login(i % 2 ? a.app : b.app, username, `wrong password ${i}!!`)));
+    expect(results.filter((r) => r.statusCode === 401).length).toBeLessThanOrEqual(5);
+    expect(results.filter((r) => r.statusCode === 429).length).toBeGreaterThanOrEqual(19);
+    expect((await login(a.app, username)).statusCode).toBe(429);
+  });
+
+  it('JW-06: parallel refreshes on both instances get one successor; once it is rotated, the old token is reuse on either', async () => {
     const s = await signedIn(a.app);
-    const r1 = await b.app.inject({ method: 'POST', url: '/auth/refresh', cookies: { scs_refresh: s.refresh } });
-    expect(r1.statusCode).toBe(200);
-    const reuse = await a.app.inject({ method: 'POST', url: '/auth/refresh', cookies: { scs_refresh: s.refresh } });
-    expect(reuse.statusCode).toBe(401);
+    const refreshOn = (app: TestApp['app'], token: string | undefined) =>
+      app.inject({ method: 'POST', url: '/auth/refresh', cookies: { scs_refresh: token ?? '' } });
+    const results = await Promise.all([refreshOn(a.app, s.refresh), refreshOn(b.app, s.refresh), refreshOn(a.app, s.refresh), refreshOn(b.app, s.refresh)]);
+    expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200, 200]);
+    const successors = new Set(results.map((r) => r.cookies.find((c) => c.name === 'scs_refresh')?.value));
+    expect(successors.size).toBe(1);
+    const [next] = [...successors];
+    expect((await refreshOn(b.app, next)).statusCode).toBe(200);
+    expect((await refreshOn(a.app, s.refresh)).statusCode).toBe(401);
   });
 });
 

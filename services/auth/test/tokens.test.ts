@@ -54,6 +54,15 @@ describe('access tokens', () => {
     expect(payload.exp - payload.iat).toBe(900);
   });
 
+  it('accepts the scheme in any case and one or more spaces after it (RFC 9110): bearer, BEARER, two spaces', async () => {
+    const s = await signedIn(t.app);
+    for (const authorization of [`bearer ${s.accessToken}`, `BEARER ${s.accessToken}`, `Bearer  ${s.accessToken}`]) {
+      const res = await t.app.inject({ method: 'GET', url: '/auth/me', headers: { authorization } });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().id).toBe(s.userId);
+    }
+  });
+
   it('requires a token: 401 UNAUTHORIZED without one', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/auth/me' });
     expect(res.statusCode).toBe(401);

@@ -1,6 +1,6 @@
 import { createAwsClients, loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
-import { buildTestApp, type TestApp, signedIn } from '../../auth/test/helpers';
+import { buildTestApp, type TestApp, signedIn, uniqueName } from '../../auth/test/helpers';
 import { buildApp as buildBackup } from '../../backup-sync/src/app';
 import { BackupConfig } from '../../backup-sync/src/config';
 import { buildApp } from '../src/app';
@@ -46,12 +46,12 @@ describe('upload and backup-sync trust the auth service', () => {
     expect(asUser.statusCode).toBe(403);
     expect(asUser.json().code).toBe('FORBIDDEN');
 
-    const admin = await signedIn(auth.app);
-    await auth.app.authService.seedAdmin(admin.username, 'a new admin passphrase 2026');
+    const admin = uniqueName('admin');
+    await auth.app.authService.seedAdmin(admin, 'a new admin passphrase 2026');
     const login = await auth.app.inject({
       method: 'POST',
       url: '/auth/login',
-      payload: { username: admin.username, password: 'a new admin passphrase 2026' },
+      payload: { username: admin, password: 'a new admin passphrase 2026' },
     });
     expect(login.json().user.role).toBe('admin');
     const asAdmin = await backup.inject({

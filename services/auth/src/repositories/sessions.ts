@@ -1,5 +1,5 @@
 import { GetCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionFailed } from '@scs/common';
+import { cancellationReasons, isConditionFailed, isTransactionConflict, isTransientDynamoFailure, type Role, StorageUnavailable } from '@scs/common';
 
 /** A refresh token as stored: only its SHA-256, never the token itself. */
 export interface RefreshTokenRecord {
@@ -11,6 +11,10 @@ export interface RefreshTokenRecord {
   createdAt: string;
   /** Epoch seconds; also the DynamoDB TTL attribute. */
   expiresAt: number;
+  /** Set by rotation: when (epoch ms), the successor's hash, and the seed it was derived with. */
+  rotatedAt?: number;
+  successorHash?: string;
+  successorSeed?: string;
 }
 
 /** A session: the family of refresh tokens that rotation produces from one login. */
@@ -20,7 +24,24 @@ export interface FamilyRecord {
   revoked: boolean;
   createdAt: string;
   expiresAt: number;
+  /** The account's role and session version at sign-in: a session never outlives a change of either. */
+  role?: Role;
+  sessionVersion?: number;
 }
+
+export interface NewToken {
+  tokenHash: string;
+  userId: string;
+  username: string;
+  expiresAt: number;
+}
+
+/**
+ * What a rotation did: `rotated`; `superseded` when the old token was no longer active (another
+ * request rotated or revoked it first); `family_revoked` when the session had ended; `conflict`
+ * when DynamoDB cancelled the transaction because another one touched the same items (try again).
+ */
+export type RotateResult = 'rotated' | 'superseded' | 'family_revoked' | 'conflict';
 
 const tokenKey = (tokenHash: string) => `rt#${tokenHash}`;
 const familyKey = (familyId: string) => `fam#${familyId}`;
@@ -34,8 +55,8 @@ export class SessionRepository {
 
   async startFamily(
     familyId: string,
-    first: { tokenHash: string; userId: string; username: string; expiresAt: number },
-    familyExpiresAt: number,
+    first: NewToken,
+    family: { expiresAt: number; role: Role; sessionVersion: number },
     now: string,
   ): Promise<void> {
     await this.db.send(
@@ -44,7 +65,7 @@ export class SessionRepository {
           {
             Put: {
               TableName: this.table,
-              Item: { pk: familyKey(familyId), userId: first.userId, revoked: false, createdAt: now, expiresAt: familyExpiresAt },
+              Item: { pk: familyKey(familyId), userId: first.userId, revoked: false, createdAt: now, ...family } satisfies FamilyRecord,
               ConditionExpression: 'attribute_not_exists(pk)',
             },
           },
@@ -71,14 +92,18 @@ export class SessionRepository {
   }
 
   /**
-   * Marks `oldHash` rotated and stores its successor, atomically, only if the old token is still
-   * active and its family not revoked. False means someone used the old token first (reuse).
+   * Marks `oldHash` rotated (recording when, and its successor) and stores the successor,
+   * atomically, only if the old token is still active and its family not revoked. The reasons of
+   * a cancelled transaction are told apart: a failed condition is `superseded` or
+   * `family_revoked`, a collision with another transaction is `conflict`; throttling and other
+   * transient failures throw StorageUnavailable (503, Retry-After) and change nothing.
    */
   async rotate(
     oldHash: string,
-    next: { tokenHash: string; familyId: string; userId: string; username: string; expiresAt: number },
-    now: string,
-  ): Promise<boolean> {
+    familyId: string,
+    next: NewToken & { seed: string },
+    nowMs: number,
+  ): Promise<RotateResult> {
     try {
       await this.db.send(
         new TransactWriteCommand({
@@ -87,16 +112,22 @@ export class SessionRepository {
               Update: {
                 TableName: this.table,
                 Key: { pk: tokenKey(oldHash) },
-                UpdateExpression: 'SET #status = :rotated',
+                UpdateExpression: 'SET #status = :rotated, rotatedAt = :now, successorHash = :next, successorSeed = :seed',
                 ConditionExpression: '#status = :active',
                 ExpressionAttributeNames: { '#status': 'status' },
-                ExpressionAttributeValues: { ':rotated': 'rotated', ':active': 'active' },
+                ExpressionAttributeValues: {
+                  ':rotated': 'rotated',
+                  ':active': 'active',
+                  ':now': nowMs,
+                  ':next': next.tokenHash,
+                  ':seed': next.seed,
+                },
               },
             },
             {
               ConditionCheck: {
                 TableName: this.table,
-                Key: { pk: familyKey(next.familyId) },
+                Key: { pk: familyKey(familyId) },
                 ConditionExpression: 'revoked = :false',
                 ExpressionAttributeValues: { ':false': false },
               },
@@ -104,16 +135,20 @@ export class SessionRepository {
             {
               Put: {
                 TableName: this.table,
-                Item: this.tokenItem(next.familyId, next, now),
+                Item: this.tokenItem(familyId, next, new Date(nowMs).toISOString()),
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
           ],
         }),
       );
-      return true;
+      return 'rotated';
     } catch (err) {
-      if (isConditionFailed(err)) return false;
+      const [token, family] = cancellationReasons(err) ?? [];
+      if (family === 'ConditionalCheckFailed') return 'family_revoked';
+      if (token === 'ConditionalCheckFailed') return 'superseded';
+      if (isTransactionConflict(err)) return 'conflict';
+      if (isTransientDynamoFailure(err)) throw new StorageUnavailable({ cause: err });
       throw err;
     }
   }
@@ -148,11 +183,7 @@ export class SessionRepository {
     });
   }
 
-  private tokenItem(
-    familyId: string,
-    t: { tokenHash: string; userId: string; username: string; expiresAt: number },
-    now: string,
-  ): RefreshTokenRecord {
+  private tokenItem(familyId: string, t: NewToken, now: string): RefreshTokenRecord {
     return {
       pk: tokenKey(t.tokenHash),
       familyId,
@@ -164,4 +195,3 @@ export class SessionRepository {
     };
   }
 }
-

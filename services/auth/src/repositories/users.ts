@@ -8,6 +8,8 @@ export interface User {
   passwordHash: string;
   createdAt: string;
   updatedAt: string;
+  /** Raised to end every session of the account at once (sessions remember it from sign-in). */
+  sessionVersion?: number;
 }
 
 /**
@@ -50,17 +52,33 @@ export class UserRepository {
     );
   }
 
-  /** Makes an existing account an admin with the given password hash. */
-  async promote(username: string, passwordHash: string, now: string): Promise<void> {
-    await this.db.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { username },
-        UpdateExpression: 'SET passwordHash = :h, #role = :admin, updatedAt = :now',
-        ConditionExpression: 'attribute_exists(username)',
-        ExpressionAttributeNames: { '#role': 'role' },
-        ExpressionAttributeValues: { ':h': passwordHash, ':admin': 'admin', ':now': now },
-      }),
-    );
+  /**
+   * Makes an existing account an admin with the given password hash, only if its role is still
+   * `expectedRole` (false otherwise). With `endSessions`, every session of the account ends (its
+   * session version is raised).
+   */
+  async setAdmin(username: string, expectedRole: Role, passwordHash: string, now: string, endSessions: boolean): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { username },
+          UpdateExpression: `SET passwordHash = :h, #role = :admin, updatedAt = :now${endSessions ? ' ADD sessionVersion :one' : ''}`,
+          ConditionExpression: 'attribute_exists(username) AND #role = :expected',
+          ExpressionAttributeNames: { '#role': 'role' },
+          ExpressionAttributeValues: {
+            ':h': passwordHash,
+            ':admin': 'admin',
+            ':now': now,
+            ':expected': expectedRole,
+            ...(endSessions ? { ':one': 1 } : {}),
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailed(err)) return false;
+      throw err;
+    }
   }
 }

@@ -133,51 +133,61 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
     },
   );
 
-  app.post(
-    '/refresh',
-    {
-      config: { public: true, rateLimit: { max: 60, timeWindow: 60_000 } },
-      schema: {
-        summary: 'Exchange the refresh cookie for a new access token (the cookie is rotated)',
-        tags: ['auth'],
-        response: { 200: Session, ...errors(401, 403, 429, 503) },
-      },
-    },
-    async (request, reply) => {
-      assertSameSite(request, allowedOrigins);
-      const outcome: Outcome = {};
-      try {
-        const session = await service.refresh(request.cookies[REFRESH_COOKIE], outcome);
-        request.audit('refresh', 'success', { userId: outcome.userId });
-        return sendSession(reply, session);
-      } catch (err) {
-        if (outcome.reason === 'reuse') request.audit('refresh_token_reuse', 'denied', { userId: outcome.userId, reason: 'family_revoked' });
-        else request.audit('refresh', 'failure', { userId: outcome.userId, reason: outcome.reason });
-        if (outcome.reason) reply.clearCookie(REFRESH_COOKIE, cookieOptions);
-        throw err;
-      }
-    },
-  );
+  // Refresh and logout take no body. Whatever a client sends with them (an empty JSON body, `{}`,
+  // a form) is read within a small limit and ignored, so they work the same with or without one.
+  await app.register(async (bodiless) => {
+    bodiless.removeAllContentTypeParsers();
+    bodiless.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 1024 }, (_request, _body, done) => done(null, undefined));
 
-  app.post(
-    '/logout',
-    {
-      config: { public: true },
-      schema: {
-        summary: 'End the session: revokes the refresh token and clears the cookie',
-        tags: ['auth'],
-        response: { 204: Type.Null(), ...errors(403, 503) },
+    bodiless.post(
+      '/refresh',
+      {
+        config: { public: true, rateLimit: { max: 60, timeWindow: 60_000 } },
+        schema: {
+          summary: 'Exchange the refresh cookie for a new access token (the cookie is rotated)',
+          description:
+            'Parallel refreshes with the same cookie (two tabs) all answer 200 with the same new cookie; a cookie used ' +
+            'again after that (reuse) ends the session. A failed refresh never changes the cookie.',
+          tags: ['auth'],
+          response: { 200: Session, ...errors(401, 403, 413, 429, 503) },
+        },
       },
-    },
-    async (request, reply) => {
-      assertSameSite(request, allowedOrigins);
-      const outcome: Outcome = {};
-      await service.logout(request.cookies[REFRESH_COOKIE], outcome);
-      request.audit('logout', 'success', { userId: outcome.userId });
-      reply.clearCookie(REFRESH_COOKIE, cookieOptions);
-      return reply.status(204).send(null);
-    },
-  );
+      async (request, reply) => {
+        assertSameSite(request, allowedOrigins);
+        const outcome: Outcome = {};
+        try {
+          const session = await service.refresh(request.cookies[REFRESH_COOKIE], outcome);
+          request.audit('refresh', 'success', { userId: outcome.userId, reason: outcome.reason });
+          return sendSession(reply, session);
+        } catch (err) {
+          if (outcome.reason === 'reuse') request.audit('refresh_token_reuse', 'denied', { userId: outcome.userId, reason: 'family_revoked' });
+          else request.audit('refresh', 'failure', { userId: outcome.userId, reason: outcome.reason });
+          // The cookie is left alone: it may already hold a newer token (a parallel refresh, a new sign-in).
+          throw err;
+        }
+      },
+    );
+
+    bodiless.post(
+      '/logout',
+      {
+        config: { public: true },
+        schema: {
+          summary: 'End the session: revokes the refresh token and clears the cookie',
+          tags: ['auth'],
+          response: { 204: Type.Null(), ...errors(403, 413, 503) },
+        },
+      },
+      async (request, reply) => {
+        assertSameSite(request, allowedOrigins);
+        const outcome: Outcome = {};
+        await service.logout(request.cookies[REFRESH_COOKIE], outcome);
+        request.audit('logout', 'success', { userId: outcome.userId });
+        reply.clearCookie(REFRESH_COOKIE, cookieOptions);
+        return reply.status(204).send(null);
+      },
+    );
+  });
 
   app.get(
     '/me',
