@@ -3,8 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { freePort } from '../src/emulator';
-import { type RunningStack, startStack, stopStack } from '../src/testing/stack';
+import { freeStackPorts, type RunningStack, startStack, stopStack } from '../src/testing/stack';
 
 /**
  * END TO END in a real browser: headless Chromium (Debian's, driven by playwright-core) against
@@ -34,13 +33,7 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
 
   beforeAll(async () => {
     const executablePath = chromiumPath();
-    stack = await startStack({
-      EMULATOR_PORT: await freePort(),
-      AUTH_PORT: await freePort(),
-      UPLOAD_PORT: await freePort(),
-      BACKUP_PORT: await freePort(),
-      GATEWAY_PORT: await freePort(),
-    });
+    stack = await startStack(await freeStackPorts());
     base = stack.url;
     browser = await chromium.launch({
       executablePath,
@@ -112,6 +105,45 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
 
     expect(errors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
+  }, 120_000);
+
+  it('JW-06: an expired access token is renewed once for all waiting requests; two tabs refreshing at once both stay signed in', async () => {
+    await page.goto(base);
+    await page.getByRole('button', { name: 'No account yet? Create one' }).click();
+    const username = `ui.tabs.${Date.now().toString(36)}`;
+    await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill('a browser test pass phrase');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.locator('#whoami', { hasText: username }).waitFor();
+
+    const refreshes: string[] = [];
+    const onRequest = (request: { url(): string }) => {
+      if (new URL(request.url()).pathname === '/auth/refresh') refreshes.push(request.url());
+    };
+    page.on('request', onRequest);
+    // Four calls at once with an access token the services refuse (as an expired one): one refresh for all.
+    const statuses = await page.evaluate(`(async () => {
+      state.token = 'expired-access-token';
+      const calls = [api('/api/files/usage'), api('/api/files?limit=5'), api('/api/files/usage'), api('/api/files?limit=1')];
+      return (await Promise.all(calls)).map((res) => res.status);
+    })()`);
+    page.off('request', onRequest);
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    expect(refreshes).toHaveLength(1);
+
+    // Two tabs of the same browser load at the same moment: both refresh with the same cookie.
+    const second = await page.context().newPage();
+    try {
+      await Promise.all([page.reload(), second.goto(base)]);
+      await Promise.all([page.locator('#whoami', { hasText: username }).waitFor(), second.locator('#whoami', { hasText: username }).waitFor()]);
+      // The cookie both tabs ended with is still a live session.
+      await second.reload();
+      await second.locator('#whoami', { hasText: username }).waitFor();
+    } finally {
+      await second.close();
+    }
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   }, 120_000);
 
   it('shows a wrong password as an error in words', async () => {

@@ -49,32 +49,54 @@ async function authCall(path) {
   return res;
 }
 
-/** Silent refresh through the cookie; true when a new access token was obtained. */
-async function refresh() {
-  try {
-    const res = await authCall('refresh');
-    if (!res.ok) return false;
-    const body = await res.json();
-    state.token = body.accessToken;
-    state.user = body.user;
-    return true;
-  } catch {
-    return false;
-  }
+let refreshing = null;
+
+/**
+ * Silent refresh through the cookie, once for everything that waits on it (single flight): calls
+ * made while a refresh is under way share it. Resolves 'ok' (a new access token is in state),
+ * 'signed-out' (the session has ended) or 'unavailable' (the service could not answer now).
+ */
+function refresh() {
+  refreshing ??= (async () => {
+    try {
+      const res = await authCall('refresh');
+      if (res.status === 401 || res.status === 403) return 'signed-out';
+      if (!res.ok) return 'unavailable';
+      const body = await res.json();
+      state.token = body.accessToken;
+      state.user = body.user;
+      return 'ok';
+    } catch {
+      return 'unavailable';
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
 }
 
-/** Calls the API with the access token; renews it once on 401. */
+/** After a 401 for a request sent with `usedToken`: renews the token unless another call already did. */
+async function renew(usedToken) {
+  if (state.token && state.token !== usedToken) return 'ok';
+  return refresh();
+}
+
+/** Calls the API with the access token; on 401 renews it (once for all waiting calls) and retries once. */
 async function api(path, options = {}, retried = false) {
+  const usedToken = state.token;
   const res = await fetch(path, {
     ...options,
-    headers: { ...(options.headers || {}), authorization: `Bearer ${state.token}` },
+    headers: { ...(options.headers || {}), authorization: `Bearer ${usedToken}` },
   });
-  if (res.status === 401 && !retried && (await refresh())) return api(path, options, true);
-  if (res.status === 401) {
-    signedOut('Your session has expired: sign in again.');
-    throw new Error('signed out');
+  if (res.status !== 401) return res;
+  const renewed = retried ? 'signed-out' : await renew(usedToken);
+  if (renewed === 'ok') return api(path, options, true);
+  if (renewed === 'unavailable') {
+    notice('The service is temporarily unavailable: try again in a moment.');
+    throw new Error('unavailable');
   }
-  return res;
+  signedOut('Your session has expired: sign in again.');
+  throw new Error('signed out');
 }
 
 async function readError(res) {
@@ -346,8 +368,9 @@ async function uploadOne(file) {
     const form = new FormData();
     form.append('sensitive', String(sensitive));
     form.append('file', file);
-    result = await send(item, '/api/files', form, { authorization: `Bearer ${state.token}` });
-    if (result.status === 401 && (await refresh())) {
+    const usedToken = state.token;
+    result = await send(item, '/api/files', form, { authorization: `Bearer ${usedToken}` });
+    if (result.status === 401 && (await renew(usedToken)) === 'ok') {
       result = await send(item, '/api/files', form, { authorization: `Bearer ${state.token}` });
     }
   }
@@ -396,4 +419,6 @@ function wire() {
 }
 
 wire();
-refresh().then((ok) => (ok ? signedIn() : signedOut()));
+refresh().then((outcome) =>
+  outcome === 'ok' ? signedIn() : signedOut(outcome === 'unavailable' ? 'The service is temporarily unavailable: reload in a moment.' : ''),
+);
