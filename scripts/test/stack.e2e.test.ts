@@ -1,6 +1,5 @@
-import { freePort } from '../src/emulator';
 import { isPortFree } from '../src/stack/ports';
-import { groupAlive, READY_LINE, type RunningStack, type StackPorts, startStack, stopStack } from '../src/testing/stack';
+import { freeStackPorts, groupAlive, READY_LINE, refreshCookie, type RunningStack, type StackPorts, startStack, stopStack } from '../src/testing/stack';
 
 /**
  * END TO END: the real `npm start` (install check, build, emulator, provisioning, auth, upload,
@@ -15,25 +14,13 @@ const STOP_TIMEOUT_MS = 15_000;
 
 type Ports = StackPorts;
 
-const refreshCookie = (res: Response): string | undefined =>
-  res.headers
-    .getSetCookie()
-    .find((c) => /;\s*path=\/auth/i.test(c))
-    ?.split(';', 1)[0];
-
 describe('e2e: npm start, the auth API through the gateway, stop and restart', () => {
   let ports: Ports;
   let stack: RunningStack | undefined;
   let base: string;
 
   beforeAll(async () => {
-    ports = {
-      EMULATOR_PORT: await freePort(),
-      AUTH_PORT: await freePort(),
-      UPLOAD_PORT: await freePort(),
-      BACKUP_PORT: await freePort(),
-      GATEWAY_PORT: await freePort(),
-    };
+    ports = await freeStackPorts();
     stack = await startStack(ports, ADMIN_ENV, START_TIMEOUT_MS);
     expect(READY_LINE.exec(stack.output())?.[1]).toBe(`http://localhost:${ports.GATEWAY_PORT}`);
     base = `http://127.0.0.1:${ports.GATEWAY_PORT}`;
@@ -98,16 +85,18 @@ describe('e2e: npm start, the auth API through the gateway, stop and restart', (
     }
   });
 
-  it('refresh rotates the cookie; reusing the old one is refused and revokes the new one too', async () => {
+  it('refresh rotates the cookie; reusing an old one once the session moved on is refused and revokes the new one too', async () => {
     const res = await post('/auth/refresh', browser(cookie));
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ accessToken: expect.any(String), tokenType: 'Bearer' });
     const rotated = refreshCookie(res);
     expect(rotated).toBeDefined();
     expect(rotated).not.toBe(cookie);
+    const next = await post('/auth/refresh', browser(rotated));
+    expect(next.status).toBe(200);
 
     expect((await post('/auth/refresh', browser(cookie))).status).toBe(401);
-    expect((await post('/auth/refresh', browser(rotated))).status).toBe(401);
+    expect((await post('/auth/refresh', browser(refreshCookie(next)))).status).toBe(401);
   });
 
   it('logout: 204, cookie cleared, session revoked', async () => {

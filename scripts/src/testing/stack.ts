@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import { freePort } from '../emulator';
 
 /** Launching the real `npm start` from tests, on given ports, in its own process group. */
 const REPO_ROOT = resolve(__dirname, '../../..');
@@ -13,6 +14,25 @@ export interface RunningStack {
   url: string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   output: () => string;
+}
+
+/** A free loopback port for every part of a stack. */
+export async function freeStackPorts(): Promise<StackPorts> {
+  return {
+    EMULATOR_PORT: await freePort(),
+    AUTH_PORT: await freePort(),
+    UPLOAD_PORT: await freePort(),
+    BACKUP_PORT: await freePort(),
+    GATEWAY_PORT: await freePort(),
+  };
+}
+
+/** The refresh cookie a response sets (Path=/auth), as `name=value`, the way a browser sends it back. */
+export function refreshCookie(res: Response): string | undefined {
+  return res.headers
+    .getSetCookie()
+    .find((c) => /;\s*path=\/auth/i.test(c))
+    ?.split(';', 1)[0];
 }
 
 /** `npm start` in its own process group; resolves once it prints the ready line (an event, not a sleep). */
