@@ -1,4 +1,4 @@
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ServiceBusy } from '@scs/common';
 import { AdminSeedRefused, isAdminLikeUsername } from '../src/services/auth-service';
 import { PasswordHasher } from '../src/services/passwords';
@@ -221,6 +221,16 @@ describe('AU-05: failed-login throttling', () => {
       spy.mockRestore();
       await strict.app.close();
     }
+  });
+
+  it('AU-05: a counter written before attempts were counted does not lock the account', async () => {
+    const username = uniqueName();
+    await register(t.app, username);
+    const windowEnds = Math.floor(Date.now() / 1000) + 600;
+    await t.aws.dynamo.send(
+      new PutCommand({ TableName: t.config.THROTTLE_TABLE, Item: { pk: `acct#${username}`, failures: 2, windowEnds, expiresAt: windowEnds + 60 } }),
+    );
+    expect((await login(t.app, username)).statusCode).toBe(200);
   });
 
   it('AU-05: a successful login does not count against its address', async () => {

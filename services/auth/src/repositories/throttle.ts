@@ -48,7 +48,8 @@ export class LoginThrottle {
             TableName: this.table,
             Key: { pk: key },
             UpdateExpression: 'ADD attempts :one',
-            ConditionExpression: 'windowEnds > :now AND attempts < :max',
+            // A counter without `attempts` (an item from before attempts were counted) starts at 0.
+            ConditionExpression: 'windowEnds > :now AND (attribute_not_exists(attempts) OR attempts < :max)',
             ExpressionAttributeValues: { ':one': 1, ':now': nowSeconds, ':max': rule.maxFailures },
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
