@@ -4,6 +4,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { isThrottlingError, isTransientError } from '@smithy/core/retry';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -65,51 +66,28 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
   return clients;
 }
 
-const OUTAGE_NAMES = new Set([
-  'TimeoutError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'ServiceUnavailable',
-  'ServiceUnavailableException',
-  'InternalError',
-  'InternalServerError',
-  'InternalFailure',
-  'SlowDown',
-  'ThrottlingException',
-  'Throttling',
-  'ProvisionedThroughputExceededException',
-  'RequestLimitExceeded',
-  'KMSInternalException',
-  'DependencyTimeoutException',
-  'KMSInvalidStateException',
-]);
+/** Connection failures that some SDK paths report only in the message of a wrapped error. */
+const NETWORK_FAILURE_MESSAGE = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)\b|socket hang up/;
 
-const OUTAGE_SYSCALL_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-
-const OUTAGE_MESSAGE = new RegExp(`\\b(${[...OUTAGE_SYSCALL_CODES].join('|')})\\b|socket hang up`);
+type SdkError = Parameters<typeof isTransientError>[0];
 
 /**
- * True when an error means "a dependency is down or overloaded" (so the client gets a 503 with
- * Retry-After), as opposed to a bug or a bad request.
+ * True when an error means "a dependency is down, overloaded or too slow right now", so that a
+ * later retry may succeed: the client gets 503 with Retry-After. The SDK's own classification
+ * decides (`isTransientError`: timeouts, HTTP 500/502/503/504, connection refused or reset,
+ * `$retryable`; `isThrottlingError`: 429, SlowDown, ThrottlingException, ...), following `cause`.
+ *
+ * Everything else is permanent and must not be answered as "retry shortly": AccessDenied,
+ * NoSuchBucket, NoSuchKey, validation errors, a disabled or missing KMS key, a request S3 finds
+ * too large. Those are logged with their cause and answered as what they are.
  */
-export function isDependencyOutage(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  const e = err as {
-    name?: string;
-    code?: string;
-    message?: string;
-    $metadata?: { httpStatusCode?: number };
-    $retryable?: unknown;
-    cause?: unknown;
-  };
-  if (e.name && OUTAGE_NAMES.has(e.name)) return true;
-  if (e.code && OUTAGE_SYSCALL_CODES.has(e.code)) return true;
+export function isDependencyOutage(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 10) return false;
+  const e = err as SdkError & { message?: string; $metadata?: unknown; cause?: unknown };
+  if (isThrottlingError(e) || isTransientError(e)) return true;
   // The SDK wraps errors that are not `instanceof Error` in its realm, keeping only the message.
-  if (e.$metadata && typeof e.message === 'string' && OUTAGE_MESSAGE.test(e.message)) return true;
-  const status = e.$metadata?.httpStatusCode;
-  if (typeof status === 'number' && status >= 500) return true;
-  if (e.$retryable) return true;
-  return e.cause !== undefined && e.cause !== err && isDependencyOutage(e.cause);
+  if (e.$metadata && typeof e.message === 'string' && NETWORK_FAILURE_MESSAGE.test(e.message)) return true;
+  return e.cause !== undefined && e.cause !== err && isDependencyOutage(e.cause, depth + 1);
 }
 
 /** True for the SDK's "this key/item does not exist" family of errors. */

@@ -1,4 +1,3 @@
-import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import { type AwsClients, createServiceApp, every, rateLimitsPlugin, splitList } from '@scs/common';
@@ -8,11 +7,18 @@ import { Counter } from 'prom-client';
 import type { UploadConfig } from './config';
 import { FileRepository } from './repositories/files';
 import { filesRoutes } from './routes/files';
-import { FilesService } from './services/files-service';
+import { DirectUploads } from './services/direct-uploads';
+import { Downloads } from './services/downloads';
+import { AllowedTypes } from './services/file-types';
+import { ObjectStore } from './services/object-store';
+import { Quota } from './services/quota';
+import { Sweeper } from './services/sweeper';
+import { Uploads } from './services/uploads';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    files: FilesService;
+    /** The leftovers sweep (run periodically by the server; tests call it directly). */
+    sweeper: Sweeper;
   }
 }
 
@@ -53,12 +59,12 @@ export function uiContentSecurityPolicy(config: UploadConfig): Record<string, st
  */
 export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<FastifyInstance> {
   const { aws } = deps;
+  const types = new AllowedTypes(config.ALLOWED_TYPES);
+  const store = await ObjectStore.create(aws.s3, config);
   const { app } = await createServiceApp(config, {
     service: 'upload',
     aws,
-    readiness: async () => {
-      await aws.s3.send(new HeadBucketCommand({ Bucket: config.PRIMARY_BUCKET }));
-    },
+    readiness: () => store.ping(),
     docs: { prefix: '/api/files/docs', title: 'Secure Cloud Storage: files' },
     fastify: { requestTimeout: config.UPLOAD_TIMEOUT_SECONDS * 1000, ...deps.fastify },
     securityHeaders: { contentSecurityPolicy: uiContentSecurityPolicy(config) },
@@ -72,18 +78,28 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
   // Keyed by the authenticated user, so one account cannot flood and others are unaffected.
   await app.register(rateLimitsPlugin, { perUser: true });
 
-  const service = new FilesService(aws.s3, new FileRepository(aws.dynamo, config.FILES_TABLE), config, app.log);
-  app.decorate('files', service);
-  const uploads = new Counter({
+  const files = new FileRepository(aws.dynamo, config.FILES_TABLE);
+  const quota = new Quota(files, config, app.log);
+  const sweeper = new Sweeper(store, files, config, app.log);
+  app.decorate('sweeper', sweeper);
+  const uploadsCounter = new Counter({
     name: 'scs_uploads_total',
     help: 'Upload requests by outcome',
     labelNames: ['outcome'] as const,
     registers: [app.metrics],
   });
-  await app.register(filesRoutes, { prefix: '/api/files', service, config, uploads });
+  await app.register(filesRoutes, {
+    prefix: '/api/files',
+    uploads: new Uploads(store, files, quota, types, app.log),
+    directUploads: new DirectUploads(store, files, quota, types, config, app.log),
+    downloads: new Downloads(store, files),
+    types,
+    config,
+    uploadsCounter,
+  });
 
   if (deps.sweep) {
-    const stop = every(config.SWEEP_INTERVAL_SECONDS * 1000, async () => void (await service.sweep()), app.log, 'the leftovers sweep failed');
+    const stop = every(config.SWEEP_INTERVAL_SECONDS * 1000, async () => void (await sweeper.sweep()), app.log, 'the leftovers sweep failed');
     app.addHook('onClose', async () => stop());
   }
   return app;

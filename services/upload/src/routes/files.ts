@@ -1,12 +1,18 @@
-import type { MultipartFile } from '@fastify/multipart';
+import type { MultipartFile, Multipart } from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorResponse } from '@scs/common';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { UploadConfig } from '../config';
-import { BadMultipart, NoFile } from '../errors';
-import { type FilesService, toView } from '../services/files-service';
+import { BadMultipart, FileTooLarge, NoFile, RequestAborted } from '../errors';
+import type { FileRecord } from '../repositories/files';
+import type { DirectUploads } from '../services/direct-uploads';
+import type { Downloads } from '../services/downloads';
+import type { AllowedTypes } from '../services/file-types';
 import { FILE_ID_PATTERN } from '../services/ids';
+import { humanBytes } from '../services/quota';
+import type { UploadForm, Uploads } from '../services/uploads';
 
 const FileView = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -17,6 +23,19 @@ const FileView = Type.Object({
   sensitive: Type.Boolean(),
   createdAt: Type.String({ format: 'date-time' }),
 });
+type FileView = Static<typeof FileView>;
+
+/** What the API shows of a record. */
+export const toView = (r: FileRecord): FileView => ({
+  id: r.fileId,
+  name: r.name,
+  size: r.size,
+  contentType: r.contentType,
+  sha256: r.sha256,
+  sensitive: r.sensitive,
+  createdAt: r.createdAt,
+});
+
 const IdParams = Type.Object({ id: Type.String({ pattern: FILE_ID_PATTERN, description: 'File id (UUID)' }) });
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
 const Sensitive = Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')]));
@@ -31,22 +50,70 @@ const MULTIPART_LIMITS: Record<string, string> = {
   FST_INVALID_JSON_FIELD_ERROR: 'A form field is malformed',
 };
 
-function multipartError(err: unknown): unknown {
+function multipartError(err: unknown, maxBytes: number): unknown {
   const code = (err as { code?: string } | null)?.code;
-  if (code && MULTIPART_LIMITS[code]) return new BadMultipart(MULTIPART_LIMITS[code]);
+  if (code && MULTIPART_LIMITS[code]) return new BadMultipart(MULTIPART_LIMITS[code], { cause: err });
+  if (code === 'FST_REQ_FILE_TOO_LARGE') return new FileTooLarge(humanBytes(maxBytes), { cause: err });
+  if (code === 'FST_MP_PREMATURE_CLOSE') return new RequestAborted({ cause: err });
   if (err instanceof Error && /Unexpected end of (form|multipart data)|Malformed part header|Multipart: Boundary not found|Part terminated early/i.test(err.message)) {
-    return new BadMultipart('The multipart body is malformed');
+    return new BadMultipart('The multipart body is malformed', { cause: err });
   }
   return err;
 }
 
-export interface FilesRoutesOptions {
-  service: FilesService;
-  config: UploadConfig;
-  uploads: Counter<'outcome'>;
+type MultipartLimits = NonNullable<Parameters<FastifyRequest['parts']>[0]>['limits'];
+
+/**
+ * The upload form of a request, read on demand by the service: an optional `sensitive` field,
+ * then the `file` part, then nothing else. `signal` aborts when the client goes away first.
+ */
+function uploadForm(request: FastifyRequest, limits: MultipartLimits, sensitiveByDefault: boolean): UploadForm {
+  const length = Number(request.headers['content-length']);
+  const parts = request.parts({ limits })[Symbol.asyncIterator]();
+  const gone = new AbortController();
+  request.raw.once('close', () => {
+    if (!request.raw.readableEnded) gone.abort(new RequestAborted());
+  });
+  let sensitive = sensitiveByDefault;
+  return {
+    declaredBytes: Number.isFinite(length) ? length : undefined,
+    signal: gone.signal,
+    async file() {
+      for (;;) {
+        const { done, value: part } = await parts.next();
+        if (done) throw new NoFile();
+        if (part.type === 'field') {
+          if (part.fieldname !== 'sensitive') throw new BadMultipart(`Unexpected field "${part.fieldname}"`);
+          if (part.value !== 'true' && part.value !== 'false') throw new BadMultipart('"sensitive" must be true or false');
+          sensitive = part.value === 'true';
+          continue;
+        }
+        const file = part as MultipartFile;
+        if (file.fieldname !== 'file') throw new BadMultipart(`The file must be in a field named "file", not "${file.fieldname}"`);
+        return { filename: file.filename, stream: file.file, sensitive };
+      }
+    },
+    async end() {
+      const { done, value: part } = await parts.next();
+      if (!done) {
+        const what = (part as Multipart).type === 'field' ? `field "${part.fieldname}"` : 'file';
+        throw new BadMultipart(`Unexpected ${what} after the file: send one file per request`);
+      }
+    },
+  };
 }
 
-export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async (app, { service, config, uploads }) => {
+export interface FilesRoutesOptions {
+  uploads: Uploads;
+  directUploads: DirectUploads;
+  downloads: Downloads;
+  types: AllowedTypes;
+  config: UploadConfig;
+  uploadsCounter: Counter<'outcome'>;
+}
+
+export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async (app, opts) => {
+  const { uploads, directUploads, downloads, types, config, uploadsCounter } = opts;
   const limits = {
     fileSize: config.MAX_UPLOAD_BYTES,
     files: 1,
@@ -72,40 +139,18 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
       },
     },
     async (request, reply) => {
-      const length = Number(request.headers['content-length']);
-      const userId = request.user.sub;
-      let reserved = 0;
-      let sensitive = request.query.sensitive === 'true';
-      let stored: ReturnType<typeof toView> | undefined;
+      let stored: FileView;
       try {
-        reserved = await service.reserve(userId, Number.isFinite(length) ? length : undefined);
-        for await (const part of request.parts({ limits })) {
-          if (part.type === 'field') {
-            if (part.fieldname !== 'sensitive' || stored) throw new BadMultipart(`Unexpected field "${part.fieldname}"`);
-            if (part.value !== 'true' && part.value !== 'false') throw new BadMultipart('"sensitive" must be true or false');
-            sensitive = part.value === 'true';
-            continue;
-          }
-          const file = part as MultipartFile;
-          if (file.fieldname !== 'file') throw new BadMultipart(`The file must be in a field named "file", not "${file.fieldname}"`);
-          const record = await service.upload(userId, { filename: file.filename, stream: file.file, sensitive }, reserved);
-          await service.settle(userId, reserved, record.size);
-          reserved = 0;
-          stored = toView(record);
-        }
-        if (!stored) throw new NoFile();
+        const form = uploadForm(request, limits, request.query.sensitive === 'true');
+        stored = toView(await uploads.upload(request.user.sub, form));
       } catch (err) {
-        const mapped = multipartError(err);
-        if (reserved) await service.release(userId, reserved);
-        if (stored) {
-          // The file is stored but the rest of the request was bad: undo it, nothing half-done stays.
-          await service.delete(userId, stored.id).catch(() => undefined);
-        }
-        uploads.inc({ outcome: (mapped as { code?: string }).code ?? 'error' });
-        request.audit('upload', 'failure', { reason: (mapped as { code?: string }).code ?? 'error' });
+        const mapped = multipartError(err, config.MAX_UPLOAD_BYTES);
+        const reason = (mapped as { code?: string }).code ?? 'error';
+        uploadsCounter.inc({ outcome: reason });
+        request.audit('upload', 'failure', { reason });
         throw mapped;
       }
-      uploads.inc({ outcome: 'success' });
+      uploadsCounter.inc({ outcome: 'success' });
       request.audit('upload', 'success', { fileId: stored.id, size: stored.size, sensitive: stored.sensitive });
       return reply.status(201).send(stored);
     },
@@ -125,7 +170,10 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         response: { 200: Type.Object({ items: Type.Array(FileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401) },
       },
     },
-    async (request) => service.list(request.user.sub, request.query.limit, request.query.cursor),
+    async (request) => {
+      const page = await downloads.list(request.user.sub, request.query.limit, request.query.cursor);
+      return { items: page.items.map(toView), nextCursor: page.nextCursor };
+    },
   );
 
   app.get(
@@ -148,11 +196,11 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
       },
     },
     async (request) => ({
-      usedBytes: await service.usedBytes(request.user.sub),
+      usedBytes: await downloads.usedBytes(request.user.sub),
       quotaBytes: config.QUOTA_BYTES,
       maxUploadBytes: config.MAX_UPLOAD_BYTES,
       directUploadAboveBytes: config.DIRECT_UPLOAD_ABOVE_BYTES,
-      allowedTypes: [...service.allowed.keys()],
+      allowedTypes: types.extensions,
     }),
   );
 
@@ -167,7 +215,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         response: { 200: FileView, ...errors(400, 401, 404) },
       },
     },
-    async (request) => toView(await service.get(request.user.sub, request.params.id)),
+    async (request) => toView(await downloads.get(request.user.sub, request.params.id)),
   );
 
   app.get(
@@ -188,7 +236,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
       },
     },
     async (request, reply) => {
-      const url = await service.downloadUrl(request.user.sub, request.params.id);
+      const url = await downloads.downloadUrl(request.user.sub, request.params.id);
       request.audit('download', 'success', { fileId: request.params.id });
       reply.header('cache-control', 'no-store');
       if (request.query.redirect === 'false') {
@@ -210,7 +258,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
       },
     },
     async (request, reply) => {
-      await service.delete(request.user.sub, request.params.id);
+      await downloads.delete(request.user.sub, request.params.id);
       request.audit('delete', 'success', { fileId: request.params.id });
       return reply.status(204).send(null);
     },
@@ -240,13 +288,13 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
             fields: Type.Record(Type.String(), Type.String()),
             expiresAt: Type.String({ format: 'date-time' }),
           }),
-          ...errors(400, 401, 413, 415, 429),
+          ...errors(400, 401, 413, 415, 429, 503),
         },
       },
     },
     async (request, reply) => {
       try {
-        const out = await service.presign(request.user.sub, request.body);
+        const out = await directUploads.presign(request.user.sub, request.body);
         request.audit('presign', 'success', { fileId: out.id, size: request.body.size });
         return reply.status(201).send(out);
       } catch (err) {
@@ -260,16 +308,21 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
     '/:id/complete',
     {
       schema: {
-        summary: 'Verify a direct upload (size, content type, SHA-256) and make it a file',
+        summary: 'Verify a direct upload and make it a file',
+        description:
+          'Checks that S3 stored what the upload form issued (size, Content-Type, Content-Disposition, owner metadata: 400 UPLOAD_MISMATCH) ' +
+          'and that the bytes are the declared type (415), computes the SHA-256, and copies the bytes to the file key with the ' +
+          "file's attributes and tags. Exactly one request acts: a parallel one gets 409 UPLOAD_IN_PROGRESS, a later one the file. " +
+          '404 NOTHING_UPLOADED while nothing was uploaded yet.',
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 201: FileView, ...errors(400, 401, 404, 415) },
+        response: { 201: FileView, ...errors(400, 401, 404, 409, 415, 503) },
       },
     },
     async (request, reply) => {
       try {
-        const record = await service.complete(request.user.sub, request.params.id);
+        const record = await directUploads.complete(request.user.sub, request.params.id);
         request.audit('upload', 'success', { fileId: record.fileId, size: record.size, direct: true });
         return reply.status(201).send(toView(record));
       } catch (err) {

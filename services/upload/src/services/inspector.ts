@@ -1,0 +1,119 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { UnsupportedFileType } from '../errors';
+import { type ContentCheck, ContentRefused } from './content-check';
+import { type FileType, SNIFF_BYTES } from './file-types';
+
+/** What the inspector found once the whole stream went through it. */
+export interface Verdict {
+  /** Bytes seen. */
+  size: number;
+  /** SHA-256 of those bytes, lower-case hex (FU-15). */
+  sha256: string;
+  /** The content type to record (with its charset for text). */
+  contentType: string;
+}
+
+export interface InspectorOptions {
+  /** The stored file name (for messages). */
+  name: string;
+  /** The type the name's extension promises. */
+  type: FileType;
+  /** Most bytes the stream may carry. */
+  limit: number;
+  /** The error for a stream that goes past `limit` (FU-01, FU-03). */
+  overLimit: (size: number) => Error;
+}
+
+/**
+ * The one pass over a file's bytes, as a stream stage between the file's source and its
+ * destination (FU-01, FU-05, FU-15): counts the bytes and refuses the first one past the limit,
+ * hashes them with SHA-256, holds back the first SNIFF_BYTES until the type check accepts them
+ * (so nothing of a file of the wrong type reaches the destination), lets the type follow the rest
+ * of the stream, keeps a bounded tail when the type needs the end of the file (a zip's
+ * directory), and gives the final verdict when the stream ends: an error instead of the end of
+ * the stream, so a refused file never completes at the destination.
+ *
+ * Chunks pass through unchanged (no copies); the first bytes are joined once for the check.
+ * `verdict` is set once the stream has ended successfully.
+ */
+export class Inspector extends Transform {
+  verdict?: Verdict;
+  private readonly hash: Hash = createHash('sha256');
+  // Not named `size` or `length`: lib-storage takes a body's `size` for its total length.
+  private seen = 0;
+  private head: Buffer[] = [];
+  private headBytes = 0;
+  private check?: ContentCheck;
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+
+  constructor(private readonly opts: InspectorOptions) {
+    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.opts.limit) return done(this.opts.overLimit(this.seen));
+    this.hash.update(chunk);
+    try {
+      if (!this.check) {
+        this.head.push(chunk);
+        this.headBytes += chunk.length;
+        if (this.headBytes >= SNIFF_BYTES) this.begin(false);
+      } else {
+        this.check.update(chunk);
+        this.keepTail(chunk);
+        this.push(chunk);
+      }
+    } catch (err) {
+      return done(this.refusal(err));
+    }
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      if (!this.check) this.begin(true);
+      const contentType = (this.check as ContentCheck).finish(this.seen, this.tailBuffer());
+      this.verdict = { size: this.seen, sha256: this.hash.digest('hex'), contentType };
+    } catch (err) {
+      return done(this.refusal(err));
+    }
+    done();
+  }
+
+  /** The first verdict, on the first bytes; they go downstream only once accepted. */
+  private begin(complete: boolean): void {
+    const head = this.head.length === 1 ? (this.head[0] as Buffer) : Buffer.concat(this.head, this.headBytes);
+    this.check = this.opts.type.begin(head, complete);
+    for (const chunk of this.head) {
+      this.keepTail(chunk);
+      this.push(chunk);
+    }
+    this.head = [];
+  }
+
+  /** Keeps references to the last chunks covering the check's `tailBytes` (nothing when it needs none). */
+  private keepTail(chunk: Buffer): void {
+    const want = this.check?.tailBytes ?? 0;
+    if (want === 0) return;
+    this.tail.push(chunk);
+    this.tailBytes += chunk.length;
+    while (this.tail.length > 1 && this.tailBytes - (this.tail[0] as Buffer).length >= want) {
+      this.tailBytes -= (this.tail.shift() as Buffer).length;
+    }
+  }
+
+  private tailBuffer(): Buffer {
+    const want = this.check?.tailBytes ?? 0;
+    if (want === 0) return Buffer.alloc(0);
+    const joined = Buffer.concat(this.tail, this.tailBytes);
+    return joined.subarray(Math.max(0, joined.length - want));
+  }
+
+  private refusal(err: unknown): Error {
+    if (err instanceof ContentRefused) return new UnsupportedFileType(`"${this.opts.name}" ${err.message}`, { cause: err });
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}

@@ -1,0 +1,311 @@
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectVersionsCommand,
+  paginateListObjectsV2,
+  PutObjectTaggingCommand,
+  type S3Client,
+  type Tag,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { isNotFound } from '@scs/common';
+import type { Readable } from 'node:stream';
+import type { UploadConfig } from '../config';
+
+/** Object keys of files: the only keys consumers (the mover, backups) treat as files. */
+export const FILE_PREFIX = 'users/';
+/** Object keys of direct browser uploads before they are verified: never files. */
+export const STAGING_PREFIX = 'incoming/';
+
+export const fileKey = (userId: string, fileId: string) => `${FILE_PREFIX}${userId}/${fileId}`;
+export const stagingKey = (userId: string, fileId: string) => `${STAGING_PREFIX}${userId}/${fileId}`;
+
+/** What a file object is created with (one request: the object-created event already carries it). */
+export interface FileObject {
+  userId: string;
+  fileId: string;
+  /** The stored file name (only in Content-Disposition, never in user metadata: AWS caps that at 2 KB). */
+  name: string;
+  /** The media type the service decided. */
+  mediaType: string;
+  sensitive: boolean;
+}
+
+/** How a staged direct upload looks in S3. */
+export interface StagedObject {
+  size: number;
+  versionId?: string;
+  etag: string;
+  contentType?: string;
+  contentDisposition?: string;
+  metadata: Record<string, string>;
+}
+
+/** How a file object looks in S3, for comparison with what was issued. */
+export interface StoredObject extends Omit<StagedObject, 'versionId' | 'etag'> {
+  serverSideEncryption?: string;
+  tags: Record<string, string>;
+}
+
+const tagSet = (tags: Record<string, string>): Tag[] => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+
+/**
+ * Every S3 call of the upload service. File objects are created in one request with their tags,
+ * metadata, disposition and server-side encryption (SSE-S3 in the primary bucket); the mover may
+ * later move a sensitive file to the sensitive bucket under the same key.
+ */
+export class ObjectStore {
+  private readonly primary: string;
+  private readonly sensitive: string;
+
+  /** The store, with the `content-disposition` package loaded (an ES module, so imported once here). */
+  static async create(s3: S3Client, config: UploadConfig): Promise<ObjectStore> {
+    const { create } = await import('content-disposition');
+    return new ObjectStore(s3, config, (name) => create(name, { type: 'attachment' }));
+  }
+
+  private constructor(
+    private readonly s3: S3Client,
+    private readonly config: UploadConfig,
+    /** `attachment` with the name encoded per RFC 6266 / RFC 5987 (DL-01): nothing in a name can break the header. */
+    readonly attachment: (name: string) => string,
+  ) {
+    this.primary = config.PRIMARY_BUCKET;
+    this.sensitive = config.SENSITIVE_BUCKET;
+  }
+
+  /** Readiness: the primary bucket answers. */
+  async ping(): Promise<void> {
+    await this.s3.send(new HeadBucketCommand({ Bucket: this.primary }));
+  }
+
+  /** The attributes every file object carries, as issued. */
+  private attributes(file: FileObject) {
+    return {
+      ContentType: file.mediaType,
+      ContentDisposition: this.attachment(file.name),
+      ServerSideEncryption: 'AES256' as const,
+      Metadata: { owner: file.userId, 'file-id': file.fileId },
+    };
+  }
+
+  /**
+   * Writes a stream into `users/{userId}/{fileId}` with a multipart upload (`lib-storage`), tagged
+   * in the creating request (not lib-storage's `tags`, which tags afterwards and races the
+   * mover). Every part carries a checksum S3 verifies. When the source fails, lib-storage stops,
+   * aborts the multipart upload, and only then rejects: once the returned promise has settled, a
+   * failed upload has left no object and no parts.
+   */
+  async writeFile(file: FileObject, source: Readable): Promise<void> {
+    const upload = new Upload({
+      client: this.s3,
+      params: {
+        Bucket: this.primary,
+        Key: fileKey(file.userId, file.fileId),
+        Body: source,
+        Tagging: `sensitive=${file.sensitive}`,
+        ...this.attributes(file),
+      },
+      partSize: this.config.UPLOAD_PART_BYTES,
+      queueSize: this.config.UPLOAD_QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    await upload.done();
+  }
+
+  /**
+   * Adds the SHA-256 tag once the bytes are complete (PutObjectTagging: no new version, no new
+   * event). A sensitive file may already be in the sensitive bucket.
+   */
+  async tagDigest(file: FileObject, sha256: string): Promise<void> {
+    const Key = fileKey(file.userId, file.fileId);
+    const Tagging = { TagSet: tagSet({ sensitive: String(file.sensitive), sha256 }) };
+    try {
+      await this.s3.send(new PutObjectTaggingCommand({ Bucket: this.primary, Key, Tagging }));
+    } catch (err) {
+      if (!file.sensitive || !isNotFound(err)) throw err;
+      await this.s3.send(new PutObjectTaggingCommand({ Bucket: this.sensitive, Key, Tagging }));
+    }
+  }
+
+  /**
+   * Deletes a file object wherever it may be: the primary bucket, and for a sensitive file also the
+   * sensitive one (where the mover puts it). Absent is fine.
+   */
+  async deleteFile(key: string, sensitive: boolean): Promise<void> {
+    const buckets = sensitive ? [this.primary, this.sensitive] : [this.primary];
+    await Promise.all(buckets.map((Bucket) => this.deleteIfPresent(Bucket, key)));
+  }
+
+  /**
+   * Deletes the current version of an object that exists. Looking first matters in versioned
+   * buckets, where deleting an absent key would still add a delete marker (and an event).
+   */
+  private async deleteIfPresent(Bucket: string, Key: string): Promise<void> {
+    try {
+      await this.s3.send(new HeadObjectCommand({ Bucket, Key }));
+      await this.s3.send(new DeleteObjectCommand({ Bucket, Key }));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /** The bucket that holds a file now: the sensitive one once the mover moved it, else primary. */
+  async locate(key: string, sensitive: boolean): Promise<string | undefined> {
+    for (const Bucket of sensitive ? [this.sensitive, this.primary] : [this.primary, this.sensitive]) {
+      try {
+        await this.s3.send(new HeadObjectCommand({ Bucket, Key: key }));
+        return Bucket;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return undefined;
+  }
+
+  /** A presigned GET (DL-05: short-lived) that downloads as an attachment under `name` (DL-01). */
+  async downloadUrl(bucket: string, key: string, name: string, contentType: string): Promise<string> {
+    return getSignedUrl(
+      this.s3,
+      new GetObjectCommand({ Bucket: bucket, Key: key, ResponseContentDisposition: this.attachment(name), ResponseContentType: contentType }),
+      { expiresIn: this.config.DOWNLOAD_URL_EXPIRES_SECONDS },
+    );
+  }
+
+  /**
+   * A presigned POST for a direct browser upload of exactly `size` bytes to the file's staging
+   * key, with the file's attributes as required fields. The staging key is not a file: after
+   * verification the service copies the bytes to the file key, so the form can never write to a
+   * verified file.
+   */
+  async presignStaging(file: FileObject, size: number): Promise<{ url: string; fields: Record<string, string> }> {
+    const attributes = this.attributes(file);
+    const fields = {
+      'Content-Type': attributes.ContentType,
+      'Content-Disposition': attributes.ContentDisposition,
+      tagging: `<Tagging><TagSet><Tag><Key>sensitive</Key><Value>${file.sensitive}</Value></Tag></TagSet></Tagging>`,
+      'x-amz-server-side-encryption': attributes.ServerSideEncryption,
+      'x-amz-meta-owner': file.userId,
+      'x-amz-meta-file-id': file.fileId,
+    };
+    return createPresignedPost(this.s3, {
+      Bucket: this.primary,
+      Key: stagingKey(file.userId, file.fileId),
+      Conditions: [['content-length-range', size, size], ...Object.entries(fields).map(([k, v]) => ({ [k]: v }))],
+      Fields: fields,
+      Expires: this.config.PRESIGN_EXPIRES_SECONDS,
+    });
+  }
+
+  /** The staged object as S3 stored it, or undefined when nothing was uploaded. */
+  async headStaged(userId: string, fileId: string): Promise<StagedObject | undefined> {
+    try {
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.primary, Key: stagingKey(userId, fileId) }));
+      return {
+        size: head.ContentLength ?? 0,
+        versionId: head.VersionId,
+        etag: head.ETag ?? '',
+        contentType: head.ContentType,
+        contentDisposition: head.ContentDisposition,
+        metadata: head.Metadata ?? {},
+      };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** The bytes of exactly the staged version that was examined (pinned by version and ETag). */
+  async readStaged(userId: string, fileId: string, staged: StagedObject): Promise<Readable> {
+    const out = await this.s3.send(
+      new GetObjectCommand({ Bucket: this.primary, Key: stagingKey(userId, fileId), VersionId: staged.versionId, IfMatch: staged.etag }),
+    );
+    return out.Body as Readable;
+  }
+
+  /**
+   * Copies the verified staged version to the file key, server-side, with the file's attributes
+   * (not the staged object's) and both tags, and has S3 compute the copy's SHA-256. Returns that
+   * digest (hex) for comparison with the one computed while verifying.
+   */
+  async promote(file: FileObject, staged: StagedObject, sha256: string): Promise<string | undefined> {
+    const source = `${this.primary}/${stagingKey(file.userId, file.fileId)}${staged.versionId ? `?versionId=${encodeURIComponent(staged.versionId)}` : ''}`;
+    const out = await this.s3.send(
+      new CopyObjectCommand({
+        Bucket: this.primary,
+        Key: fileKey(file.userId, file.fileId),
+        CopySource: source,
+        CopySourceIfMatch: staged.etag,
+        MetadataDirective: 'REPLACE',
+        TaggingDirective: 'REPLACE',
+        Tagging: `sensitive=${file.sensitive}&sha256=${sha256}`,
+        ChecksumAlgorithm: 'SHA256',
+        ...this.attributes(file),
+      }),
+    );
+    const digest = out.CopyObjectResult?.ChecksumSHA256;
+    return digest ? Buffer.from(digest, 'base64').toString('hex') : undefined;
+  }
+
+  /** A file object as S3 stored it (primary bucket), tags included. */
+  async describeFile(userId: string, fileId: string): Promise<StoredObject> {
+    const Key = fileKey(userId, fileId);
+    const [head, tags] = await Promise.all([
+      this.s3.send(new HeadObjectCommand({ Bucket: this.primary, Key })),
+      this.s3.send(new GetObjectTaggingCommand({ Bucket: this.primary, Key })),
+    ]);
+    return {
+      size: head.ContentLength ?? 0,
+      contentType: head.ContentType,
+      contentDisposition: head.ContentDisposition,
+      serverSideEncryption: head.ServerSideEncryption,
+      metadata: head.Metadata ?? {},
+      tags: Object.fromEntries((tags.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+    };
+  }
+
+  /** What a file object must look like: the attributes it was issued with, and its tags. */
+  expected(file: FileObject, size: number, sha256: string): StoredObject {
+    const attributes = this.attributes(file);
+    return {
+      size,
+      contentType: attributes.ContentType,
+      contentDisposition: attributes.ContentDisposition,
+      serverSideEncryption: attributes.ServerSideEncryption,
+      metadata: attributes.Metadata,
+      tags: { sensitive: String(file.sensitive), sha256 },
+    };
+  }
+
+  /** Removes a staged upload for good: every version of its staging key (a form may be posted more than once). */
+  async deleteStaged(userId: string, fileId: string): Promise<void> {
+    const Key = stagingKey(userId, fileId);
+    let markers: { KeyMarker?: string; VersionIdMarker?: string } = {};
+    for (;;) {
+      const page = await this.s3.send(new ListObjectVersionsCommand({ Bucket: this.primary, Prefix: Key, ...markers }));
+      const versions = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].filter((v) => v.Key === Key);
+      for (const v of versions) await this.s3.send(new DeleteObjectCommand({ Bucket: this.primary, Key, VersionId: v.VersionId }));
+      if (!page.IsTruncated) return;
+      markers = { KeyMarker: page.NextKeyMarker, VersionIdMarker: page.NextVersionIdMarker };
+    }
+  }
+
+  /** Every object under `prefix` in `bucket`: key and last modification (SDK paginator). */
+  async *list(bucket: 'primary' | 'sensitive', prefix: string): AsyncGenerator<{ bucket: string; key: string; lastModified?: Date }> {
+    const Bucket = bucket === 'primary' ? this.primary : this.sensitive;
+    for await (const page of paginateListObjectsV2({ client: this.s3 }, { Bucket, Prefix: prefix })) {
+      for (const obj of page.Contents ?? []) if (obj.Key) yield { bucket: Bucket, key: obj.Key, lastModified: obj.LastModified };
+    }
+  }
+
+  /** Deletes one object found by `list`. */
+  async deleteListed(found: { bucket: string; key: string }): Promise<void> {
+    await this.deleteIfPresent(found.bucket, found.key);
+  }
+}

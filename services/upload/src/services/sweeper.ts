@@ -1,0 +1,55 @@
+import type { UploadConfig } from '../config';
+import type { FileRepository } from '../repositories/files';
+import { FILE_PREFIX, type ObjectStore, STAGING_PREFIX } from './object-store';
+
+interface Logger {
+  info(obj: object, msg: string): void;
+}
+
+/**
+ * Heals what a crash or an abandoned direct upload can leave (FU-14): pending or verifying
+ * records past their time (removed with their reservation, in one transaction, then their
+ * objects), file objects (`users/`) that no active record points at, and staged uploads
+ * (`incoming/`) that no pending upload is waiting for, both once older than the pending window.
+ */
+export class Sweeper {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly files: FileRepository,
+    private readonly config: UploadConfig,
+    private readonly log: Logger,
+  ) {}
+
+  async sweep(now = Date.now()): Promise<{ expiredPending: number; orphanObjects: number }> {
+    const nowSeconds = Math.floor(now / 1000);
+    let expiredPending = 0;
+    let orphanObjects = 0;
+    for (const record of await this.files.expiredPending(nowSeconds)) {
+      if (!(await this.files.discard(record, { expiredBefore: nowSeconds }))) continue;
+      await this.store.deleteStaged(record.userId, record.fileId);
+      // A /complete that died after promoting leaves the file object too.
+      await this.store.deleteFile(record.key, record.sensitive);
+      expiredPending += 1;
+    }
+
+    const cutoff = now - this.config.PENDING_UPLOAD_SECONDS * 1000;
+    const sources = [
+      { bucket: 'primary', prefix: FILE_PREFIX, keep: ['active'] },
+      { bucket: 'sensitive', prefix: FILE_PREFIX, keep: ['active'] },
+      { bucket: 'primary', prefix: STAGING_PREFIX, keep: ['pending', 'verifying'] },
+    ] as const;
+    for (const { bucket, prefix, keep } of sources) {
+      for await (const found of this.store.list(bucket, prefix)) {
+        const [userId, fileId] = found.key.slice(prefix.length).split('/');
+        if (!userId || !fileId || (found.lastModified?.getTime() ?? now) > cutoff) continue;
+        const record = await this.files.get(userId, fileId);
+        if (record && (keep as readonly string[]).includes(record.status)) continue;
+        if (prefix === STAGING_PREFIX) await this.store.deleteStaged(userId, fileId);
+        else await this.store.deleteListed(found);
+        orphanObjects += 1;
+      }
+    }
+    if (expiredPending || orphanObjects) this.log.info({ expiredPending, orphanObjects }, 'sweep removed leftovers');
+    return { expiredPending, orphanObjects };
+  }
+}

@@ -1,0 +1,125 @@
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { FileRecord, FileRepository } from '../repositories/files';
+import type { AllowedTypes } from './file-types';
+import { uuidv7 } from './ids';
+import { Inspector } from './inspector';
+import { fileKey, type FileObject, type ObjectStore } from './object-store';
+import type { Quota } from './quota';
+
+/** The file part of an upload form. */
+export interface IncomingFile {
+  /** The name the client sent (data only, FU-07). */
+  filename: string;
+  /** The file's bytes; `truncated` and the `'limit'` event come from the multipart parser's size limit. */
+  stream: Readable & { truncated?: boolean };
+  sensitive: boolean;
+}
+
+/**
+ * An upload request as the service sees it: the route reads the form, the service decides when.
+ * Errors of the form (malformed multipart, unexpected parts) are thrown by `file` and `end`.
+ */
+export interface UploadForm {
+  /** Bytes the request declares (Content-Length), when known. */
+  declaredBytes?: number;
+  /** Reads the form up to its file part. */
+  file(): Promise<IncomingFile>;
+  /** Reads the rest of the form after the file; throws when anything else is in it. */
+  end(): Promise<void>;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+}
+
+/** Room for the multipart framing around the file in a request's Content-Length. */
+const MULTIPART_OVERHEAD = 64 * 1024;
+
+interface Logger {
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * Streamed uploads (FU-01, FU-03, FU-05, FU-14, FU-15): reserve quota, stream the file through one
+ * pipeline (the request's file stream -> the inspector -> the S3 multipart upload), settle, and
+ * undo everything when any step fails, all in one call.
+ */
+export class Uploads {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly files: FileRepository,
+    private readonly quota: Quota,
+    private readonly types: AllowedTypes,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Stores the form's file: the quota is reserved before any byte is read (from the declared
+   * length), the type is decided from the content, the SHA-256 and size are computed on the way,
+   * nothing is buffered whole or written to disk, and the record is written (with the usage, in
+   * one transaction) only after S3 completed the object. The upload is aborted as soon as the file
+   * passes the limit (the parser's `'limit'`) or the client goes away; any failure leaves no
+   * object, no open multipart upload, no record and no reservation.
+   */
+  async upload(userId: string, form: UploadForm): Promise<FileRecord> {
+    const declared = form.declaredBytes;
+    const reserved = await this.quota.reserve(userId, declared ?? this.quota.maxBytes, declared === undefined ? 0 : declared - MULTIPART_OVERHEAD);
+    let created: FileObject | undefined;
+    let settled = false;
+    try {
+      const file = await form.file();
+      const { name, type } = this.types.resolve(file.filename);
+      const object: FileObject = { userId, fileId: uuidv7(), name, mediaType: type.mediaType, sensitive: file.sensitive };
+
+      const tooLarge = new AbortController();
+      if (file.stream.truncated) tooLarge.abort(this.quota.tooLarge());
+      else file.stream.once('limit', () => tooLarge.abort(this.quota.tooLarge()));
+      const signal = AbortSignal.any([form.signal, tooLarge.signal]);
+      const inspector = new Inspector({
+        name,
+        type,
+        limit: reserved,
+        overLimit: (size) => (size > this.quota.maxBytes ? this.quota.tooLarge() : this.quota.exceeded()),
+      });
+      // pipeline() hands its last stage the inspector itself (a Readable), and may settle on an
+      // error before that stage did: the S3 upload's own promise says when its clean-up is over.
+      let writing: Promise<void> | undefined;
+      const toS3 = (source: AsyncIterable<Buffer>) => (writing = this.store.writeFile(object, source as Readable));
+      try {
+        await pipeline(file.stream, inspector, toS3, { signal });
+      } catch (err) {
+        await writing?.catch(() => undefined);
+        throw signal.aborted ? signal.reason : err;
+      }
+      created = object;
+      const verdict = inspector.verdict as NonNullable<Inspector['verdict']>;
+      await form.end();
+
+      await this.store.tagDigest(object, verdict.sha256);
+      const record: FileRecord = {
+        userId,
+        fileId: object.fileId,
+        name,
+        size: verdict.size,
+        contentType: verdict.contentType,
+        sha256: verdict.sha256,
+        sensitive: file.sensitive,
+        status: 'active',
+        key: fileKey(userId, object.fileId),
+        createdAt: new Date().toISOString(),
+      };
+      settled = await this.files.createActive(record, reserved);
+      if (!settled) throw new Error(`a record for ${record.key} already exists`);
+      return record;
+    } catch (err) {
+      // No record may point at nothing, no object may stay without a record, no reservation may leak.
+      if (created) {
+        const { fileId, sensitive } = created;
+        await this.store
+          .deleteFile(fileKey(userId, fileId), sensitive)
+          .catch((e: unknown) => this.log.warn({ err: e, fileId }, 'removing the object of a failed upload failed'));
+      }
+      if (!settled) await this.quota.release(userId, reserved);
+      throw err;
+    }
+  }
+}
