@@ -9,15 +9,17 @@ const MESSAGES = {
   FILE_TOO_LARGE: (m) => `Too large: ${m}`,
   QUOTA_EXCEEDED: () => 'Your storage is full: delete some files first.',
   UNSUPPORTED_FILE_TYPE: (m) => `Type not allowed: ${m}`,
-  INVALID_FILE_NAME: () => 'This file name cannot be used: rename the file and try again.',
+  INVALID_FILE_NAME: (m) => m || 'This file name cannot be used: rename the file and try again.',
+  UPLOAD_MISMATCH: (m) => m,
   TOO_MANY_ATTEMPTS: () => 'Too many failed attempts: wait a few minutes and try again.',
   RATE_LIMITED: () => 'Too many requests: wait a moment and try again.',
   STORAGE_UNAVAILABLE: () => 'Storage is temporarily unavailable: try again in a moment.',
   UNAUTHORIZED: () => 'Your session has expired: sign in again.',
 };
 
-function humanBytes(n) {
-  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+/** Bytes in IEC units, the units the API and its messages use: 1536 -> "1.5 KiB", 104857600 -> "100 MiB". */
+function formatBytes(n) {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let i = 0;
   while (v >= 1024 && i < units.length - 1) {
@@ -26,6 +28,9 @@ function humanBytes(n) {
   }
   return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
+
+/** How many files are sent at once; the others wait their turn. */
+const PARALLEL_UPLOADS = 3;
 
 /** Turns an API error body into a sentence a person can act on. */
 function explain(body, status) {
@@ -189,8 +194,8 @@ async function loadUsage() {
   if (!res.ok) return;
   state.limits = await res.json();
   const l = state.limits;
-  $('usage').textContent = `${humanBytes(l.usedBytes)} of ${humanBytes(l.quotaBytes)} used`;
-  $('limits').textContent = `Up to ${humanBytes(l.maxUploadBytes)} per file. Allowed: ${l.allowedTypes.join(', ')}.`;
+  $('usage').textContent = `${formatBytes(l.usedBytes)} of ${formatBytes(l.quotaBytes)} used`;
+  $('limits').textContent = `Up to ${formatBytes(l.maxUploadBytes)} per file. Allowed: ${l.allowedTypes.join(', ')}.`;
 }
 
 function fileRow(f) {
@@ -206,7 +211,7 @@ function fileRow(f) {
     name.append(badge);
   }
   const size = document.createElement('td');
-  size.textContent = humanBytes(f.size);
+  size.textContent = formatBytes(f.size);
   const date = document.createElement('td');
   const time = document.createElement('time');
   time.dateTime = f.createdAt;
@@ -269,7 +274,7 @@ async function download(f) {
 
 async function remove(f, row) {
   const dialog = $('confirm');
-  $('confirm-text').textContent = `"${f.name}" (${humanBytes(f.size)}) will be deleted.`;
+  $('confirm-text').textContent = `"${f.name}" (${formatBytes(f.size)}) will be deleted.`;
   dialog.showModal();
   const answer = await new Promise((resolve) => dialog.addEventListener('close', () => resolve(dialog.returnValue), { once: true }));
   if (answer !== 'delete') return;
@@ -327,7 +332,7 @@ function uploadItem(file) {
   const status = document.createElement('span');
   status.className = 'status';
   status.setAttribute('role', 'status');
-  status.textContent = 'Uploading…';
+  status.textContent = 'Waiting…';
   li.append(name, cancel, progress, status);
   $('uploads').append(li);
   const item = { li, progress, status, cancel, xhr: null, cancelled: false };
@@ -355,16 +360,18 @@ async function directUpload(item, file, sensitive) {
   return { status: done.status, body: await done.json().catch(() => null) };
 }
 
-async function uploadOne(file) {
-  const item = uploadItem(file);
-  const sensitive = $('sensitive').checked;
+async function uploadOne(file, item, sensitive) {
   const limits = state.limits;
   let result;
-  if (limits && file.size > limits.maxUploadBytes) {
-    result = { status: 413, body: { code: 'FILE_TOO_LARGE', message: `the limit is ${humanBytes(limits.maxUploadBytes)} per file` } };
+  if (item.cancelled) {
+    result = { status: -1, body: null };
+  } else if (limits && file.size > limits.maxUploadBytes) {
+    result = { status: 413, body: { code: 'FILE_TOO_LARGE', message: `the limit is ${formatBytes(limits.maxUploadBytes)} per file` } };
   } else if (limits && file.size > limits.directUploadAboveBytes) {
+    item.status.textContent = 'Uploading…';
     result = await directUpload(item, file, sensitive);
   } else {
+    item.status.textContent = 'Uploading…';
     const form = new FormData();
     form.append('sensitive', String(sensitive));
     form.append('file', file);
@@ -390,8 +397,32 @@ async function uploadOne(file) {
   }
 }
 
+/** Files waiting to be sent, in the order they were picked or dropped. */
+const queue = [];
+let sending = 0;
+
+/** Sends the next waiting files, at most PARALLEL_UPLOADS at a time. */
+function pump() {
+  while (sending < PARALLEL_UPLOADS && queue.length > 0) {
+    const next = queue.shift();
+    sending += 1;
+    uploadOne(next.file, next.item, next.sensitive)
+      .catch((err) => {
+        next.item.status.textContent = err.message;
+        next.item.status.classList.add('error');
+      })
+      .finally(() => {
+        sending -= 1;
+        pump();
+      });
+  }
+}
+
 function uploadAll(files) {
-  for (const file of files) uploadOne(file);
+  // The "Sensitive" box counts as it was when the files were chosen.
+  const sensitive = $('sensitive').checked;
+  for (const file of files) queue.push({ file, item: uploadItem(file), sensitive });
+  pump();
 }
 
 // ---- wiring --------------------------------------------------------------------------------

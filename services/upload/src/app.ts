@@ -78,7 +78,7 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
   // Keyed by the authenticated user, so one account cannot flood and others are unaffected.
   await app.register(rateLimitsPlugin, { perUser: true });
 
-  const files = new FileRepository(aws.dynamo, config.FILES_TABLE);
+  const files = new FileRepository(aws.dynamo, config.FILES_TABLE, app.log);
   const quota = new Quota(files, config, app.log);
   const sweeper = new Sweeper(store, files, config, app.log);
   app.decorate('sweeper', sweeper);

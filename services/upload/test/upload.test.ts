@@ -10,6 +10,7 @@ import {
   sha256,
   upload,
   type UploadTestApp,
+  parseDisposition,
 } from './helpers';
 
 let t: UploadTestApp;
@@ -73,8 +74,10 @@ describe('POST /api/files streams to S3', () => {
     expect(sensitive).toBe(true);
     const key = `users/${user.userId}/${id}`;
     const head = await t.aws.s3.send(new HeadObjectCommand({ Bucket: t.config.PRIMARY_BUCKET, Key: key }));
-    expect(head.ServerSideEncryption).toBeDefined();
-    expect(head.Metadata).toMatchObject({ owner: user.userId, 'file-id': id, 'original-name': 'passwd.txt' });
+    expect(head.ServerSideEncryption).toBe('AES256');
+    // The name is not user metadata (AWS caps that at 2 KB): it is in the record and the disposition.
+    expect(head.Metadata).toEqual({ owner: user.userId, 'file-id': id });
+    expect(await parseDisposition(head.ContentDisposition ?? '')).toEqual({ type: 'attachment', parameters: { filename: 'passwd.txt' } });
     expect(head.ContentType).toBe('text/plain; charset=utf-8');
     const tags = await t.aws.s3.send(new GetObjectTaggingCommand({ Bucket: t.config.PRIMARY_BUCKET, Key: key }));
     expect(tags.TagSet).toEqual(expect.arrayContaining([{ Key: 'sensitive', Value: 'true' }]));

@@ -1,12 +1,12 @@
 import {
+  DeleteCommand,
   GetCommand,
   QueryCommand,
   ScanCommand,
-  TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { isConditionFailed, StorageUnavailable } from '@scs/common';
+import { isConditionFailed } from '@scs/common';
 import { randomUUID } from 'node:crypto';
 
 export interface FileRecord {
@@ -36,10 +36,11 @@ type OwnFields = Omit<FileRecord, 'userId' | 'fileId'>;
 /** The per-user usage counter lives in the same partition under a key no file id can take. */
 const USAGE = '#usage';
 
-/** How often a transaction cancelled only by a concurrent write to the same items is retried. */
-const TRANSACTION_ATTEMPTS = 5;
+interface Logger {
+  error(obj: object, msg: string): void;
+}
 
-type TransactItems = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>;
+type Conditional = ConstructorParameters<typeof UpdateCommand>[0] | { Delete: ConstructorParameters<typeof DeleteCommand>[0] };
 
 /**
  * File metadata and per-user usage in DynamoDB. File ids are UUIDv7 (time-ordered), so a user's
@@ -48,13 +49,18 @@ type TransactItems = NonNullable<ConstructorParameters<typeof TransactWriteComma
  * Records are written with `UpdateItem ... SET` of the upload service's own fields only, never
  * replaced whole: other writers (the sensitive mover) add attributes of their own to the same
  * item, before or after the upload service writes it. A record counts as created once it has a
- * `status`. Every change that moves bytes between "reserved" and "used" is one transaction with
- * the record's state change, so a quota reservation is settled or released exactly once.
+ * `status`. Bytes move between "reserved" and "used" only right after a conditional change of the
+ * record's state succeeded, so each reservation is settled or released exactly once however many
+ * requests race for the same record. (Single-item conditions, not transactions: the local emulator
+ * does not isolate transactions from concurrent writes.) When that usage update itself fails, the
+ * state change stands and the failure is logged for an operator: the counter is then off by the
+ * logged bytes, never the file.
  */
 export class FileRepository {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
+    private readonly log: Logger,
   ) {}
 
   async get(userId: string, fileId: string): Promise<FileRecord | undefined> {
@@ -148,6 +154,11 @@ export class FileRepository {
     await this.db.send(new UpdateCommand(this.settlement(userId, reserved, 0)));
   }
 
+  /** Turns a reservation of `reserved` bytes into usage of `actual` bytes. */
+  async settle(userId: string, reserved: number, actual: number): Promise<void> {
+    await this.db.send(new UpdateCommand(this.settlement(userId, reserved, actual)));
+  }
+
   /** Creates a pending record (a direct upload waiting for its bytes); false when the record exists. */
   async createPending(record: FileRecord): Promise<boolean> {
     try {
@@ -160,14 +171,14 @@ export class FileRepository {
   }
 
   /**
-   * Creates an active record for a streamed upload and turns its reservation into usage of
-   * `record.size` bytes, in one transaction. False when a record with this id already exists.
+   * Creates an active record for a streamed upload, then turns its reservation into usage of
+   * `record.size` bytes. False (and nothing changed) when a record with this id already exists.
    */
   async createActive(record: FileRecord, reserved: number): Promise<boolean> {
-    return this.transact([
-      { Update: { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' } },
-      { Update: this.settlement(record.userId, reserved, record.size) },
-    ]);
+    return this.changeState(
+      { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' },
+      this.settlement(record.userId, reserved, record.size),
+    );
   }
 
   /**
@@ -220,29 +231,27 @@ export class FileRepository {
   }
 
   /**
-   * Makes a claimed direct upload a file: the record becomes `record` (active) and the
-   * reservation of `reserved` bytes becomes usage of `record.size`, in one transaction, only if
-   * the claim still holds. False when it does not (the sweep took the record).
+   * Makes a claimed direct upload a file: the record becomes `record` (active), only if the claim
+   * still holds, then the reservation of `reserved` bytes becomes usage of `record.size`. False
+   * when the claim no longer holds (the sweep took the record).
    */
   async activateClaimed(record: FileRecord, claim: string, reserved: number): Promise<boolean> {
     const update = this.setOwnFields(record);
-    return this.transact([
+    return this.changeState(
       {
-        Update: {
-          ...update,
-          UpdateExpression: `${update.UpdateExpression} REMOVE expiresAt, claim`,
-          ConditionExpression: '#status = :verifying AND claim = :claim',
-          ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':verifying': 'verifying', ':claim': claim },
-        },
+        ...update,
+        UpdateExpression: `${update.UpdateExpression} REMOVE expiresAt, claim`,
+        ConditionExpression: '#status = :verifying AND claim = :claim',
+        ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':verifying': 'verifying', ':claim': claim },
       },
-      { Update: this.settlement(record.userId, reserved, record.size) },
-    ]);
+      this.settlement(record.userId, reserved, record.size),
+    );
   }
 
   /**
-   * Removes a record that never became a file and releases its reservation, in one transaction:
-   * a claimed record only by its claim holder; an unclaimed one only once `expiresAt` is before
-   * `expiredBefore` (the sweep). False when the condition no longer holds (someone else acted).
+   * Removes a record that never became a file, then releases its reservation: a claimed record
+   * only by its claim holder; an unclaimed one only once `expiresAt` is before `expiredBefore`
+   * (the sweep). False when the condition no longer holds (someone else acted).
    */
   async discard(record: FileRecord, by: { claim: string } | { expiredBefore: number }): Promise<boolean> {
     const condition =
@@ -252,7 +261,7 @@ export class FileRepository {
             ConditionExpression: '#status IN (:pending, :verifying) AND expiresAt < :now',
             values: { ':pending': 'pending', ':verifying': 'verifying', ':now': by.expiredBefore },
           };
-    return this.transact([
+    return this.changeState(
       {
         Delete: {
           TableName: this.table,
@@ -262,13 +271,13 @@ export class FileRepository {
           ExpressionAttributeValues: condition.values,
         },
       },
-      { Update: this.settlement(record.userId, record.size, 0) },
-    ]);
+      this.settlement(record.userId, record.size, 0),
+    );
   }
 
-  /** Deletes an active file's record and frees its bytes, in one transaction; false when it was already gone. */
+  /** Deletes an active file's record, then frees its bytes; false when it was already gone. */
   async deleteActive(record: FileRecord): Promise<boolean> {
-    return this.transact([
+    return this.changeState(
       {
         Delete: {
           TableName: this.table,
@@ -279,14 +288,12 @@ export class FileRepository {
         },
       },
       {
-        Update: {
-          TableName: this.table,
-          Key: { userId: record.userId, fileId: USAGE },
-          UpdateExpression: 'ADD usedBytes :minus, committedBytes :minus',
-          ExpressionAttributeValues: { ':minus': -record.size },
-        },
+        TableName: this.table,
+        Key: { userId: record.userId, fileId: USAGE },
+        UpdateExpression: 'ADD usedBytes :minus, committedBytes :minus',
+        ExpressionAttributeValues: { ':minus': -record.size },
       },
-    ]);
+    );
   }
 
   /** `SET` of the upload service's own fields (never the key, never another writer's attributes). */
@@ -313,33 +320,21 @@ export class FileRepository {
   }
 
   /**
-   * Runs a transaction: true when it was applied, false when a condition failed. A cancellation
-   * caused only by concurrent writes to the same items (or throttling) is retried with the same
-   * client token (idempotent), then reported as a storage outage.
+   * A conditional change of a record's state, then (only if it was made) the usage update that
+   * goes with it. True when the change was made; false when its condition failed.
    */
-  private async transact(items: TransactItems): Promise<boolean> {
-    const token = randomUUID();
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        await this.db.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
-        return true;
-      } catch (err) {
-        const reasons = cancellationReasons(err);
-        if (reasons?.includes('ConditionalCheckFailed')) return false;
-        if (!reasons || !reasons.some((r) => RETRYABLE_CANCELLATIONS.has(r))) throw err;
-        if (attempt >= TRANSACTION_ATTEMPTS) throw new StorageUnavailable({ cause: err });
-        await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt * Math.random()));
-      }
+  private async changeState(change: Conditional, usage: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
+    try {
+      await this.db.send('Delete' in change ? new DeleteCommand(change.Delete) : new UpdateCommand(change));
+    } catch (err) {
+      if (isConditionFailed(err)) return false;
+      throw err;
     }
+    try {
+      await this.db.send(new UpdateCommand(usage));
+    } catch (err) {
+      this.log.error({ err, usage: { key: usage.Key, update: usage.UpdateExpression, values: usage.ExpressionAttributeValues } }, 'a usage counter update failed after its record changed');
+    }
+    return true;
   }
-}
-
-/** Cancellation reasons that say "not now" rather than "not so". */
-const RETRYABLE_CANCELLATIONS: ReadonlySet<string> = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
-
-/** The per-item reasons of a `TransactionCanceledException`, in request order; undefined for other errors. */
-function cancellationReasons(err: unknown): string[] | undefined {
-  const e = err as { name?: string; CancellationReasons?: { Code?: string }[] } | null;
-  if (e?.name !== 'TransactionCanceledException') return undefined;
-  return (e.CancellationReasons ?? []).map((reason) => reason.Code ?? 'None');
 }

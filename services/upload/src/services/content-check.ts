@@ -7,6 +7,8 @@ export interface ContentCheck {
   readonly tailBytes: number;
   /** Sees every chunk after the first bytes, in order; may refuse at once (throws ContentRefused). */
   update(chunk: Buffer): void;
+  /** The content type as far as the bytes seen so far tell (a text's charset may still change). */
+  current(): string;
   /** The verdict at the end: the content type to record, or a refusal (throws ContentRefused). */
   finish(size: number, tail: Buffer): string;
 }

@@ -139,11 +139,12 @@ export class DirectUploads {
       const verdict = inspector.verdict as NonNullable<Inspector['verdict']>;
 
       promoted = true;
-      const copied = await this.store.promote(file, staged, verdict.sha256);
+      const final = { ...file, contentType: verdict.contentType };
+      const copied = await this.store.promote(final, staged, verdict.sha256);
       if (copied !== undefined && copied !== verdict.sha256) {
         throw new UploadMismatch('The uploaded object changed while it was verified: it was discarded; upload the file again');
       }
-      const wrong = differences(await this.store.describeFile(userId, fileId), this.store.expected(file, verdict.size, verdict.sha256));
+      const wrong = differences(await this.store.describeFile(userId, fileId), this.store.expected(final, verdict.size, verdict.sha256));
       if (wrong.length > 0) throw new Error(`S3 stored ${record.key} differently from what was issued: ${wrong.join('; ')}`);
 
       const active: FileRecord = { ...record, size: verdict.size, contentType: verdict.contentType, sha256: verdict.sha256, status: 'active' };
@@ -191,7 +192,7 @@ export class DirectUploads {
     if (await this.files.discard(record, { claim })) await this.store.deleteStaged(record.userId, record.fileId);
   }
 
-  private fileObject(record: FileRecord, mediaType: string): FileObject {
-    return { userId: record.userId, fileId: record.fileId, name: record.name, mediaType, sensitive: record.sensitive };
+  private fileObject(record: FileRecord, contentType: string): FileObject {
+    return { userId: record.userId, fileId: record.fileId, name: record.name, contentType, sensitive: record.sensitive };
   }
 }

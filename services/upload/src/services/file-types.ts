@@ -68,7 +68,7 @@ function signature(ext: string, mediaType: string, label: string, test: (head: B
     label,
     begin(head, complete) {
       if (!test(head)) throw notA({ label, ext }, head, complete);
-      return { tailBytes: 0, update: () => undefined, finish: () => mediaType };
+      return { tailBytes: 0, update: () => undefined, current: () => mediaType, finish: () => mediaType };
     },
   };
 }
@@ -110,6 +110,7 @@ function ooxml(kind: (typeof OOXML_KINDS)[number], mediaType: string): FileType 
       return {
         tailBytes: ZIP_TAIL_BYTES,
         update: () => undefined,
+        current: () => mediaType,
         finish(size, tail) {
           const dir = readZipDirectory(tail, size);
           if (!dir.ok) {

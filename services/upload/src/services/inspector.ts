@@ -48,6 +48,11 @@ export class Inspector extends Transform {
   private tail: Buffer[] = [];
   private tailBytes = 0;
 
+  /** The content type as far as the bytes seen so far tell; undefined until the first bytes were accepted. */
+  get contentType(): string | undefined {
+    return this.verdict?.contentType ?? this.check?.current();
+  }
+
   constructor(private readonly opts: InspectorOptions) {
     super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
   }

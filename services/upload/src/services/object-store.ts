@@ -32,8 +32,8 @@ export interface FileObject {
   fileId: string;
   /** The stored file name (only in Content-Disposition, never in user metadata: AWS caps that at 2 KB). */
   name: string;
-  /** The media type the service decided. */
-  mediaType: string;
+  /** The Content-Type the service decided (a text's charset once known). */
+  contentType: string;
   sensitive: boolean;
 }
 
@@ -88,7 +88,7 @@ export class ObjectStore {
   /** The attributes every file object carries, as issued. */
   private attributes(file: FileObject) {
     return {
-      ContentType: file.mediaType,
+      ContentType: file.contentType,
       ContentDisposition: this.attachment(file.name),
       ServerSideEncryption: 'AES256' as const,
       Metadata: { owner: file.userId, 'file-id': file.fileId },
@@ -102,16 +102,22 @@ export class ObjectStore {
    * aborts the multipart upload, and only then rejects: once the returned promise has settled, a
    * failed upload has left no object and no parts.
    */
-  async writeFile(file: FileObject, source: Readable): Promise<void> {
+  async writeFile(file: FileObject, source: Readable, contentType: () => string | undefined): Promise<void> {
+    const params = {
+      Bucket: this.primary,
+      Key: fileKey(file.userId, file.fileId),
+      Body: source,
+      Tagging: `sensitive=${file.sensitive}`,
+      ...this.attributes(file),
+    };
+    // lib-storage copies its params when it creates the object: with the first part, or with the
+    // single PUT at the end of a file smaller than a part. By then the type has seen at least the
+    // first bytes, and a small text file all of its bytes, so the object's Content-Type carries
+    // the charset found (the record always has the final one).
+    Object.defineProperty(params, 'ContentType', { enumerable: true, get: () => contentType() ?? file.contentType });
     const upload = new Upload({
       client: this.s3,
-      params: {
-        Bucket: this.primary,
-        Key: fileKey(file.userId, file.fileId),
-        Body: source,
-        Tagging: `sensitive=${file.sensitive}`,
-        ...this.attributes(file),
-      },
+      params,
       partSize: this.config.UPLOAD_PART_BYTES,
       queueSize: this.config.UPLOAD_QUEUE_SIZE,
       leavePartsOnError: false,

@@ -17,6 +17,9 @@ const ACTIVE_CONTENT = /^\s*(<!doctype|<html|<head|<body|<script|<svg|<\?xml|<if
 /** C0 controls other than tab, line feeds, form feed, carriage return, SUB and ESC; C1 controls. */
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const BINARY = /[\u0000-\u0008\u000e-\u0019\u001c-\u001f\u0080-\u009f]/;
+/** The same for Windows-1252 read as Latin-1: C0 controls, and the five bytes Windows-1252 leaves undefined. */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const BINARY_1252 = /[\u0000-\u0008\u000e-\u0019\u001c-\u001f\u0081\u008d\u008f\u0090\u009d]/;
 
 /** Validates UTF-8 chunk by chunk (a sequence may be cut between chunks), without copying chunks. */
 export class Utf8Validator {
@@ -118,17 +121,19 @@ export function beginText(head: Buffer, complete: boolean, opts: TextOptions): C
   }
 
   const decodable = encoding.startsWith('utf-16') ? head.subarray(bom, bom + ((head.length - bom) & ~1)) : head.subarray(bom);
+  // Windows-1252 is read as Latin-1 (the same for every byte the checks below look at).
   let text: string;
   try {
-    text = new TextDecoder(encoding, { fatal: encoding !== 'windows-1252' }).decode(decodable, { stream: !complete });
+    text =
+      encoding === 'windows-1252'
+        ? decodable.toString('latin1')
+        : new TextDecoder(encoding, { fatal: true }).decode(decodable, { stream: !complete });
   } catch {
     throw new ContentRefused(`is not valid ${encoding.toUpperCase()} text: save it as UTF-8 and upload it again`);
   }
-  if (BINARY.test(text)) {
+  if ((encoding === 'windows-1252' ? BINARY_1252 : BINARY).test(text)) {
     throw new ContentRefused(
-      encoding === 'windows-1252'
-        ? 'is not text in an encoding the service recognises (UTF-8, UTF-16 with a byte-order mark, Windows-1252 or Latin-1): it contains binary data'
-        : 'contains binary data, so it is not a text file: check that you picked the right file',
+      'contains binary data, so it is not a text file (text is accepted as UTF-8, UTF-16 with a byte-order mark, Windows-1252 or Latin-1): check that you picked the right file',
     );
   }
   if (ACTIVE_CONTENT.test(text)) {
@@ -137,8 +142,10 @@ export function beginText(head: Buffer, complete: boolean, opts: TextOptions): C
   if (opts.json && !/^\s*[{[]/.test(text)) throw new ContentRefused('is not JSON: a JSON file starts with { or [');
 
   let utf16Bytes = head.length - bom;
+  const contentType = () => (opts.json ? opts.mediaType : `${opts.mediaType}; charset=${encoding}`);
   return {
     tailBytes: 0,
+    current: contentType,
     update(chunk) {
       if (encoding.startsWith('utf-16')) {
         utf16Bytes += chunk.length;
@@ -158,7 +165,7 @@ export function beginText(head: Buffer, complete: boolean, opts: TextOptions): C
         if (opts.json || bom) throw new ContentRefused('ends in the middle of a UTF-8 character: the file may be damaged');
         encoding = 'windows-1252';
       }
-      return opts.json ? opts.mediaType : `${opts.mediaType}; charset=${encoding}`;
+      return contentType();
     },
   };
 }

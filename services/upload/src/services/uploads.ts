@@ -68,7 +68,7 @@ export class Uploads {
     try {
       const file = await form.file();
       const { name, type } = this.types.resolve(file.filename);
-      const object: FileObject = { userId, fileId: uuidv7(), name, mediaType: type.mediaType, sensitive: file.sensitive };
+      const object: FileObject = { userId, fileId: uuidv7(), name, contentType: type.mediaType, sensitive: file.sensitive };
 
       const tooLarge = new AbortController();
       if (file.stream.truncated) tooLarge.abort(this.quota.tooLarge());
@@ -83,7 +83,7 @@ export class Uploads {
       // pipeline() hands its last stage the inspector itself (a Readable), and may settle on an
       // error before that stage did: the S3 upload's own promise says when its clean-up is over.
       let writing: Promise<void> | undefined;
-      const toS3 = (source: AsyncIterable<Buffer>) => (writing = this.store.writeFile(object, source as Readable));
+      const toS3 = (source: AsyncIterable<Buffer>) => (writing = this.store.writeFile(object, source as Readable, () => inspector.contentType));
       try {
         await pipeline(file.stream, inspector, toS3, { signal });
       } catch (err) {
