@@ -228,7 +228,7 @@ describe('direct browser uploads (presign + complete)', () => {
     const orphanKey = `users/${user.userId}/0190a1b2-0000-7000-8000-000000000000`;
     await t.aws.s3.send(new PutObjectCommand({ Bucket: t.config.PRIMARY_BUCKET, Key: orphanKey, Body: 'orphan' }));
     const later = Date.now() + (t.config.PENDING_UPLOAD_SECONDS + 60) * 1000;
-    const result = await t.app.sweeper.sweep(later);
+    const result = await t.app.sweeper.sweep({ now: later, userId: user.userId });
     expect(result.expiredPending).toBeGreaterThanOrEqual(1);
     expect(result.orphanObjects).toBeGreaterThanOrEqual(1);
     expect(await s3Leftovers(t.aws, t.config.PRIMARY_BUCKET, user.userId)).toEqual({ objects: 0, multipartUploads: 0 });

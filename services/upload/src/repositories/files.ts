@@ -100,20 +100,22 @@ export class FileRepository {
     return items.length > limit && last ? { items: page, next: last.fileId } : { items: page };
   }
 
-  /** Pending or verifying direct uploads whose time is up (a scan: the sweep runs rarely). */
-  async expiredPending(nowSeconds: number): Promise<FileRecord[]> {
+  /** Pending or verifying direct uploads whose time is up: all of them (a scan: the sweep runs rarely), or one user's. */
+  async expiredPending(nowSeconds: number, userId?: string): Promise<FileRecord[]> {
     const found: FileRecord[] = [];
+    const filter = {
+      FilterExpression: '#status IN (:pending, :verifying) AND expiresAt < :now',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: { ':pending': 'pending', ':verifying': 'verifying', ':now': nowSeconds } as Record<string, unknown>,
+    };
     let start: Record<string, unknown> | undefined;
     do {
-      const out = await this.db.send(
-        new ScanCommand({
-          TableName: this.table,
-          FilterExpression: '#status IN (:pending, :verifying) AND expiresAt < :now',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':pending': 'pending', ':verifying': 'verifying', ':now': nowSeconds },
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
+      const page = { TableName: this.table, ...filter, ...(start ? { ExclusiveStartKey: start } : {}) };
+      const out = userId
+        ? await this.db.send(
+            new QueryCommand({ ...page, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ...filter.ExpressionAttributeValues, ':u': userId } }),
+          )
+        : await this.db.send(new ScanCommand(page));
       found.push(...((out.Items ?? []) as FileRecord[]));
       start = out.LastEvaluatedKey;
     } while (start);

@@ -90,7 +90,9 @@ function uploadForm(request: FastifyRequest, limits: MultipartLimits, sensitiveB
         }
         const file = part as MultipartFile;
         if (file.fieldname !== 'file') throw new BadMultipart(`The file must be in a field named "file", not "${file.fieldname}"`);
-        return { filename: file.filename, stream: file.file, sensitive };
+        // Browsers send a name's double quotes as %22 (HTML's multipart/form-data encoding): the
+        // only escape they use that a name needs back; everything else is kept as sent.
+        return { filename: file.filename.replaceAll('%22', '"'), stream: file.file, sensitive };
       }
     },
     async end() {

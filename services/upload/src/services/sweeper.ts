@@ -20,11 +20,16 @@ export class Sweeper {
     private readonly log: Logger,
   ) {}
 
-  async sweep(now = Date.now()): Promise<{ expiredPending: number; orphanObjects: number }> {
+  /**
+   * One pass over the whole store, or over one account's files (`userId`). `now` is the time
+   * the pass takes as current (milliseconds).
+   */
+  async sweep(opts: { now?: number; userId?: string } = {}): Promise<{ expiredPending: number; orphanObjects: number }> {
+    const now = opts.now ?? Date.now();
     const nowSeconds = Math.floor(now / 1000);
     let expiredPending = 0;
     let orphanObjects = 0;
-    for (const record of await this.files.expiredPending(nowSeconds)) {
+    for (const record of await this.files.expiredPending(nowSeconds, opts.userId)) {
       if (!(await this.files.discard(record, { expiredBefore: nowSeconds }))) continue;
       await this.store.deleteStaged(record.userId, record.fileId);
       // A /complete that died after promoting leaves the file object too.
@@ -39,7 +44,7 @@ export class Sweeper {
       { bucket: 'primary', prefix: STAGING_PREFIX, keep: ['pending', 'verifying'] },
     ] as const;
     for (const { bucket, prefix, keep } of sources) {
-      for await (const found of this.store.list(bucket, prefix)) {
+      for await (const found of this.store.list(bucket, opts.userId ? `${prefix}${opts.userId}/` : prefix)) {
         const [userId, fileId] = found.key.slice(prefix.length).split('/');
         if (!userId || !fileId || (found.lastModified?.getTime() ?? now) > cutoff) continue;
         const record = await this.files.get(userId, fileId);
