@@ -73,7 +73,7 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
 
     const row = page.locator('#files tbody tr', { hasText: 'holiday photo.png' });
     await row.waitFor();
-    await expect(row.textContent()).resolves.toContain('6.0 MB');
+    await expect(row.textContent()).resolves.toContain('6.0 MiB');
     await expect(row.locator('.badge').textContent()).resolves.toBe('sensitive');
 
     const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: /^Download/ }).click()]);
@@ -144,6 +144,37 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
     }
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  }, 120_000);
+
+  it('sends at most three files at a time; the others wait their turn, then all are uploaded', async () => {
+    await page.goto(base);
+    await page.getByRole('button', { name: 'No account yet? Create one' }).click();
+    const username = `ui.q.${Date.now().toString(36)}`;
+    await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill('a browser test pass phrase');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.locator('#whoami', { hasText: username }).waitFor();
+
+    // Hold every upload request until released, to see how many are in flight at once.
+    const held: (() => void)[] = [];
+    let arrived: () => void = () => undefined;
+    const threeHeld = new Promise<void>((resolve) => (arrived = resolve));
+    await page.route('**/api/files', async (route) => {
+      if (route.request().method() !== 'POST') return route.continue();
+      await new Promise<void>((release) => {
+        held.push(release);
+        if (held.length === 3) arrived();
+      });
+      return route.continue();
+    });
+    const files = Array.from({ length: 5 }, (_, i) => ({ name: `queued-${i}.txt`, mimeType: 'text/plain', buffer: Buffer.from(`file ${i}`) }));
+    await page.locator('#picker').setInputFiles(files);
+    await threeHeld;
+    await expect(page.locator('#uploads li .status', { hasText: 'Waiting…' }).count()).resolves.toBe(2);
+    expect(held).toHaveLength(3);
+    await page.unroute('**/api/files');
+    for (const release of held) release();
+    for (const f of files) await page.locator('#uploads li', { hasText: f.name }).locator('.status', { hasText: 'Uploaded' }).waitFor();
   }, 120_000);
 
   it('shows a wrong password as an error in words', async () => {
