@@ -155,12 +155,12 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
     await page.getByRole('button', { name: 'Create account' }).click();
     await page.locator('#whoami', { hasText: username }).waitFor();
 
-    // Hold every upload request until released, to see how many are in flight at once.
+    // Hold the first three upload requests until released, to see what waits meanwhile.
     const held: (() => void)[] = [];
     let arrived: () => void = () => undefined;
     const threeHeld = new Promise<void>((resolve) => (arrived = resolve));
     await page.route('**/api/files', async (route) => {
-      if (route.request().method() !== 'POST') return route.continue();
+      if (route.request().method() !== 'POST' || held.length >= 3) return route.continue();
       await new Promise<void>((release) => {
         held.push(release);
         if (held.length === 3) arrived();
@@ -172,9 +172,11 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
     await threeHeld;
     await expect(page.locator('#uploads li .status', { hasText: 'Waiting…' }).count()).resolves.toBe(2);
     expect(held).toHaveLength(3);
-    await page.unroute('**/api/files');
     for (const release of held) release();
     for (const f of files) await page.locator('#uploads li', { hasText: f.name }).locator('.status', { hasText: 'Uploaded' }).waitFor();
+    await page.unrouteAll({ behavior: 'wait' });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   }, 120_000);
 
   it('shows a wrong password as an error in words', async () => {
