@@ -69,7 +69,10 @@ type MultipartLimits = NonNullable<Parameters<FastifyRequest['parts']>[0]>['limi
  */
 function uploadForm(request: FastifyRequest, limits: MultipartLimits, sensitiveByDefault: boolean): UploadForm {
   const length = Number(request.headers['content-length']);
-  const parts = request.parts({ limits })[Symbol.asyncIterator]();
+  if (!request.isMultipart()) throw new BadMultipart(MULTIPART_LIMITS.FST_INVALID_MULTIPART_CONTENT_TYPE as string);
+  // The body is read only once the service asks for the file (after the quota was reserved).
+  let iterator: AsyncIterator<Multipart> | undefined;
+  const next = () => (iterator ??= request.parts({ limits })[Symbol.asyncIterator]()).next();
   const gone = new AbortController();
   request.raw.once('close', () => {
     if (!request.raw.readableEnded) gone.abort(new RequestAborted());
@@ -80,7 +83,7 @@ function uploadForm(request: FastifyRequest, limits: MultipartLimits, sensitiveB
     signal: gone.signal,
     async file() {
       for (;;) {
-        const { done, value: part } = await parts.next();
+        const { done, value: part } = await next();
         if (done) throw new NoFile();
         if (part.type === 'field') {
           if (part.fieldname !== 'sensitive') throw new BadMultipart(`Unexpected field "${part.fieldname}"`);
@@ -96,7 +99,7 @@ function uploadForm(request: FastifyRequest, limits: MultipartLimits, sensitiveB
       }
     },
     async end() {
-      const { done, value: part } = await parts.next();
+      const { done, value: part } = await next();
       if (!done) {
         const what = (part as Multipart).type === 'field' ? `field "${part.fieldname}"` : 'file';
         throw new BadMultipart(`Unexpected ${what} after the file: send one file per request`);
