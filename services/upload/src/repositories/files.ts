@@ -51,10 +51,9 @@ type Conditional = ConstructorParameters<typeof UpdateCommand>[0] | { Delete: Co
  * item, before or after the upload service writes it. A record counts as created once it has a
  * `status`. Bytes move between "reserved" and "used" only right after a conditional change of the
  * record's state succeeded, so each reservation is settled or released exactly once however many
- * requests race for the same record. (Single-item conditions, not transactions: the local emulator
- * does not isolate transactions from concurrent writes.) When that usage update itself fails, the
- * state change stands and the failure is logged for an operator: the counter is then off by the
- * logged bytes, never the file.
+ * requests race for the same record: the record's condition alone decides who acts. When the usage
+ * update that follows fails, the state change stands and the failure is logged for an operator:
+ * the counter is then off by the logged bytes, never the file.
  */
 export class FileRepository {
   constructor(
