@@ -4,10 +4,10 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isThrottlingError, isTransientError } from '@smithy/core/retry';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { isTransientDynamoFailure } from './dynamo';
 
 export interface AwsSettings {
   AWS_REGION: string;
@@ -69,8 +69,6 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
 /** Connection failures that some SDK paths report only in the message of a wrapped error. */
 const NETWORK_FAILURE_MESSAGE = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)\b|socket hang up/;
 
-type SdkError = Parameters<typeof isTransientError>[0];
-
 /**
  * True when an error means "a dependency is down, overloaded or too slow right now", so that a
  * later retry may succeed: the client gets 503 with Retry-After. The SDK's own classification
@@ -83,8 +81,9 @@ type SdkError = Parameters<typeof isTransientError>[0];
  */
 export function isDependencyOutage(err: unknown, depth = 0): boolean {
   if (typeof err !== 'object' || err === null || depth > 10) return false;
-  const e = err as SdkError & { message?: string; $metadata?: unknown; cause?: unknown };
-  if (isThrottlingError(e) || isTransientError(e)) return true;
+  // The SDK's classification, and DynamoDB transactions cancelled only for throttling or conflicts.
+  if (isTransientDynamoFailure(err)) return true;
+  const e = err as { message?: string; $metadata?: unknown; cause?: unknown };
   // The SDK wraps errors that are not `instanceof Error` in its realm, keeping only the message.
   if (e.$metadata && typeof e.message === 'string' && NETWORK_FAILURE_MESSAGE.test(e.message)) return true;
   return e.cause !== undefined && e.cause !== err && isDependencyOutage(e.cause, depth + 1);
