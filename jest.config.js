@@ -17,7 +17,12 @@ const project = (dir) => ({
   testEnvironment: 'node',
   transform,
   transformIgnorePatterns,
-  moduleNameMapper: { '^@scs/common$': path.join(__dirname, 'packages/common/src/index.ts') },
+  // Workspace packages resolve to their sources (their dist is what the build ships).
+  moduleNameMapper: {
+    '^@scs/common$': path.join(__dirname, 'packages/common/src/index.ts'),
+    '^@scs/common/(.*)$': path.join(__dirname, 'packages/common/src/$1.ts'),
+    '^@scs/upload/dist/(.*)$': path.join(__dirname, 'services/upload/src/$1.ts'),
+  },
 });
 
 module.exports = {
@@ -31,6 +36,7 @@ module.exports = {
     project('services/auth'),
     project('services/upload'),
     project('services/backup-sync'),
+    project('services/sensitive-mover'),
     project('scripts'),
   ],
 };

@@ -6,6 +6,7 @@ import {
   waitUntilTableExists,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import { PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, EnableKeyRotationCommand } from '@aws-sdk/client-kms';
 import {
   CreateBucketCommand,
@@ -20,7 +21,9 @@ import {
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import {
   type AwsClients,
+  deadLetterQueueName,
   ensureSigningKey,
+  FILE_KEY_PREFIX,
   isNotFound,
   resourceNameProperties,
   TABLE_SPECS,
@@ -42,9 +45,9 @@ export interface ProvisionLog {
 /**
  * Creates every local resource the services need, idempotently: KMS keys and aliases, the three
  * buckets (versioning, default encryption, public access block, ACLs off, multipart clean-up),
- * the queues and the primary bucket's object-created notifications, the DynamoDB tables, and the
- * first JWT signing key (private key as a SecureString under the secrets key). Running it again
- * changes nothing that exists. The integration tests' global setup runs the same code.
+ * the event wiring (see `wireEvents`), the DynamoDB tables, and the first JWT signing key
+ * (private key as a SecureString under the secrets key). Running it again changes nothing that
+ * exists. The integration tests' global setup runs the same code.
  */
 export async function provision(aws: AwsClients, names: ResourceNames, log: ProvisionLog = { info: () => {} }): Promise<void> {
   const [sensitiveKey, backupKey, secretsKey] = await Promise.all([
@@ -54,21 +57,12 @@ export async function provision(aws: AwsClients, names: ResourceNames, log: Prov
   ]);
   log.info(`kms keys ready (${names.SENSITIVE_KMS_KEY_ID}, ${names.BACKUP_KMS_KEY_ID}, ${names.SECRETS_KMS_KEY_ID})`);
 
-  const objectEvents = await ensureQueue(aws, names.OBJECT_EVENTS_QUEUE);
-  await ensureQueue(aws, names.BACKUP_EVENTS_QUEUE);
-
   await ensureBucket(aws, names.PRIMARY_BUCKET, { SSEAlgorithm: 'AES256' });
   await ensureBucket(aws, names.SENSITIVE_BUCKET, { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: sensitiveKey });
   await ensureBucket(aws, names.BACKUP_BUCKET, { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: backupKey });
-  await aws.s3.send(
-    new PutBucketNotificationConfigurationCommand({
-      Bucket: names.PRIMARY_BUCKET,
-      NotificationConfiguration: {
-        QueueConfigurations: [{ Id: 'object-created', QueueArn: objectEvents.arn, Events: ['s3:ObjectCreated:*'] }],
-      },
-    }),
-  );
   log.info(`buckets ready (${names.PRIMARY_BUCKET}, ${names.SENSITIVE_BUCKET}, ${names.BACKUP_BUCKET})`);
+  await wireEvents(aws, names);
+  log.info(`events wired (${names.PRIMARY_BUCKET} -> ${names.OBJECT_EVENTS_QUEUE}; both file buckets -> EventBridge -> ${names.BACKUP_EVENTS_QUEUE})`);
 
   const dynamo = aws.dynamo as unknown as DynamoDBClient;
   await Promise.all(
@@ -82,6 +76,74 @@ export async function provision(aws: AwsClients, names: ResourceNames, log: Prov
     { kmsKeyId: secretsKey, retainSeconds: names.ACCESS_TOKEN_TTL_SECONDS + 300 },
   );
   log.info(`jwt signing key ${key.created ? 'created' : 'present'} (kid ${key.kid})`);
+}
+
+type EventNames = Pick<ResourceNames, 'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'OBJECT_EVENTS_QUEUE' | 'BACKUP_EVENTS_QUEUE'>;
+
+/**
+ * The event pipeline, as Terraform builds it on AWS:
+ * - the primary bucket notifies `s3:ObjectCreated:*` under `users/` to OBJECT_EVENTS_QUEUE (on AWS
+ *   the sensitive-mover Lambda directly; locally its runner polls this queue);
+ * - the primary and sensitive buckets send their events to EventBridge, where one rule on the
+ *   default bus (source aws.s3, Object Created / Object Deleted, those two buckets, keys under
+ *   `users/`) targets BACKUP_EVENTS_QUEUE, which backup-sync consumes.
+ * Both queues have a dead-letter queue (maxReceiveCount 5). The rule is named after its queue.
+ */
+export async function wireEvents(aws: AwsClients, names: EventNames): Promise<void> {
+  const objectEvents = await ensureQueue(aws, names.OBJECT_EVENTS_QUEUE);
+  const backupEvents = await ensureQueue(aws, names.BACKUP_EVENTS_QUEUE);
+  await aws.s3.send(
+    new PutBucketNotificationConfigurationCommand({
+      Bucket: names.PRIMARY_BUCKET,
+      NotificationConfiguration: {
+        QueueConfigurations: [
+          {
+            Id: 'sensitive-mover',
+            QueueArn: objectEvents.arn,
+            Events: ['s3:ObjectCreated:*'],
+            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: FILE_KEY_PREFIX }] } },
+          },
+        ],
+        EventBridgeConfiguration: {},
+      },
+    }),
+  );
+  await aws.s3.send(
+    new PutBucketNotificationConfigurationCommand({ Bucket: names.SENSITIVE_BUCKET, NotificationConfiguration: { EventBridgeConfiguration: {} } }),
+  );
+  const rule = await aws.events.send(
+    new PutRuleCommand({
+      Name: names.BACKUP_EVENTS_QUEUE,
+      Description: 'File objects created or deleted in the primary and sensitive buckets, for backup-sync',
+      EventPattern: JSON.stringify({
+        source: ['aws.s3'],
+        'detail-type': ['Object Created', 'Object Deleted'],
+        detail: { bucket: { name: [names.PRIMARY_BUCKET, names.SENSITIVE_BUCKET] }, object: { key: [{ prefix: FILE_KEY_PREFIX }] } },
+      }),
+    }),
+  );
+  await aws.events.send(new PutTargetsCommand({ Rule: names.BACKUP_EVENTS_QUEUE, Targets: [{ Id: 'backup-events-queue', Arn: backupEvents.arn }] }));
+  // Only this rule may send to the queue (the emulator does not check; AWS does).
+  await aws.sqs.send(
+    new SetQueueAttributesCommand({
+      QueueUrl: backupEvents.url,
+      Attributes: {
+        Policy: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Sid: 'EventBridgeRule',
+              Effect: 'Allow',
+              Principal: { Service: 'events.amazonaws.com' },
+              Action: 'sqs:SendMessage',
+              Resource: backupEvents.arn,
+              Condition: { ArnEquals: { 'aws:SourceArn': rule.RuleArn } },
+            },
+          ],
+        }),
+      },
+    }),
+  );
 }
 
 /** Returns the key id behind an alias, creating the key (rotation on) and alias when missing. */
@@ -103,7 +165,7 @@ async function ensureKmsKey(aws: AwsClients, alias: string, description: string)
 }
 
 async function ensureQueue(aws: AwsClients, name: string): Promise<{ url: string; arn: string }> {
-  const dlq = await aws.sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }));
+  const dlq = await aws.sqs.send(new CreateQueueCommand({ QueueName: deadLetterQueueName(name), Attributes: { MessageRetentionPeriod: '1209600' } }));
   const dlqArn = await queueArn(aws, dlq.QueueUrl);
   const queue = await aws.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: '60' } }));
   if (!queue.QueueUrl) throw new Error(`SQS did not return a URL for ${name}`);

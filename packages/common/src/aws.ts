@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -23,6 +24,7 @@ export interface AwsClients {
   ssm: SSMClient;
   kms: KMSClient;
   sqs: SQSClient;
+  events: EventBridgeClient;
   destroy(): void;
 }
 
@@ -55,12 +57,14 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
     ssm: new SSMClient(common),
     kms: new KMSClient(common),
     sqs: new SQSClient(common),
+    events: new EventBridgeClient(common),
     destroy() {
       clients.s3.destroy();
       dynamoBase.destroy();
       clients.ssm.destroy();
       clients.kms.destroy();
       clients.sqs.destroy();
+      clients.events.destroy();
     },
   };
   return clients;

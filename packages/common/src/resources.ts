@@ -34,3 +34,16 @@ export const TABLE_SPECS: Record<'USERS_TABLE' | 'SESSIONS_TABLE' | 'THROTTLE_TA
   THROTTLE_TABLE: { hashKey: 'pk', ttlAttribute: 'expiresAt' },
   FILES_TABLE: { hashKey: 'userId', rangeKey: 'fileId' },
 };
+
+/** Only objects under this prefix are files (`users/{userId}/{fileId}`); the event wiring filters on it. */
+export const FILE_KEY_PREFIX = 'users/';
+
+/** The user and file a file object's key names, or undefined for any other key. */
+export function parseFileKey(key: string): { userId: string; fileId: string } | undefined {
+  const parts = key.split('/');
+  if (parts.length !== 3 || `${parts[0]}/` !== FILE_KEY_PREFIX || !parts[1] || !parts[2]) return undefined;
+  return { userId: parts[1], fileId: parts[2] };
+}
+
+/** Every queue has a dead-letter queue of this name (provisioning, Terraform and the local runner agree on it). */
+export const deadLetterQueueName = (queue: string): string => `${queue}-dlq`;

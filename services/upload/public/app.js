@@ -3,7 +3,7 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { token: null, user: null, limits: null, cursor: null, mode: 'login' };
+const state = { token: null, user: null, limits: null, cursor: null, mode: 'login', movingTimer: null, movingChecks: 0 };
 
 const MESSAGES = {
   FILE_TOO_LARGE: (m) => `Too large: ${m}`,
@@ -126,6 +126,7 @@ function showAuth(mode) {
 }
 
 function signedOut(message) {
+  clearTimeout(state.movingTimer);
   state.token = null;
   state.user = null;
   $('app').hidden = true;
@@ -205,9 +206,11 @@ function fileRow(f) {
   name.className = 'name';
   name.textContent = f.name;
   if (f.sensitive) {
+    // The record says where the file is: "moving" until the mover has put it in the vault.
     const badge = document.createElement('span');
-    badge.className = 'badge';
-    badge.textContent = 'sensitive';
+    const inVault = f.location === 'sensitive';
+    badge.className = inVault ? 'badge' : 'badge moving';
+    badge.textContent = inVault ? 'sensitive: in vault' : 'sensitive: moving to vault';
     name.append(badge);
   }
   const size = document.createElement('td');
@@ -236,7 +239,9 @@ function fileRow(f) {
   return tr;
 }
 
-async function loadFiles(reset) {
+async function loadFiles(reset, recheck = false) {
+  if (!recheck) state.movingChecks = 0;
+  clearTimeout(state.movingTimer);
   if (reset) state.cursor = null;
   const query = new URLSearchParams({ limit: '50' });
   if (state.cursor) query.set('cursor', state.cursor);
@@ -254,6 +259,11 @@ async function loadFiles(reset) {
   const empty = tbody.children.length === 0;
   $('files').hidden = empty;
   $('empty').hidden = !empty;
+  // A sensitive file reaches the vault within seconds: look again (for a minute) while one is moving.
+  if (state.token && page.items.some((f) => f.sensitive && f.location !== 'sensitive') && state.movingChecks < 20) {
+    state.movingChecks += 1;
+    state.movingTimer = setTimeout(() => loadFiles(true, true), 3000);
+  }
 }
 
 async function download(f) {

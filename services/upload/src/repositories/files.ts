@@ -3,10 +3,12 @@ import {
   GetCommand,
   QueryCommand,
   ScanCommand,
+  TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { isConditionFailed } from '@scs/common';
+// Subpath: the sensitive-mover Lambda bundles this repository without the rest of @scs/common.
+import { isConditionFailed, isTransactionConflict } from '@scs/common/dynamo';
 import { randomUUID } from 'node:crypto';
 
 export interface FileRecord {
@@ -28,10 +30,24 @@ export interface FileRecord {
   expiresAt?: number;
   /** For verifying records: the token of the one `/complete` request allowed to act. */
   claim?: string;
+  /**
+   * Where the object lives now. Absent until the sensitive mover (or a restore) writes it: a file
+   * without it is in the primary bucket, and a sensitive one is still on its way to the vault.
+   * Owned by the mover and restore: the upload service's writes never set or remove it.
+   */
+  location?: FileLocation;
+  /** When the mover verified the vault copy and removed the primary one (ISO 8601). Owned like `location`. */
+  movedAt?: string;
 }
 
+/** `primary`: the primary bucket (SSE-S3); `sensitive`: the KMS-encrypted vault. */
+export type FileLocation = 'primary' | 'sensitive';
+
+/** Attributes the sensitive mover (and a restore) write; the upload service's writes leave them alone. */
+const MOVER_FIELDS = ['location', 'movedAt'] as const;
+
 /** The fields the upload service writes; any other attribute of a record belongs to another writer. */
-type OwnFields = Omit<FileRecord, 'userId' | 'fileId'>;
+type OwnFields = Omit<FileRecord, 'userId' | 'fileId' | (typeof MOVER_FIELDS)[number]>;
 
 /** The per-user usage counter lives in the same partition under a key no file id can take. */
 const USAGE = '#usage';
@@ -297,9 +313,68 @@ export class FileRepository {
     );
   }
 
+  /**
+   * The sensitive mover's write: only its own attributes, and only on the record of the content it
+   * verified (same SHA-256). False when there is no such record (the file was deleted meanwhile).
+   */
+  async setLocation(userId: string, fileId: string, location: FileLocation, sha256: string, at: Date): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { userId, fileId },
+          UpdateExpression: 'SET #location = :location, movedAt = :at',
+          ConditionExpression: 'attribute_exists(#status) AND sha256 = :sha256',
+          ExpressionAttributeNames: { '#location': 'location', '#status': 'status' },
+          ExpressionAttributeValues: { ':location': location, ':at': at.toISOString(), ':sha256': sha256 },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailed(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Puts back the record of a restored file (an active record, `location` included) and counts its
+   * size against the owner's quota, in one transaction: nothing happens when a record exists
+   * already (false), so a restore that runs twice counts once. A restore may take a user over the
+   * quota; new uploads are then refused until they delete.
+   */
+  async restore(record: FileRecord): Promise<boolean> {
+    const own = this.setOwnFields(record);
+    const mover = MOVER_FIELDS.filter((f) => record[f] !== undefined);
+    const update = {
+      ...own,
+      UpdateExpression: [own.UpdateExpression, ...mover.map((f) => `#${f} = :${f}`)].join(', '),
+      ConditionExpression: 'attribute_not_exists(#status)',
+      ExpressionAttributeNames: { ...own.ExpressionAttributeNames, ...Object.fromEntries(mover.map((f) => [`#${f}`, f])) },
+      ExpressionAttributeValues: { ...own.ExpressionAttributeValues, ...Object.fromEntries(mover.map((f) => [`:${f}`, record[f]])) },
+    };
+    const usage = {
+      TableName: this.table,
+      Key: { userId: record.userId, fileId: USAGE },
+      UpdateExpression: 'ADD usedBytes :n, committedBytes :n',
+      ExpressionAttributeValues: { ':n': record.size },
+    };
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.db.send(new TransactWriteCommand({ TransactItems: [{ Update: update }, { Update: usage }] }));
+        return true;
+      } catch (err) {
+        if (isConditionFailed(err)) return false;
+        // Another transaction on the same items at that moment (another restore?): try again.
+        if (!isTransactionConflict(err) || attempt >= 5) throw err;
+      }
+    }
+  }
+
   /** `SET` of the upload service's own fields (never the key, never another writer's attributes). */
   private setOwnFields(record: FileRecord) {
-    const { userId, fileId, ...own } = record;
+    const { userId, fileId, ...rest } = record;
+    const own: Record<string, unknown> = { ...rest };
+    for (const f of MOVER_FIELDS) delete own[f];
     const fields = Object.entries(own as OwnFields).filter(([, v]) => v !== undefined);
     return {
       TableName: this.table,

@@ -24,15 +24,26 @@ const FileView = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
 });
 type FileView = Static<typeof FileView>;
+/** What listing and reading a file add to the upload answer: where the file is now. */
+const StoredFileView = Type.Composite([
+  FileView,
+  Type.Object({
+    location: Type.Union([Type.Literal('primary'), Type.Literal('sensitive')], {
+      description: 'Where the file is now: "sensitive" once it is in the KMS-encrypted vault; a sensitive file is "primary" while it moves there',
+    }),
+  }),
+]);
+type StoredFileView = Static<typeof StoredFileView>;
 
-/** What the API shows of a record. */
-export const toView = (r: FileRecord): FileView => ({
+/** What the API shows of a record (the upload and complete answers' schema leaves `location` out). */
+export const toView = (r: FileRecord): StoredFileView => ({
   id: r.fileId,
   name: r.name,
   size: r.size,
   contentType: r.contentType,
   sha256: r.sha256,
   sensitive: r.sensitive,
+  location: r.location ?? 'primary',
   createdAt: r.createdAt,
 });
 
@@ -172,7 +183,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
           limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
           cursor: Type.Optional(Type.String({ pattern: FILE_ID_PATTERN })),
         }),
-        response: { 200: Type.Object({ items: Type.Array(FileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401) },
+        response: { 200: Type.Object({ items: Type.Array(StoredFileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401) },
       },
     },
     async (request) => {
@@ -217,7 +228,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 200: FileView, ...errors(400, 401, 404) },
+        response: { 200: StoredFileView, ...errors(400, 401, 404) },
       },
     },
     async (request) => toView(await downloads.get(request.user.sub, request.params.id)),

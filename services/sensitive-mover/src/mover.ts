@@ -1,0 +1,238 @@
+import {
+  DeleteObjectCommand,
+  GetObjectTaggingCommand,
+  type HeadObjectCommandOutput,
+  ListObjectVersionsCommand,
+  type ObjectVersion,
+  type S3Client,
+  type Tag,
+} from '@aws-sdk/client-s3';
+import { isNotFound } from '@scs/common/aws';
+import { FILE_KEY_PREFIX, parseFileKey } from '@scs/common/resources';
+import { headWithChecksum, type ServerSideCopier, sha256Base64 } from '@scs/common/s3-copy';
+import type { FileRecord, FileRepository } from '@scs/upload/dist/repositories/files';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MoverConfig } from './config';
+import type { CreatedObject } from './events';
+
+/** What became of one object-created event; every outcome but an error is a success (no retry). */
+export type MoveOutcome =
+  /** Copied to the vault, verified, every plaintext version removed, record updated. */
+  | 'moved'
+  /** Nothing of that version is left in the primary bucket (a repeated or late event: R9). */
+  | 'already-moved'
+  /** Not tagged sensitive=true: left alone. */
+  | 'not-sensitive'
+  /** A newer version (or a delete) came after it: removed without being copied (R10). */
+  | 'superseded'
+  /** The file was deleted while it moved: the vault copy was removed again. */
+  | 'deleted'
+  /** Not in the primary bucket, or not a file key: nothing to do. */
+  | 'ignored';
+
+/** The upload service has not finished the file yet (SHA-256 and record come a moment after the object). */
+export class FileNotReady extends Error {
+  constructor(key: string, waitedMs: number) {
+    super(`the record of ${key} was not complete after ${waitedMs} ms; the event will be retried`);
+    this.name = 'FileNotReady';
+  }
+}
+
+/** Metadata the vault copy carries about its source, for idempotency and ordering. */
+const SOURCE_VERSION = 'source-version-id';
+const SOURCE_MODIFIED = 'source-last-modified';
+
+export interface Logger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface MoverDeps {
+  s3: S3Client;
+  copier: ServerSideCopier;
+  files: FileRepository;
+  log: Logger;
+  now?: () => Date;
+}
+
+const isSha256 = (s: string | undefined): s is string => typeof s === 'string' && /^[0-9a-f]{64}$/.test(s);
+const unquote = (etag: string | undefined) => etag?.replace(/"/g, '');
+const tagValue = (tags: Tag[], key: string) => tags.find((t) => t.Key === key)?.Value;
+const isGone = (err: unknown) => {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return isNotFound(err) || e.name === 'NoSuchVersion' || e.$metadata?.httpStatusCode === 404 || e.$metadata?.httpStatusCode === 405;
+};
+
+/**
+ * The sensitive mover: for a file object tagged `sensitive=true`, a verified server-side copy into
+ * the vault (SSE-KMS under SENSITIVE_KMS_KEY_ID, metadata and tags kept), then the plaintext
+ * versions removed from the primary bucket, then the record updated. Each step can be repeated:
+ * a duplicate, late or retried event finds what is already done and finishes the rest.
+ */
+export class SensitiveMover {
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly config: Pick<MoverConfig, 'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'SENSITIVE_KMS_KEY_ID' | 'MOVER_RECORD_WAIT_MS'>,
+    private readonly deps: MoverDeps,
+  ) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async move(object: CreatedObject): Promise<MoveOutcome> {
+    const { s3, log } = this.deps;
+    const { PRIMARY_BUCKET } = this.config;
+    const file = parseFileKey(object.key);
+    // R14: the function acts on the primary bucket's file objects only, never on what it writes itself.
+    if (object.bucket !== PRIMARY_BUCKET || !object.key.startsWith(FILE_KEY_PREFIX) || !file) return 'ignored';
+
+    const { versions, latestIsDeleteMarker } = await this.versionsOf(object.key);
+    const version = this.namedVersion(object, versions);
+    if (!version?.VersionId) return this.alreadyMoved(object.key, file);
+    const ref = { Bucket: PRIMARY_BUCKET, Key: object.key, VersionId: version.VersionId };
+
+    let tags: Tag[];
+    try {
+      tags = (await s3.send(new GetObjectTaggingCommand(ref))).TagSet ?? [];
+    } catch (err) {
+      if (isGone(err)) return this.alreadyMoved(object.key, file);
+      throw err;
+    }
+    if (tagValue(tags, 'sensitive')?.toLowerCase() !== 'true') return 'not-sensitive';
+
+    // R10: a newer version or a delete came after this one; the newer one has (or gets) its own event.
+    if (!version.IsLatest || latestIsDeleteMarker) {
+      await this.removeVersions(object.key, [version]);
+      return 'superseded';
+    }
+
+    const record = await this.waitForRecord(file.userId, file.fileId, object.key);
+    const source = await headWithChecksum(s3, ref);
+    const sourceModified = version.LastModified?.toISOString() ?? '';
+    const vault = await this.vaultHead(object.key);
+    const vaultSource = vault?.Metadata?.[SOURCE_VERSION];
+    if (vault && vaultSource !== version.VersionId && (vault.Metadata?.[SOURCE_MODIFIED] ?? '') > sourceModified) {
+      // The vault already holds a copy of a newer version: never an older one over it.
+      await this.removeVersions(object.key, [version]);
+      return 'superseded';
+    }
+
+    let vaultVersion: string | undefined;
+    if (vault && vaultSource === version.VersionId && (await this.isVerifiedCopy(vault, source, record))) {
+      // R11: an earlier attempt copied and verified it, then stopped before the source was removed.
+      vaultVersion = vault.VersionId;
+      log.info({ key: object.key, versionId: version.VersionId }, 'sensitive mover: vault copy from an earlier attempt found');
+    } else {
+      const copy = await this.deps.copier.copy({
+        source: ref,
+        sourceHead: source,
+        destination: { Bucket: this.config.SENSITIVE_BUCKET, Key: object.key },
+        encryption: { type: 'aws:kms', keyId: this.config.SENSITIVE_KMS_KEY_ID },
+        sha256: record.sha256,
+        contentType: source.ContentType,
+        contentDisposition: source.ContentDisposition,
+        metadata: { ...source.Metadata, [SOURCE_VERSION]: version.VersionId, [SOURCE_MODIFIED]: sourceModified },
+        tagging: new URLSearchParams(tags.map((t): [string, string] => [t.Key ?? '', t.Value ?? ''])).toString(),
+      });
+      vaultVersion = copy.versionId;
+    }
+
+    // Only now, with a verified copy in the vault, do plaintext versions go: this one and any older.
+    const index = versions.indexOf(version);
+    await this.removeVersions(object.key, versions.slice(index));
+
+    if (!(await this.deps.files.setLocation(file.userId, file.fileId, 'sensitive', record.sha256, this.now()))) {
+      // Deleted while it moved: the upload service's delete may have run before the copy landed.
+      await s3.send(new DeleteObjectCommand({ Bucket: this.config.SENSITIVE_BUCKET, Key: object.key, VersionId: vaultVersion }));
+      return 'deleted';
+    }
+    return 'moved';
+  }
+
+  /** Every version of exactly `key` in the primary bucket, newest first (S3's order), and whether a delete marker is current. */
+  private async versionsOf(key: string): Promise<{ versions: ObjectVersion[]; latestIsDeleteMarker: boolean }> {
+    const versions: ObjectVersion[] = [];
+    let latestIsDeleteMarker = false;
+    // The SDK has no paginator for this listing (two markers); one page is the rule for one key.
+    let markers: { KeyMarker?: string | undefined; VersionIdMarker?: string | undefined } = {};
+    for (;;) {
+      const page = await this.deps.s3.send(new ListObjectVersionsCommand({ Bucket: this.config.PRIMARY_BUCKET, Prefix: key, ...markers }));
+      versions.push(...(page.Versions ?? []).filter((v) => v.Key === key));
+      if ((page.DeleteMarkers ?? []).some((m) => m.Key === key && m.IsLatest)) latestIsDeleteMarker = true;
+      if (!page.IsTruncated) return { versions, latestIsDeleteMarker };
+      markers = { KeyMarker: page.NextKeyMarker, VersionIdMarker: page.NextVersionIdMarker };
+    }
+  }
+
+  /**
+   * The version the event names. Without a version id (an unversioned write, or an emulator that
+   * leaves it out) the newest version with the event's ETag, else the newest version.
+   */
+  private namedVersion(object: CreatedObject, versions: ObjectVersion[]): ObjectVersion | undefined {
+    if (object.versionId) return versions.find((v) => v.VersionId === object.versionId);
+    const etag = unquote(object.eTag);
+    return etag ? versions.find((v) => unquote(v.ETag) === etag) : versions[0];
+  }
+
+  private async removeVersions(key: string, versions: ObjectVersion[]): Promise<void> {
+    for (const v of versions) {
+      await this.deps.s3
+        .send(new DeleteObjectCommand({ Bucket: this.config.PRIMARY_BUCKET, Key: key, VersionId: v.VersionId }))
+        .catch((err: unknown) => {
+          if (!isGone(err)) throw err;
+        });
+    }
+  }
+
+  private async vaultHead(key: string): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await headWithChecksum(this.deps.s3, { Bucket: this.config.SENSITIVE_BUCKET, Key: key });
+    } catch (err) {
+      if (isGone(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async isVerifiedCopy(vault: HeadObjectCommandOutput, source: HeadObjectCommandOutput, record: FileRecord): Promise<boolean> {
+    return (
+      vault.ContentLength === source.ContentLength &&
+      vault.ChecksumSHA256 === sha256Base64(record.sha256) &&
+      vault.ServerSideEncryption === 'aws:kms' &&
+      (await this.deps.copier.isKey(vault.SSEKMSKeyId, this.config.SENSITIVE_KMS_KEY_ID))
+    );
+  }
+
+  /**
+   * The version is gone from the primary bucket: moved by an earlier event, or deleted. If the
+   * vault holds the file and the record does not say so yet (a stop between delete and record
+   * update), the record is brought up to date.
+   */
+  private async alreadyMoved(key: string, file: { userId: string; fileId: string }): Promise<MoveOutcome> {
+    const record = await this.deps.files.get(file.userId, file.fileId);
+    if (record?.status === 'active' && record.location !== 'sensitive' && isSha256(record.sha256)) {
+      const vault = await this.vaultHead(key);
+      if (vault?.ChecksumSHA256 === sha256Base64(record.sha256)) {
+        await this.deps.files.setLocation(file.userId, file.fileId, 'sensitive', record.sha256, this.now());
+      }
+    }
+    return 'already-moved';
+  }
+
+  /**
+   * The record with the SHA-256 the upload service computed. The object-created event can arrive
+   * before the upload service has written it: wait (with backoff) up to MOVER_RECORD_WAIT_MS, then
+   * fail so the invocation is retried.
+   */
+  private async waitForRecord(userId: string, fileId: string, key: string): Promise<FileRecord & { sha256: string }> {
+    const started = Date.now();
+    let pause = 100;
+    for (;;) {
+      const record = await this.deps.files.get(userId, fileId);
+      if (record?.status === 'active' && isSha256(record.sha256)) return record;
+      const waited = Date.now() - started;
+      if (waited >= this.config.MOVER_RECORD_WAIT_MS) throw new FileNotReady(key, waited);
+      await sleep(Math.min(pause, this.config.MOVER_RECORD_WAIT_MS - waited));
+      pause = Math.min(pause * 2, 2_000);
+    }
+  }
+}
