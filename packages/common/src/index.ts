@@ -7,6 +7,7 @@ export * from './http';
 export * from './keys';
 export * from './logger';
 export * from './resources';
+export * from './queue-poller';
 export * from './s3-copy';
 export * from './server';
 export { auditPlugin, type AuditFields, type AuditOutcome } from './plugins/audit';

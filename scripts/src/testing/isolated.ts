@@ -36,3 +36,8 @@ export function testAwsClients(maxAttempts = 3): AwsClients {
     AWS_REQUEST_TIMEOUT_MS: 30_000,
   });
 }
+
+/** Resource names as environment variables (for a child process or `loadConfig`). */
+export function asEnv(names: ResourceNames): Record<string, string> {
+  return Object.fromEntries(Object.entries(names).map(([k, v]) => [k, String(v)]));
+}

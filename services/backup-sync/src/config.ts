@@ -1,7 +1,8 @@
 import { baseConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 
-const { PRIMARY_BUCKET, SENSITIVE_BUCKET, BACKUP_BUCKET, BACKUP_KMS_KEY_ID, FILES_TABLE, USERS_TABLE } = resourceNameProperties;
+const { PRIMARY_BUCKET, SENSITIVE_BUCKET, BACKUP_BUCKET, BACKUP_KMS_KEY_ID, SENSITIVE_KMS_KEY_ID, FILES_TABLE, USERS_TABLE, BACKUP_EVENTS_QUEUE } =
+  resourceNameProperties;
 
 /** The backup-sync service's configuration; every key is the environment variable of the same name. */
 export const BackupConfig = Type.Object({
@@ -11,10 +12,20 @@ export const BackupConfig = Type.Object({
   SENSITIVE_BUCKET,
   BACKUP_BUCKET,
   BACKUP_KMS_KEY_ID,
+  SENSITIVE_KMS_KEY_ID,
   FILES_TABLE,
   /** Read (id and role only) to check an admin's current role. */
   USERS_TABLE,
+  BACKUP_EVENTS_QUEUE,
   RECONCILE_INTERVAL_SECONDS: Type.Integer({ default: 900, minimum: 10 }),
   BACKUP_RETENTION_DAYS: Type.Integer({ default: 30, minimum: 1 }),
+  /** Copies, and event messages handled, at once (each a server-side S3 request or a few). */
+  BACKUP_CONCURRENCY: Type.Integer({ default: 8, minimum: 1, maximum: 64 }),
+  /** Long-poll wait of each receive from the queue (at most 20 s); stopping waits for the receive under way. */
+  BACKUP_POLL_SECONDS: Type.Integer({ default: 5, minimum: 0, maximum: 20 }),
+  /** How long an event being handled stays hidden from other consumers; after a crash it comes back after this. */
+  BACKUP_VISIBILITY_SECONDS: Type.Integer({ default: 300, minimum: 1, maximum: 43_200 }),
+  /** An event that fails is retried after this many seconds, doubled each time (the queue dead-letters it after 5 receives). */
+  BACKUP_RETRY_SECONDS: Type.Integer({ default: 5, minimum: 0, maximum: 3600 }),
 });
 export type BackupConfig = Static<typeof BackupConfig>;

@@ -2,4 +2,4 @@ import { runService } from '@scs/common';
 import { buildApp } from './app';
 import { BackupConfig } from './config';
 
-runService('backup-sync', BackupConfig, buildApp);
+runService('backup-sync', BackupConfig, (config, deps) => buildApp(config, { ...deps, background: true }));

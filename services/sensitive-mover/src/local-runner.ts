@@ -1,11 +1,5 @@
-import {
-  ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, type Message, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { QueuePoller } from '@scs/common';
 import type { InvocationContext } from './handler';
 
 export interface RunnerLogger {
@@ -30,7 +24,7 @@ export interface LocalRunnerOptions {
   concurrency: number;
   /** An invocation that takes longer has failed (Lambda's function timeout); its event stays hidden meanwhile. */
   timeoutSeconds: number;
-  /** Long-poll wait per receive, at most 20 s. */
+  /** Long-poll wait per receive, at most 20 s; stopping waits for the receive under way. */
   pollSeconds: number;
   log: RunnerLogger;
 }
@@ -60,83 +54,36 @@ class InvocationTimeout extends Error {
  */
 export class LocalLambdaRunner {
   readonly stats: RunnerStats = { invocations: 0, succeeded: 0, retried: 0, deadLettered: 0 };
-  private readonly inflight = new Set<Promise<void>>();
-  private stopping = false;
-  private loop: Promise<void> | undefined;
+  private readonly poller: QueuePoller;
 
-  constructor(private readonly opts: LocalRunnerOptions) {}
+  constructor(private readonly opts: LocalRunnerOptions) {
+    this.poller = new QueuePoller({
+      sqs: opts.sqs,
+      queueUrl: opts.queueUrl,
+      concurrency: opts.concurrency,
+      pollSeconds: opts.pollSeconds,
+      visibilityTimeoutSeconds: opts.timeoutSeconds,
+      handle: (message) => this.invoke(message),
+      onFailure: (message, attempt, err) => this.failed(message, attempt, err),
+      log: opts.log,
+    });
+  }
 
   /** Starts polling; `stop` ends it. */
   start(): void {
-    this.loop ??= this.poll();
+    this.poller.start();
   }
 
-  /**
-   * Stops receiving (after the receive under way, at most `pollSeconds`: an abandoned long poll
-   * could still take messages, which would then stay hidden for the whole timeout), hands back
-   * what that receive brought, lets running invocations finish, and resolves once they have.
-   */
+  /** Stops receiving, lets running invocations finish, and resolves once they have. */
   async stop(): Promise<void> {
-    this.stopping = true;
-    await this.loop;
-    await Promise.allSettled([...this.inflight]);
-  }
-
-  private async poll(): Promise<void> {
-    const { sqs, queueUrl, log } = this.opts;
-    let failures = 0;
-    while (!this.stopping) {
-      if (this.inflight.size >= this.opts.concurrency) {
-        await Promise.race(this.inflight);
-        continue;
-      }
-      let messages: Message[];
-      try {
-        const out = await sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: queueUrl,
-            MaxNumberOfMessages: Math.min(10, this.opts.concurrency - this.inflight.size),
-            WaitTimeSeconds: this.opts.pollSeconds,
-            VisibilityTimeout: this.opts.timeoutSeconds,
-            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-          }),
-        );
-        messages = out.Messages ?? [];
-        failures = 0;
-      } catch (err) {
-        if (this.stopping) break;
-        failures += 1;
-        log.warn({ err }, 'receiving events failed; trying again shortly');
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** failures)));
-        continue;
-      }
-      if (this.stopping) {
-        await this.handBack(messages);
-        break;
-      }
-      for (const message of messages) {
-        const run = this.invoke(message).finally(() => this.inflight.delete(run));
-        this.inflight.add(run);
-      }
-    }
-  }
-
-  /** Makes received messages visible again at once (this runner is stopping; another takes them). */
-  private async handBack(messages: Message[]): Promise<void> {
-    await Promise.allSettled(
-      messages.map((m) =>
-        this.opts.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: this.opts.queueUrl, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 })),
-      ),
-    );
+    await this.poller.stop();
   }
 
   private async invoke(message: Message): Promise<void> {
-    const { sqs, queueUrl, log, timeoutSeconds } = this.opts;
-    const attempt = Number(message.Attributes?.ApproximateReceiveCount ?? '1');
-    const requestId = message.MessageId ?? 'unknown';
+    const { timeoutSeconds } = this.opts;
     const deadline = Date.now() + timeoutSeconds * 1000;
     const context: InvocationContext = {
-      awsRequestId: requestId,
+      awsRequestId: message.MessageId ?? 'unknown',
       functionName: this.opts.functionName,
       getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     };
@@ -150,28 +97,21 @@ export class LocalLambdaRunner {
           timer = setTimeout(() => reject(new InvocationTimeout(timeoutSeconds)), timeoutSeconds * 1000);
         }),
       ]);
+    } finally {
       clearTimeout(timer);
-      this.stats.succeeded += 1;
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
-    } catch (err) {
-      clearTimeout(timer);
-      await this.failed(message, attempt, requestId, err).catch((e: unknown) =>
-        // The message stays hidden until the visibility timeout ends, then comes back: nothing is lost.
-        log.error({ err: e, requestId }, 'could not record a failed invocation; the event comes back after the timeout'),
-      );
     }
+    this.stats.succeeded += 1;
   }
 
-  private async failed(message: Message, attempt: number, requestId: string, err: unknown): Promise<void> {
-    const { sqs, queueUrl, log } = this.opts;
+  private async failed(message: Message, attempt: number, err: unknown): Promise<void> {
+    const { sqs, log } = this.opts;
+    const requestId = message.MessageId ?? 'unknown';
     const e = err instanceof Error ? err : new Error(String(err));
     if (attempt < this.opts.maxAttempts) {
       const delay = this.opts.retryDelaySeconds * 2 ** (attempt - 1);
       this.stats.retried += 1;
       log.warn({ requestId, attempt, retryInSeconds: delay, error: e.message }, 'invocation failed; it will be retried');
-      await sqs.send(
-        new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: Math.min(delay, 43_200) }),
-      );
+      await this.poller.retryLater(message, delay);
       return;
     }
     await sqs.send(
@@ -185,7 +125,7 @@ export class LocalLambdaRunner {
         },
       }),
     );
-    await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: this.opts.queueUrl, ReceiptHandle: message.ReceiptHandle }));
     this.stats.deadLettered += 1;
     log.error({ requestId, attempts: attempt, error: e.message }, 'invocation failed on its last attempt; the event went to the dead-letter queue');
   }

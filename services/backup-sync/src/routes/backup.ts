@@ -1,0 +1,112 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ErrorResponse } from '@scs/common';
+import { Type } from '@sinclair/typebox';
+import { BackupNotFound } from '../errors';
+import type { BackupService } from '../services/backup-service';
+
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
+const Uuid = (description: string) => Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$', description });
+
+const ReconcileResult = Type.Object({
+  scanned: Type.Integer({ description: 'File objects listed in the primary and sensitive buckets' }),
+  copied: Type.Integer({ description: 'Missing or stale backups copied (each verified by checksum)' }),
+  alreadyInSync: Type.Integer(),
+  failed: Type.Integer({ description: 'Repairs that failed; the next reconciliation tries again' }),
+  durationMs: Type.Integer(),
+});
+const LastReconcile = Type.Composite([
+  ReconcileResult,
+  Type.Object({
+    pending: Type.Integer({ description: 'Files the upload service had not finished yet' }),
+    retired: Type.Integer({ description: 'Backups of deleted files moved to retention' }),
+    expired: Type.Integer({ description: 'Backups of deleted files removed after the retention period' }),
+    finishedAt: Type.String({ format: 'date-time' }),
+  }),
+]);
+const Status = Type.Object({
+  primaryObjects: Type.Integer({ description: 'File objects in the primary bucket (at the last reconciliation)' }),
+  sensitiveObjects: Type.Integer({ description: 'File objects in the sensitive bucket (at the last reconciliation)' }),
+  backupObjects: Type.Integer({ description: 'Backups of live files (at the last reconciliation)' }),
+  pending: Type.Integer({ description: 'Object events waiting in the queue or being handled' }),
+  lastEventAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  lastReconcile: Type.Union([LastReconcile, Type.Null()]),
+});
+const RestoredFile = Type.Object({
+  id: Type.String(),
+  userId: Type.String({ description: 'The owner (unchanged)' }),
+  name: Type.String(),
+  size: Type.Integer({ minimum: 0 }),
+  contentType: Type.String(),
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  sensitive: Type.Boolean(),
+  location: Type.Union([Type.Literal('primary'), Type.Literal('sensitive')]),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+
+/** The admin API under /api/backup: every route admin-only (401 anonymous, 403 other users). */
+export const backupRoutes: FastifyPluginAsyncTypebox<{ service: BackupService }> = async (app, { service }) => {
+  const admin = { roles: ['admin' as const] };
+  const security = [{ bearerAuth: [] }];
+
+  app.get(
+    '/status',
+    {
+      config: admin,
+      schema: { summary: 'Object counts, queue backlog, last event and last reconciliation', tags: ['backup'], security, response: { 200: Status, ...errors(401, 403, 503) } },
+    },
+    async () => service.status(),
+  );
+
+  app.post(
+    '/reconcile',
+    {
+      config: admin,
+      schema: {
+        summary: 'Compare every file with its backup now and repair the differences (joins a run under way)',
+        tags: ['backup'],
+        security,
+        response: { 200: ReconcileResult, ...errors(401, 403, 503) },
+      },
+    },
+    async (request) => {
+      const result = await service.reconcile();
+      request.audit('backup.reconcile', 'success', { scanned: result.scanned, copied: result.copied, failed: result.failed });
+      return result;
+    },
+  );
+
+  app.post(
+    '/restore',
+    {
+      config: admin,
+      schema: {
+        summary: "Put a file back from its backup: object and record, owner unchanged, counted in the owner's quota",
+        tags: ['backup'],
+        security,
+        body: Type.Object({ userId: Uuid('The owner'), fileId: Uuid('The file') }, { additionalProperties: false }),
+        response: { 200: RestoredFile, ...errors(400, 401, 403, 404, 503) },
+      },
+    },
+    async (request) => {
+      const { userId, fileId } = request.body;
+      const restored = await service.restore(userId, fileId);
+      if (!restored) {
+        request.audit('backup.restore', 'failure', { ownerId: userId, fileId, reason: 'BACKUP_NOT_FOUND' });
+        throw new BackupNotFound();
+      }
+      const r = restored.record;
+      request.audit('backup.restore', 'success', { ownerId: userId, fileId, restoredObject: restored.restoredObject, sensitive: r.sensitive });
+      return {
+        id: r.fileId,
+        userId: r.userId,
+        name: r.name,
+        size: r.size,
+        contentType: r.contentType,
+        sha256: r.sha256,
+        sensitive: r.sensitive,
+        location: r.location ?? 'primary',
+        createdAt: r.createdAt,
+      };
+    },
+  );
+};

@@ -1,0 +1,97 @@
+import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { every } from '@scs/common';
+import { FILE_KEY_PREFIX } from '@scs/common/resources';
+import type { BackupConfig } from '../config';
+import type { BackupMetrics } from '../metrics';
+import type { Backups, RestoredFile } from './backups';
+import type { BackupEventConsumer, ConsumerLogger } from './consumer';
+import type { Reconciler, ReconcileResult } from './reconciler';
+
+export interface BackupStatus {
+  primaryObjects: number;
+  sensitiveObjects: number;
+  backupObjects: number;
+  pending: number;
+  lastEventAt: string | null;
+  lastReconcile: ReconcileResult | null;
+}
+
+/**
+ * What the admin API and the server drive: the event consumer, reconciliations (periodic and on
+ * demand), restores, and the status that sums them up.
+ */
+export class BackupService {
+  private last: ReconcileResult | null = null;
+  private stopSchedule: (() => void) | undefined;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+    readonly backups: Backups,
+    readonly reconciler: Reconciler,
+    readonly consumer: BackupEventConsumer,
+    private readonly metrics: BackupMetrics,
+    private readonly config: Pick<BackupConfig, 'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'BACKUP_BUCKET' | 'RECONCILE_INTERVAL_SECONDS'>,
+    private readonly log: ConsumerLogger,
+  ) {}
+
+  /** The server's background work: consume events, reconcile now and every RECONCILE_INTERVAL_SECONDS. */
+  startBackground(): void {
+    this.consumer.start();
+    void this.reconcile().catch((err: unknown) => this.log.warn({ err }, 'backup-sync: the start-up reconciliation failed'));
+    this.stopSchedule = every(this.config.RECONCILE_INTERVAL_SECONDS * 1000, async () => void (await this.reconcile()), this.log, 'backup-sync: a scheduled reconciliation failed');
+  }
+
+  async stopBackground(): Promise<void> {
+    this.stopSchedule?.();
+    await this.consumer.stop();
+  }
+
+  async reconcile(): Promise<ReconcileResult> {
+    const result = await this.reconciler.run();
+    this.last = result;
+    this.metrics.reconciled(result);
+    this.log.info({ ...result }, 'backup-sync: reconciliation finished');
+    return result;
+  }
+
+  async restore(userId: string, fileId: string): Promise<RestoredFile | undefined> {
+    try {
+      const restored = await this.backups.restore(userId, fileId);
+      if (restored?.restoredObject) this.metrics.copies.inc({ trigger: 'restore' });
+      return restored;
+    } catch (err) {
+      this.metrics.failures.inc({ stage: 'restore' });
+      throw err;
+    }
+  }
+
+  async status(): Promise<BackupStatus> {
+    const attributes = await this.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    );
+    const pending = Number(attributes.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(attributes.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+    // Counts come from the last reconciliation; before the first one they are counted now.
+    const counts = this.last ?? {
+      primaryObjects: await this.count(this.config.PRIMARY_BUCKET),
+      sensitiveObjects: await this.count(this.config.SENSITIVE_BUCKET),
+      backupObjects: await this.count(this.config.BACKUP_BUCKET),
+    };
+    return {
+      primaryObjects: counts.primaryObjects,
+      sensitiveObjects: counts.sensitiveObjects,
+      backupObjects: counts.backupObjects,
+      pending,
+      lastEventAt: this.consumer.lastEventAt,
+      lastReconcile: this.last,
+    };
+  }
+
+  private async count(bucket: string): Promise<number> {
+    let n = 0;
+    for await (const page of paginateListObjectsV2({ client: this.s3, pageSize: 1000 }, { Bucket: bucket, Prefix: FILE_KEY_PREFIX })) n += page.KeyCount ?? 0;
+    return n;
+  }
+}

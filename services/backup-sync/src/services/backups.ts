@@ -1,0 +1,281 @@
+import {
+  DeleteObjectCommand,
+  type HeadObjectCommandOutput,
+  ListObjectVersionsCommand,
+  paginateListObjectsV2,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { isNotFound } from '@scs/common/aws';
+import { FILE_KEY_PREFIX, parseFileKey } from '@scs/common/resources';
+import { type Encryption, headWithChecksum, type ObjectRef, type ServerSideCopier } from '@scs/common/s3-copy';
+import type { FileRecord, FileRepository } from '@scs/upload/dist/repositories/files';
+import type { BackupConfig } from '../config';
+
+/** Backups of deleted files wait here (their LastModified is the time of the delete) until retention ends. */
+export const DELETED_PREFIX = 'deleted/';
+
+/** What a backup copy carries to rebuild the file's record (name: in Content-Disposition; size: the object's). */
+const META = {
+  owner: 'owner',
+  fileId: 'file-id',
+  sha256: 'sha256',
+  sensitive: 'sensitive',
+  createdAt: 'created-at',
+  sourceBucket: 'source-bucket',
+  sourceVersion: 'source-version-id',
+} as const;
+
+export type BackupOutcome =
+  /** A verified copy was made. */
+  | 'copied'
+  /** The backup already holds this version. */
+  | 'in-sync'
+  /** The version no longer exists (moved or deleted since): a later event or the reconcile covers it. */
+  | 'gone'
+  /** Not a file key: nothing to back up. */
+  | 'not-a-file';
+
+export type DeleteOutcome =
+  /** A user's delete: the backup moved under deleted/ and is kept for the retention period. */
+  | 'retired'
+  /** Not a user's delete (a move to the vault, a newer version): the backup stays as it is. */
+  | 'kept'
+  /** No backup to retire. */
+  | 'none';
+
+/** The file's record is not complete yet (the upload service writes it a moment after the object). */
+export class RecordNotReady extends Error {
+  constructor(key: string) {
+    super(`the record of ${key} is not complete yet`);
+    this.name = 'RecordNotReady';
+  }
+}
+
+/** A file put back by a restore, as the admin API answers it. */
+export interface RestoredFile {
+  record: FileRecord;
+  /** True when the object was copied back; false when the file was there already. */
+  restoredObject: boolean;
+}
+
+const isGone = (err: unknown) => {
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return isNotFound(err) || (err as { name?: string }).name === 'NoSuchVersion' || status === 404 || status === 405;
+};
+const isSha256 = (s: string | undefined): s is string => typeof s === 'string' && /^[0-9a-f]{64}$/.test(s);
+
+/**
+ * The backup bucket's content: one KMS-encrypted, verified server-side copy per file under the
+ * file's own key, and copies of deleted files under `deleted/` for BACKUP_RETENTION_DAYS.
+ * Backups of sensitive files are encrypted under the sensitive key (never the backup key), so the
+ * backup key alone never opens a vault file. Every operation can be repeated safely.
+ */
+export class Backups {
+  constructor(
+    private readonly s3: S3Client,
+    private readonly copier: ServerSideCopier,
+    private readonly files: FileRepository,
+    private readonly config: Pick<
+      BackupConfig,
+      'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'BACKUP_BUCKET' | 'BACKUP_KMS_KEY_ID' | 'SENSITIVE_KMS_KEY_ID' | 'BACKUP_RETENTION_DAYS'
+    >,
+  ) {}
+
+  /** The key a file's backup is under; sensitive files under the sensitive key. */
+  encryptionFor(sensitive: boolean): Encryption {
+    return { type: 'aws:kms', keyId: sensitive ? this.config.SENSITIVE_KMS_KEY_ID : this.config.BACKUP_KMS_KEY_ID };
+  }
+
+  /**
+   * Backs up one version of a file object (the current one when no version is named): a verified
+   * copy (SHA-256 computed by S3 during the copy, equal to the recorded one) carrying what the
+   * record needs. Throws RecordNotReady while the upload service has not finished the file.
+   */
+  async backup(source: ObjectRef): Promise<BackupOutcome> {
+    const file = parseFileKey(source.Key);
+    if (!file || (source.Bucket !== this.config.PRIMARY_BUCKET && source.Bucket !== this.config.SENSITIVE_BUCKET)) return 'not-a-file';
+    let head: HeadObjectCommandOutput;
+    try {
+      head = await headWithChecksum(this.s3, source);
+    } catch (err) {
+      if (isGone(err)) return 'gone';
+      throw err;
+    }
+    const existing = await this.head({ Bucket: this.config.BACKUP_BUCKET, Key: source.Key });
+    if (existing?.Metadata?.[META.sourceVersion] === head.VersionId && existing?.Metadata?.[META.sourceBucket] === source.Bucket) return 'in-sync';
+
+    const record = await this.files.get(file.userId, file.fileId);
+    if (record?.status !== 'active' || !isSha256(record.sha256)) throw new RecordNotReady(source.Key);
+    const sensitive = record.sensitive || source.Bucket === this.config.SENSITIVE_BUCKET;
+    await this.copier.copy({
+      source: { ...source, VersionId: head.VersionId },
+      sourceHead: head,
+      destination: { Bucket: this.config.BACKUP_BUCKET, Key: source.Key },
+      encryption: this.encryptionFor(sensitive),
+      sha256: record.sha256,
+      contentType: record.contentType,
+      contentDisposition: head.ContentDisposition,
+      metadata: {
+        [META.owner]: record.userId,
+        [META.fileId]: encodeURIComponent(record.fileId),
+        [META.sha256]: record.sha256,
+        [META.sensitive]: String(sensitive),
+        [META.createdAt]: record.createdAt,
+        [META.sourceBucket]: source.Bucket,
+        [META.sourceVersion]: head.VersionId ?? 'null',
+      },
+      tagging: new URLSearchParams({ sensitive: String(sensitive), sha256: record.sha256 }).toString(),
+    });
+    return 'copied';
+  }
+
+  /**
+   * After an object was deleted from a source bucket: if the file is gone (no record, no object
+   * in either bucket) it was a user's delete, and its backup moves under deleted/ (kept for the
+   * retention period). A move to the vault or a newer version leaves the backup alone.
+   */
+  async deleted(key: string): Promise<DeleteOutcome> {
+    const file = parseFileKey(key);
+    if (!file) return 'none';
+    const record = await this.files.get(file.userId, file.fileId);
+    if (record) return 'kept';
+    for (const Bucket of [this.config.PRIMARY_BUCKET, this.config.SENSITIVE_BUCKET]) {
+      if (await this.head({ Bucket, Key: key })) return 'kept';
+    }
+    return this.retire(key);
+  }
+
+  /** Moves the backup of a deleted file to deleted/<key>; its LastModified starts the retention period. */
+  async retire(key: string): Promise<DeleteOutcome> {
+    const live = await this.head({ Bucket: this.config.BACKUP_BUCKET, Key: key });
+    if (!live) return 'none';
+    const sensitive = live.Metadata?.[META.sensitive] === 'true';
+    const sha256 = live.Metadata?.[META.sha256];
+    if (!isSha256(sha256)) throw new Error(`the backup of ${key} has no SHA-256`);
+    await this.copier.copy({
+      source: { Bucket: this.config.BACKUP_BUCKET, Key: key, VersionId: live.VersionId },
+      sourceHead: live,
+      destination: { Bucket: this.config.BACKUP_BUCKET, Key: `${DELETED_PREFIX}${key}` },
+      encryption: this.encryptionFor(sensitive),
+      sha256,
+      contentType: live.ContentType,
+      contentDisposition: live.ContentDisposition,
+      metadata: { ...live.Metadata },
+      tagging: new URLSearchParams({ sensitive: String(sensitive), sha256 }).toString(),
+    });
+    await this.removeAllVersions(key);
+    return 'retired';
+  }
+
+  /** Deletes every version of deleted files' backups older than the retention period; returns how many files. */
+  async expire(now = new Date()): Promise<number> {
+    const cutoff = now.getTime() - this.config.BACKUP_RETENTION_DAYS * 86_400_000;
+    let expired = 0;
+    for await (const page of paginateListObjectsV2({ client: this.s3 }, { Bucket: this.config.BACKUP_BUCKET, Prefix: `${DELETED_PREFIX}${FILE_KEY_PREFIX}` })) {
+      for (const o of page.Contents ?? []) {
+        if (o.Key && o.LastModified && o.LastModified.getTime() < cutoff) {
+          await this.removeAllVersions(o.Key);
+          expired += 1;
+        }
+      }
+    }
+    return expired;
+  }
+
+  /**
+   * Puts a file back from its backup: the object where it belongs (a sensitive file encrypted into
+   * the vault under the sensitive key, never into the primary bucket; others into primary with
+   * SSE-S3), verified against the recorded SHA-256, then the record with the original owner, name,
+   * type, checksum and creation time, its size counted against the owner's quota. A file that is
+   * there already is left as it is. Undefined when there is no backup of that file.
+   */
+  async restore(userId: string, fileId: string): Promise<RestoredFile | undefined> {
+    const key = `${FILE_KEY_PREFIX}${userId}/${fileId}`;
+    const live = await this.head({ Bucket: this.config.BACKUP_BUCKET, Key: key });
+    const backupKey = live ? key : `${DELETED_PREFIX}${key}`;
+    const backup = live ?? (await this.head({ Bucket: this.config.BACKUP_BUCKET, Key: backupKey }));
+    const meta = backup?.Metadata ?? {};
+    const sha256 = meta[META.sha256];
+    if (!backup || meta[META.owner] !== userId || !isSha256(sha256)) return undefined;
+    const sensitive = meta[META.sensitive] === 'true';
+    const target = sensitive ? this.config.SENSITIVE_BUCKET : this.config.PRIMARY_BUCKET;
+
+    const existing = await this.files.get(userId, fileId);
+    const present = await this.head({ Bucket: target, Key: key });
+    let restoredObject = false;
+    if (!present || present.ChecksumSHA256 !== Buffer.from(sha256, 'hex').toString('base64')) {
+      await this.copier.copy({
+        source: { Bucket: this.config.BACKUP_BUCKET, Key: backupKey, VersionId: backup.VersionId },
+        sourceHead: backup,
+        destination: { Bucket: target, Key: key },
+        encryption: sensitive ? { type: 'aws:kms', keyId: this.config.SENSITIVE_KMS_KEY_ID } : { type: 'AES256' },
+        sha256,
+        contentType: backup.ContentType,
+        contentDisposition: backup.ContentDisposition,
+        metadata: { owner: userId, 'file-id': meta[META.fileId] ?? encodeURIComponent(fileId) },
+        tagging: new URLSearchParams({ sensitive: String(sensitive), sha256 }).toString(),
+      });
+      restoredObject = true;
+    }
+    if (existing?.status === 'active') {
+      if (sensitive && existing.location !== 'sensitive' && existing.sha256 === sha256) {
+        await this.files.setLocation(userId, fileId, 'sensitive', sha256, new Date());
+        return { record: { ...existing, location: 'sensitive' }, restoredObject };
+      }
+      return { record: existing, restoredObject };
+    }
+
+    const record: FileRecord = {
+      userId,
+      fileId,
+      name: await nameFrom(backup.ContentDisposition, fileId),
+      size: backup.ContentLength ?? 0,
+      contentType: backup.ContentType ?? 'application/octet-stream',
+      sha256,
+      sensitive,
+      status: 'active',
+      key,
+      createdAt: meta[META.createdAt] ?? new Date().toISOString(),
+      ...(sensitive ? { location: 'sensitive' as const } : {}),
+    };
+    if (!(await this.files.restore(record))) {
+      // Another restore (or a new upload of the same id) wrote the record first.
+      const now = await this.files.get(userId, fileId);
+      if (now) return { record: now, restoredObject };
+    }
+    return { record, restoredObject };
+  }
+
+  private async head(ref: ObjectRef): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await headWithChecksum(this.s3, ref);
+    } catch (err) {
+      if (isGone(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async removeAllVersions(key: string): Promise<void> {
+    let markers: { KeyMarker?: string | undefined; VersionIdMarker?: string | undefined } = {};
+    for (;;) {
+      const page = await this.s3.send(new ListObjectVersionsCommand({ Bucket: this.config.BACKUP_BUCKET, Prefix: key, ...markers }));
+      for (const v of [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]) {
+        if (v.Key !== key) continue;
+        await this.s3.send(new DeleteObjectCommand({ Bucket: this.config.BACKUP_BUCKET, Key: key, VersionId: v.VersionId }));
+      }
+      if (!page.IsTruncated) return;
+      markers = { KeyMarker: page.NextKeyMarker, VersionIdMarker: page.NextVersionIdMarker };
+    }
+  }
+}
+
+/** The file name the upload service put into Content-Disposition (RFC 6266/8187), decoded by `content-disposition`. */
+async function nameFrom(disposition: string | undefined, fallback: string): Promise<string> {
+  if (!disposition) return fallback;
+  try {
+    const { parse } = await import('content-disposition');
+    return parse(disposition).parameters.filename ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
