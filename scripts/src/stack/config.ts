@@ -23,7 +23,8 @@ export type StackConfig = Static<typeof StackConfig>;
 export const STACK_HELP = `Usage: npm start
 
 Starts the local stack: the AWS emulator (moto) on 127.0.0.1:$EMULATOR_PORT, provisions it
-(idempotent), then auth, upload, backup-sync and the gateway, and prints the URL. Ctrl-C or
+(idempotent), then auth, upload, backup-sync, the sensitive mover's runner (the Lambda handler,
+fed by the primary bucket's notifications) and the gateway, and prints the URL. Ctrl-C or
 SIGTERM stops every process; if one of them dies, everything stops and the exit code is 1.
 
 Environment:
@@ -31,6 +32,7 @@ Environment:
   SCS_ADMIN_USERNAME, SCS_ADMIN_PASSWORD
                           when both are set, that admin is created or updated at start-up
   MAX_UPLOAD_BYTES, QUOTA_BYTES, and every other service setting are passed to the services
+  MOVER_RETRY_DELAY_SECONDS, MOVER_MAX_ATTEMPTS, ...   the runner's retries (like Lambda: 60 s, 3 attempts)
   LOG_LEVEL               fatal | error | warn | info | debug | trace | silent  default info
                           (debug and trace also show the emulator's request log)
 

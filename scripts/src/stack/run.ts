@@ -36,8 +36,9 @@ function reachable(host: string): string {
 }
 
 /**
- * The local stack: the AWS emulator, provisioning, auth, upload, backup-sync and the gateway.
- * `start` brings them up in that order and waits for each one's `/health`; `stop` (idempotent)
+ * The local stack: the AWS emulator, provisioning, auth, upload, backup-sync, the sensitive
+ * mover's runner and the gateway. `start` brings them up in that order and waits for each
+ * service's `/health`; `stop` (idempotent)
  * stops the gateway and services, then the emulator, SIGTERM first and SIGKILL after the grace
  * period. Any child dying on its own stops everything with exit code 1.
  */
@@ -111,6 +112,7 @@ export class Stack {
       { name: 'backup-sync', script: 'services/backup-sync/dist/server.js', port: c.BACKUP_PORT },
     ];
     await Promise.all(services.map((svc) => this.startNode(svc, shared)));
+    this.startWorker({ name: 'mover', script: 'services/sensitive-mover/dist/runner.js' }, shared);
 
     const url = (port: number) => `http://${reachable(host)}:${port}`;
     await this.startNode(
@@ -122,6 +124,17 @@ export class Stack {
       },
       shared,
     );
+  }
+
+  /**
+   * A process without a port (the sensitive mover's local runner): started, not health-checked;
+   * like every child, its dying on its own stops the stack.
+   */
+  private startWorker(worker: { name: string; script: string }, shared: NodeJS.ProcessEnv): void {
+    const script = join(REPO_ROOT, worker.script);
+    if (!existsSync(script)) throw new Error(`${worker.script} is missing: the build of ${worker.name} did not produce it`);
+    this.spawn(worker.name, process.execPath, [script], shared);
+    this.out.info(`${worker.name} started (the sensitive mover's local runner: polls the primary bucket's object events)`);
   }
 
   /** Stops every child (idempotent); resolves with the exit code. */
@@ -219,7 +232,7 @@ export async function runStack(argv: string[] = [], env: NodeJS.ProcessEnv = pro
     out.banner([
       `Secure Cloud Storage is running at http://localhost:${config.GATEWAY_PORT}`,
       `  (auth :${config.AUTH_PORT}, upload :${config.UPLOAD_PORT}, backup-sync :${config.BACKUP_PORT}, ` +
-        `AWS emulator :${config.EMULATOR_PORT}; Ctrl-C stops everything)`,
+        `sensitive-mover runner, AWS emulator :${config.EMULATOR_PORT}; Ctrl-C stops everything)`,
     ]);
   } catch (err) {
     if (!stack.stopRequested) await sleep(SIGNAL_SETTLE_MS);

@@ -24,9 +24,9 @@ const LastReconcile = Type.Composite([
   }),
 ]);
 const Status = Type.Object({
-  primaryObjects: Type.Integer({ description: 'File objects in the primary bucket (at the last reconciliation)' }),
-  sensitiveObjects: Type.Integer({ description: 'File objects in the sensitive bucket (at the last reconciliation)' }),
-  backupObjects: Type.Integer({ description: 'Backups of live files (at the last reconciliation)' }),
+  primaryObjects: Type.Integer({ description: 'File objects in the primary bucket now' }),
+  sensitiveObjects: Type.Integer({ description: 'File objects in the sensitive bucket now' }),
+  backupObjects: Type.Integer({ description: 'Backups of live files now (backups of deleted files kept for retention are not counted)' }),
   pending: Type.Integer({ description: 'Object events waiting in the queue or being handled' }),
   lastEventAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   lastReconcile: Type.Union([LastReconcile, Type.Null()]),

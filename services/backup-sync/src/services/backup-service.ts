@@ -8,6 +8,9 @@ import type { Backups, RestoredFile } from './backups';
 import type { BackupEventConsumer, ConsumerLogger } from './consumer';
 import type { Reconciler, ReconcileResult } from './reconciler';
 
+/** Status answers this close together share one count of the buckets. */
+const COUNT_REUSE_MS = 5_000;
+
 export interface BackupStatus {
   primaryObjects: number;
   sensitiveObjects: number;
@@ -23,6 +26,7 @@ export interface BackupStatus {
  */
 export class BackupService {
   private last: ReconcileResult | null = null;
+  private counted: { at: number; value: Promise<{ primaryObjects: number; sensitiveObjects: number; backupObjects: number }> } | undefined;
   private stopSchedule: (() => void) | undefined;
 
   constructor(
@@ -73,12 +77,7 @@ export class BackupService {
       new GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
     );
     const pending = Number(attributes.Attributes?.ApproximateNumberOfMessages ?? 0) + Number(attributes.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
-    // Counts come from the last reconciliation; before the first one they are counted now.
-    const counts = this.last ?? {
-      primaryObjects: await this.count(this.config.PRIMARY_BUCKET),
-      sensitiveObjects: await this.count(this.config.SENSITIVE_BUCKET),
-      backupObjects: await this.count(this.config.BACKUP_BUCKET),
-    };
+    const counts = await this.counts();
     return {
       primaryObjects: counts.primaryObjects,
       sensitiveObjects: counts.sensitiveObjects,
@@ -87,6 +86,20 @@ export class BackupService {
       lastEventAt: this.consumer.lastEventAt,
       lastReconcile: this.last,
     };
+  }
+
+  /**
+   * Live counts of file objects per bucket, from listings (one request per 1,000 objects per
+   * bucket, like a reconciliation); answers within a few seconds of each other share one count.
+   */
+  private counts(): Promise<{ primaryObjects: number; sensitiveObjects: number; backupObjects: number }> {
+    if (this.counted && Date.now() - this.counted.at < COUNT_REUSE_MS) return this.counted.value;
+    const value = Promise.all([this.config.PRIMARY_BUCKET, this.config.SENSITIVE_BUCKET, this.config.BACKUP_BUCKET].map((b) => this.count(b))).then(
+      ([primaryObjects = 0, sensitiveObjects = 0, backupObjects = 0]) => ({ primaryObjects, sensitiveObjects, backupObjects }),
+    );
+    this.counted = { at: Date.now(), value };
+    value.catch(() => (this.counted = undefined));
+    return value;
   }
 
   private async count(bucket: string): Promise<number> {
