@@ -1,4 +1,3 @@
-import { DeleteObjectCommand, ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createAwsClients, loadConfig } from '@scs/common';
 import { ResourceNames } from '@scs/scripts/dist/provision';
@@ -10,6 +9,7 @@ import { type BenchContext, freePort, repoRoot } from './lib/context';
 import { type LoadResult, summarise } from './lib/load';
 import { GeneratedFile, multipartFile, postStream } from './lib/payload';
 import { type ProcessUsage, readProc } from './lib/proc-stats';
+import { purgeVersions } from './lib/s3';
 import type { NodeService, StartNodeOptions } from './lib/processes';
 import { atLeast, atMost, type BenchmarkReport, compare, type Goal, packageVersion, type ScenarioResult, type Throughput } from './lib/report';
 import { Watch, type WatchResult } from './lib/watch';
@@ -132,25 +132,6 @@ function sha256SecondsPerGiB(): number {
   hash.digest();
   const used = process.cpuUsage(before);
   return round(((used.user + used.system) / 1e6) * 4, 2);
-}
-
-/** Deletes every version and delete marker under `prefix` (the bucket is versioned). */
-async function purgeVersions(s3: S3Client, bucket: string, prefix: string): Promise<number> {
-  let removed = 0;
-  let keyMarker: string | undefined;
-  let versionMarker: string | undefined;
-  for (;;) {
-    const page = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionMarker }));
-    const entries = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])];
-    for (const e of entries) {
-      if (!e.Key) continue;
-      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: e.Key, VersionId: e.VersionId }));
-      removed += 1;
-    }
-    if (!page.IsTruncated) return removed;
-    keyMarker = page.NextKeyMarker;
-    versionMarker = page.NextVersionIdMarker;
-  }
 }
 
 /**

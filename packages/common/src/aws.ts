@@ -98,3 +98,13 @@ export function isNotFound(err: unknown): boolean {
   const name = (err as { name?: string } | null)?.name;
   return name === 'NoSuchKey' || name === 'NotFound' || name === 'ParameterNotFound' || name === 'ResourceNotFoundException';
 }
+
+/**
+ * True when an S3 object or version is not there (any more): no such key or version, or a
+ * delete marker where a version was asked for (405).
+ */
+export function isObjectGone(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | null;
+  const status = e?.$metadata?.httpStatusCode;
+  return isNotFound(err) || e?.name === 'NoSuchVersion' || status === 404 || status === 405;
+}

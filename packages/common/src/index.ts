@@ -9,6 +9,7 @@ export * from './logger';
 export * from './resources';
 export * from './queue-poller';
 export * from './s3-copy';
+export * from './s3-versions';
 export * from './server';
 export { auditPlugin, type AuditFields, type AuditOutcome } from './plugins/audit';
 export {

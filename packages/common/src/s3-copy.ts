@@ -75,6 +75,9 @@ export function copySource(ref: ObjectRef): string {
   return `${ref.Bucket}/${key}${ref.VersionId ? `?versionId=${encodeURIComponent(ref.VersionId)}` : ''}`;
 }
 
+/** True for a SHA-256 in the form the upload service records it (64 lowercase hex digits). */
+export const isSha256Hex = (s: string | undefined): s is string => typeof s === 'string' && /^[0-9a-f]{64}$/.test(s);
+
 /** The base64 form S3 uses for a SHA-256 given in hex. */
 export const sha256Base64 = (hex: string): string => Buffer.from(hex, 'hex').toString('base64');
 

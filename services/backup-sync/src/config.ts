@@ -23,6 +23,11 @@ export const BackupConfig = Type.Object({
   BACKUP_CONCURRENCY: Type.Integer({ default: 8, minimum: 1, maximum: 64 }),
   /** Long-poll wait of each receive from the queue (at most 20 s); stopping waits for the receive under way. */
   BACKUP_POLL_SECONDS: Type.Integer({ default: 5, minimum: 0, maximum: 20 }),
+  /**
+   * How long an event waits for the upload service to finish the file it names (its record comes
+   * a moment after the object) before it is retried later (BACKUP_RETRY_SECONDS).
+   */
+  BACKUP_RECORD_WAIT_MS: Type.Integer({ default: 2_000, minimum: 0, maximum: 60_000 }),
   /** How long an event being handled stays hidden from other consumers; after a crash it comes back after this. */
   BACKUP_VISIBILITY_SECONDS: Type.Integer({ default: 300, minimum: 1, maximum: 43_200 }),
   /** An event that fails is retried after this many seconds, doubled each time (the queue dead-letters it after 5 receives). */

@@ -34,7 +34,7 @@ export interface BackupWorld {
 }
 
 export function backupConfig(names: ResourceNames, overrides: Record<string, string> = {}): BackupConfig {
-  return loadConfig(BackupConfig, { ...process.env, ...asEnv(names), LOG_LEVEL: 'silent', BACKUP_POLL_SECONDS: '1', BACKUP_RETRY_SECONDS: '1', ...overrides });
+  return loadConfig(BackupConfig, { ...process.env, ...asEnv(names), LOG_LEVEL: 'silent', BACKUP_POLL_SECONDS: '1', BACKUP_RETRY_SECONDS: '1', BACKUP_RECORD_WAIT_MS: '200', ...overrides });
 }
 
 export async function backupWorld(tag: string, nameOverrides: Partial<Record<keyof ResourceNames, string>> = {}): Promise<BackupWorld> {

@@ -2,14 +2,14 @@ import {
   DeleteObjectCommand,
   GetObjectTaggingCommand,
   type HeadObjectCommandOutput,
-  ListObjectVersionsCommand,
   type ObjectVersion,
   type S3Client,
   type Tag,
 } from '@aws-sdk/client-s3';
-import { isNotFound } from '@scs/common/aws';
+import { isObjectGone as isGone } from '@scs/common/aws';
 import { FILE_KEY_PREFIX, parseFileKey } from '@scs/common/resources';
-import { headWithChecksum, type ServerSideCopier, sha256Base64 } from '@scs/common/s3-copy';
+import { headWithChecksum, isSha256Hex as isSha256, type ServerSideCopier, sha256Base64 } from '@scs/common/s3-copy';
+import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { FileRecord, FileRepository } from '@scs/upload/dist/repositories/files';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MoverConfig } from './config';
@@ -55,13 +55,8 @@ export interface MoverDeps {
   now?: () => Date;
 }
 
-const isSha256 = (s: string | undefined): s is string => typeof s === 'string' && /^[0-9a-f]{64}$/.test(s);
 const unquote = (etag: string | undefined) => etag?.replace(/"/g, '');
 const tagValue = (tags: Tag[], key: string) => tags.find((t) => t.Key === key)?.Value;
-const isGone = (err: unknown) => {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return isNotFound(err) || e.name === 'NoSuchVersion' || e.$metadata?.httpStatusCode === 404 || e.$metadata?.httpStatusCode === 405;
-};
 
 /**
  * The sensitive mover: for a file object tagged `sensitive=true`, a verified server-side copy into
@@ -153,15 +148,11 @@ export class SensitiveMover {
   private async versionsOf(key: string): Promise<{ versions: ObjectVersion[]; latestIsDeleteMarker: boolean }> {
     const versions: ObjectVersion[] = [];
     let latestIsDeleteMarker = false;
-    // The SDK has no paginator for this listing (two markers); one page is the rule for one key.
-    let markers: { KeyMarker?: string | undefined; VersionIdMarker?: string | undefined } = {};
-    for (;;) {
-      const page = await this.deps.s3.send(new ListObjectVersionsCommand({ Bucket: this.config.PRIMARY_BUCKET, Prefix: key, ...markers }));
+    for await (const page of paginateObjectVersions(this.deps.s3, { Bucket: this.config.PRIMARY_BUCKET, Prefix: key })) {
       versions.push(...(page.Versions ?? []).filter((v) => v.Key === key));
       if ((page.DeleteMarkers ?? []).some((m) => m.Key === key && m.IsLatest)) latestIsDeleteMarker = true;
-      if (!page.IsTruncated) return { versions, latestIsDeleteMarker };
-      markers = { KeyMarker: page.NextKeyMarker, VersionIdMarker: page.NextVersionIdMarker };
     }
+    return { versions, latestIsDeleteMarker };
   }
 
   /**

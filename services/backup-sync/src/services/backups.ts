@@ -1,14 +1,15 @@
 import {
   DeleteObjectCommand,
   type HeadObjectCommandOutput,
-  ListObjectVersionsCommand,
   paginateListObjectsV2,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { isNotFound } from '@scs/common/aws';
+import { isObjectGone as isGone } from '@scs/common/aws';
 import { FILE_KEY_PREFIX, parseFileKey } from '@scs/common/resources';
-import { type Encryption, headWithChecksum, type ObjectRef, type ServerSideCopier } from '@scs/common/s3-copy';
+import { type Encryption, headWithChecksum, isSha256Hex as isSha256, type ObjectRef, type ServerSideCopier } from '@scs/common/s3-copy';
+import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { FileRecord, FileRepository } from '@scs/upload/dist/repositories/files';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupConfig } from '../config';
 
 /** Backups of deleted files wait here (their LastModified is the time of the delete) until retention ends. */
@@ -58,11 +59,6 @@ export interface RestoredFile {
   restoredObject: boolean;
 }
 
-const isGone = (err: unknown) => {
-  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  return isNotFound(err) || (err as { name?: string }).name === 'NoSuchVersion' || status === 404 || status === 405;
-};
-const isSha256 = (s: string | undefined): s is string => typeof s === 'string' && /^[0-9a-f]{64}$/.test(s);
 
 /**
  * The backup bucket's content: one KMS-encrypted, verified server-side copy per file under the
@@ -89,9 +85,10 @@ export class Backups {
   /**
    * Backs up one version of a file object (the current one when no version is named): a verified
    * copy (SHA-256 computed by S3 during the copy, equal to the recorded one) carrying what the
-   * record needs. Throws RecordNotReady while the upload service has not finished the file.
+   * record needs. Waits up to `recordWaitMs` for the upload service to finish the file, then
+   * throws RecordNotReady.
    */
-  async backup(source: ObjectRef): Promise<BackupOutcome> {
+  async backup(source: ObjectRef, recordWaitMs = 0): Promise<BackupOutcome> {
     const file = parseFileKey(source.Key);
     if (!file || (source.Bucket !== this.config.PRIMARY_BUCKET && source.Bucket !== this.config.SENSITIVE_BUCKET)) return 'not-a-file';
     let head: HeadObjectCommandOutput;
@@ -104,8 +101,8 @@ export class Backups {
     const existing = await this.head({ Bucket: this.config.BACKUP_BUCKET, Key: source.Key });
     if (existing?.Metadata?.[META.sourceVersion] === head.VersionId && existing?.Metadata?.[META.sourceBucket] === source.Bucket) return 'in-sync';
 
-    const record = await this.files.get(file.userId, file.fileId);
-    if (record?.status !== 'active' || !isSha256(record.sha256)) throw new RecordNotReady(source.Key);
+    const record = await this.completeRecord(file.userId, file.fileId, recordWaitMs);
+    if (!record) throw new RecordNotReady(source.Key);
     const sensitive = record.sensitive || source.Bucket === this.config.SENSITIVE_BUCKET;
     await this.copier.copy({
       source: { ...source, VersionId: head.VersionId },
@@ -246,6 +243,18 @@ export class Backups {
     return { record, restoredObject };
   }
 
+  /** The active record with its SHA-256, waiting (with backoff) up to `waitMs` for it. */
+  private async completeRecord(userId: string, fileId: string, waitMs: number): Promise<(FileRecord & { sha256: string }) | undefined> {
+    const deadline = Date.now() + waitMs;
+    for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
+      const record = await this.files.get(userId, fileId);
+      if (record?.status === 'active' && isSha256(record.sha256)) return record;
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await sleep(Math.min(pause, left));
+    }
+  }
+
   private async head(ref: ObjectRef): Promise<HeadObjectCommandOutput | undefined> {
     try {
       return await headWithChecksum(this.s3, ref);
@@ -256,15 +265,10 @@ export class Backups {
   }
 
   private async removeAllVersions(key: string): Promise<void> {
-    let markers: { KeyMarker?: string | undefined; VersionIdMarker?: string | undefined } = {};
-    for (;;) {
-      const page = await this.s3.send(new ListObjectVersionsCommand({ Bucket: this.config.BACKUP_BUCKET, Prefix: key, ...markers }));
+    for await (const page of paginateObjectVersions(this.s3, { Bucket: this.config.BACKUP_BUCKET, Prefix: key })) {
       for (const v of [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]) {
-        if (v.Key !== key) continue;
-        await this.s3.send(new DeleteObjectCommand({ Bucket: this.config.BACKUP_BUCKET, Key: key, VersionId: v.VersionId }));
+        if (v.Key === key) await this.s3.send(new DeleteObjectCommand({ Bucket: this.config.BACKUP_BUCKET, Key: key, VersionId: v.VersionId }));
       }
-      if (!page.IsTruncated) return;
-      markers = { KeyMarker: page.NextKeyMarker, VersionIdMarker: page.NextVersionIdMarker };
     }
   }
 }

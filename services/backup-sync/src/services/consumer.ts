@@ -48,7 +48,10 @@ export class BackupEventConsumer {
     queueUrl: string,
     private readonly backups: Backups,
     private readonly metrics: BackupMetrics,
-    private readonly config: Pick<BackupConfig, 'BACKUP_CONCURRENCY' | 'BACKUP_POLL_SECONDS' | 'BACKUP_RETRY_SECONDS' | 'BACKUP_VISIBILITY_SECONDS'>,
+    private readonly config: Pick<
+      BackupConfig,
+      'BACKUP_CONCURRENCY' | 'BACKUP_POLL_SECONDS' | 'BACKUP_RETRY_SECONDS' | 'BACKUP_VISIBILITY_SECONDS' | 'BACKUP_RECORD_WAIT_MS'
+    >,
     private readonly log: ConsumerLogger,
   ) {
     this.poller = new QueuePoller({
@@ -94,7 +97,7 @@ export class BackupEventConsumer {
     const type = e['detail-type'];
     let outcome: string;
     if (type === 'Object Created') {
-      outcome = await this.backups.backup({ Bucket: bucket, Key: key, VersionId: e.detail.object['version-id'] });
+      outcome = await this.backups.backup({ Bucket: bucket, Key: key, VersionId: e.detail.object['version-id'] }, this.config.BACKUP_RECORD_WAIT_MS);
       if (outcome === 'copied') {
         this.metrics.copies.inc({ trigger: 'event' });
         const at = eventTime(e);
