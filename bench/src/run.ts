@@ -3,6 +3,7 @@ import { authBenchmark } from './auth';
 import { type BenchContext, type BenchSettings, type Emulator, repoRoot, startProvisionedEmulator } from './lib/context';
 import { ProcessRegistry } from './lib/processes';
 import { type BenchmarkReport, machineFacts, renderScenarios, type RunReport, writeResults } from './lib/report';
+import { pipelineBenchmark } from './pipeline';
 import { uploadBenchmark } from './upload';
 
 /**
@@ -12,11 +13,14 @@ import { uploadBenchmark } from './upload';
  *
  * Knobs (for quick local runs): BENCH_DURATION_SECONDS (5), BENCH_WARMUP_SECONDS (1),
  * BENCH_CONCURRENCY (1,8,32) for auth; BENCH_UPLOAD_SCALE (1: 256 MiB, 32 x 16 MiB, 64 MiB and 1 GiB
- * files; 0.25 shrinks them) for upload.
+ * files; 0.25 shrinks them) for upload; BENCH_PIPELINE_SCALE (1: 200 uploads, 20 moves, a reconcile of
+ * 10,000 objects, a 1 GiB move; 0.05 for a smoke run) for pipeline; BENCH_ONLY (a comma-separated list of
+ * benchmark names) runs some of them.
  */
 const BENCHMARKS: { name: string; run: (ctx: BenchContext) => Promise<BenchmarkReport> }[] = [
   { name: 'auth', run: authBenchmark },
   { name: 'upload', run: uploadBenchmark },
+  { name: 'pipeline', run: pipelineBenchmark },
 ];
 
 function settingsFrom(env: NodeJS.ProcessEnv): BenchSettings {
@@ -50,8 +54,9 @@ async function main(registry: ProcessRegistry): Promise<number> {
     log,
   };
 
+  const only = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const benchmarks: BenchmarkReport[] = [];
-  for (const bench of BENCHMARKS) {
+  for (const bench of BENCHMARKS.filter((b) => only.length === 0 || only.includes(b.name))) {
     log(`running ${bench.name}`);
     benchmarks.push(await bench.run(ctx));
   }

@@ -246,7 +246,7 @@ export class Backups {
   /** The active record with its SHA-256, waiting (with backoff) up to `waitMs` for it. */
   private async completeRecord(userId: string, fileId: string, waitMs: number): Promise<(FileRecord & { sha256: string }) | undefined> {
     const deadline = Date.now() + waitMs;
-    for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
+    for (let pause = 25; ; pause = Math.min(pause * 2, 400)) {
       const record = await this.files.get(userId, fileId);
       if (record?.status === 'active' && isSha256(record.sha256)) return record;
       const left = deadline - Date.now();
