@@ -2,7 +2,7 @@ import { HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client
 import { type AwsClients, loadConfig } from '@scs/common';
 import { FileRepository } from '@scs/upload/dist/repositories/files';
 import type { FastifyInstance } from 'fastify';
-import { buildTestApp as buildAuth, type TestApp as AuthApp, signedIn } from '../../auth/test/helpers';
+import { buildTestApp as buildAuth, type TestApp as AuthApp, signedIn, uniqueName } from '../../auth/test/helpers';
 import { asEnv, isolatedResources, testAwsClients } from '../../../scripts/src/testing/isolated';
 import type { ResourceNames } from '../../../scripts/src/provision';
 import { buildApp as buildUpload } from '../../upload/src/app';
@@ -61,10 +61,10 @@ export async function backupWorld(tag: string, nameOverrides: Partial<Record<key
     },
     async admin() {
       if (adminHeaders) return adminHeaders;
-      const s = await signedIn(auth.app);
+      const username = uniqueName('admin');
       const password = 'an operator pass phrase for backups';
-      await auth.app.authService.seedAdmin(s.username, password);
-      const login = await auth.app.inject({ method: 'POST', url: '/auth/login', payload: { username: s.username, password } });
+      await auth.app.authService.seedAdmin(username, password);
+      const login = await auth.app.inject({ method: 'POST', url: '/auth/login', payload: { username, password } });
       adminHeaders = { authorization: `Bearer ${login.json<{ accessToken: string }>().accessToken}` };
       return adminHeaders;
     },
