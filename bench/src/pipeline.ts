@@ -41,6 +41,22 @@ const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sizeLabel = (bytes: number) => (bytes >= GiB && bytes % GiB === 0 ? `${bytes / GiB} GiB` : `${round(bytes / MiB, 0)} MiB`);
 
+/** Buckets and queues of one scenario's own (the running backup-sync and runner never see their events). */
+function ownResources(tag: string): { id: string; names: ResourceNames } {
+  const id = randomBytes(3).toString('hex');
+  const prefix = `bench-${tag}-${id}`;
+  return {
+    id,
+    names: loadConfig(ResourceNames, {
+      PRIMARY_BUCKET: `${prefix}-primary`,
+      SENSITIVE_BUCKET: `${prefix}-sensitive`,
+      BACKUP_BUCKET: `${prefix}-backup`,
+      OBJECT_EVENTS_QUEUE: `${prefix}-object-events`,
+      BACKUP_EVENTS_QUEUE: `${prefix}-backup-events`,
+    }),
+  };
+}
+
 /** A load-shaped result from one sample per file (for the shared table). */
 function loadOf(samplesMs: number[], expected: number, connections: number, wallSeconds: number): LoadResult {
   return {
@@ -254,14 +270,7 @@ async function reconcileScenario(
   count: number,
   created: { bucket: string; prefix: string }[],
 ): Promise<ScenarioResult> {
-  const id = randomBytes(3).toString('hex');
-  const names = loadConfig(ResourceNames, {
-    PRIMARY_BUCKET: `bench-recon-${id}-primary`,
-    SENSITIVE_BUCKET: `bench-recon-${id}-sensitive`,
-    BACKUP_BUCKET: `bench-recon-${id}-backup`,
-    OBJECT_EVENTS_QUEUE: `bench-recon-${id}-object-events`,
-    BACKUP_EVENTS_QUEUE: `bench-recon-${id}-backup-events`,
-  });
+  const { id, names } = ownResources('recon');
   const setup = createAwsClients(sdk);
   const counts: Record<string, number> = {};
   const counted = createAwsClients(sdk);
@@ -334,14 +343,7 @@ async function memoryScenarios(
   const built = spawnSync(process.execPath, [join(repoRoot, 'services/sensitive-mover/scripts/bundle.mjs')], { cwd: repoRoot, encoding: 'utf8' });
   if (built.status !== 0) throw new Error(`bundling the handler failed: ${built.stderr}`);
   // Buckets of their own: backup-sync (running on the default ones) stays out of the measurement.
-  const id = randomBytes(3).toString('hex');
-  const names = loadConfig(ResourceNames, {
-    PRIMARY_BUCKET: `bench-move-${id}-primary`,
-    SENSITIVE_BUCKET: `bench-move-${id}-sensitive`,
-    BACKUP_BUCKET: `bench-move-${id}-backup`,
-    OBJECT_EVENTS_QUEUE: `bench-move-${id}-object-events`,
-    BACKUP_EVENTS_QUEUE: `bench-move-${id}-backup-events`,
-  });
+  const { names } = ownResources('move');
   const setup = createAwsClients(sdk);
   try {
     await provision(setup, names);
