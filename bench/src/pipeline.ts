@@ -146,7 +146,7 @@ export async function pipelineBenchmark(ctx: BenchContext): Promise<BenchmarkRep
   const sdk = { AWS_REGION: emulator.env.AWS_REGION as string, AWS_ENDPOINT_URL: emulator.endpoint, AWS_MAX_ATTEMPTS: 3, AWS_REQUEST_TIMEOUT_MS: 60_000 };
   const aws = createAwsClients(sdk);
   const names = loadConfig(ResourceNames, {});
-  const files = new FileRepository(aws.dynamo, names.FILES_TABLE);
+  const files = new FileRepository(aws.dynamo, names.FILES_TABLE, { error: (o, m) => ctx.log(`${m} ${JSON.stringify(o)}`) });
   const common = { ...emulator.env, LOG_LEVEL: 'info', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
   const created: { bucket: string; prefix: string }[] = [];
 
@@ -171,7 +171,7 @@ export async function pipelineBenchmark(ctx: BenchContext): Promise<BenchmarkRep
     await aws.s3.send(
       new PutObjectTaggingCommand({ Bucket: names.PRIMARY_BUCKET, Key: key, Tagging: { TagSet: [{ Key: 'sensitive', Value: String(sensitive) }, { Key: 'sha256', Value: digest }] } }),
     );
-    await files.put({ userId, fileId, name: 'bench.txt', size: content.length, contentType: 'text/plain', sha256: digest, sensitive, status: 'active', key, createdAt: new Date().toISOString() });
+    await files.createActive({ userId, fileId, name: 'bench.txt', size: content.length, contentType: 'text/plain', sha256: digest, sensitive, status: 'active', key, createdAt: new Date().toISOString() }, 0);
     return { key, createdAt };
   };
 
@@ -293,7 +293,7 @@ async function reconcileScenario(
       );
     });
     const config = loadConfig(BackupConfig, { ...Object.fromEntries(Object.entries(names).map(([k, v]) => [k, String(v)])) });
-    const backups = new Backups(counted.s3, new ServerSideCopier(counted.s3, counted.kms), new FileRepository(counted.dynamo, names.FILES_TABLE), config);
+    const backups = new Backups(counted.s3, new ServerSideCopier(counted.s3, counted.kms), new FileRepository(counted.dynamo, names.FILES_TABLE, { error: () => undefined }), config);
     const reconciler = new Reconciler(counted.s3, backups, config, { warn: (o, m) => ctx.log(`${m} ${JSON.stringify(o)}`) });
     ctx.log('reconcile: measuring');
     const cpu = process.cpuUsage();
@@ -351,7 +351,7 @@ async function memoryScenarios(
     setup.destroy();
   }
   created.push({ bucket: names.SENSITIVE_BUCKET, prefix: 'users/' }, { bucket: names.PRIMARY_BUCKET, prefix: 'users/' });
-  const files = new FileRepository(aws.dynamo, names.FILES_TABLE);
+  const files = new FileRepository(aws.dynamo, names.FILES_TABLE, { error: (o, m) => ctx.log(`${m} ${JSON.stringify(o)}`) });
   const results: { size: number; usage: ProcessUsage | undefined; ms: number; outcome: string }[] = [];
   for (const size of moveSizes) {
     ctx.log(`handler memory: writing a ${sizeLabel(size)} sensitive object`);
@@ -365,7 +365,7 @@ async function memoryScenarios(
       partSize: 16 * MiB,
       queueSize: 2,
     }).done();
-    await files.put({ userId, fileId, name: 'big.bin', size, contentType: 'application/octet-stream', sha256: file.sha256(), sensitive: true, status: 'active', key, createdAt: new Date().toISOString() });
+    await files.createActive({ userId, fileId, name: 'big.bin', size, contentType: 'application/octet-stream', sha256: file.sha256(), sensitive: true, status: 'active', key, createdAt: new Date().toISOString() }, 0);
     const event = { Records: [{ eventSource: 'aws:s3', eventName: 'ObjectCreated:CompleteMultipartUpload', s3: { bucket: { name: names.PRIMARY_BUCKET }, object: { key } } }] };
     // The child reports and then waits: its memory is read before it exits (/proc is gone after).
     const script = `require(process.argv[1]).handler(JSON.parse(process.argv[2]), { awsRequestId: 'bench' })

@@ -47,7 +47,7 @@ export async function buildApp(config: BackupConfig, deps: BackupDeps): Promise<
   const queueUrl = queue.QueueUrl;
 
   const metrics = new BackupMetrics(app.metrics);
-  const backups = new Backups(aws.s3, new ServerSideCopier(aws.s3, aws.kms), new FileRepository(aws.dynamo, config.FILES_TABLE), config);
+  const backups = new Backups(aws.s3, new ServerSideCopier(aws.s3, aws.kms), new FileRepository(aws.dynamo, config.FILES_TABLE, app.log), config);
   const reconciler = new Reconciler(aws.s3, backups, config, app.log, () => metrics.copies.inc({ trigger: 'reconcile' }));
   const consumer = new BackupEventConsumer(aws.sqs, queueUrl, backups, metrics, config, app.log);
   const service = new BackupService(aws.s3, aws.sqs, queueUrl, backups, reconciler, consumer, metrics, config, app.log);

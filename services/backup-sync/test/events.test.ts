@@ -51,7 +51,7 @@ describe('backups driven by object events (S3 -> EventBridge -> SQS)', () => {
     try {
       const mover = new SensitiveMover(
         { ...world.names, MOVER_RECORD_WAIT_MS: 5_000 },
-        { s3: aws.s3, copier: new ServerSideCopier(aws.s3, aws.kms), files: new FileRepository(aws.dynamo, world.names.FILES_TABLE), log: pino({ level: 'silent' }) },
+        { s3: aws.s3, copier: new ServerSideCopier(aws.s3, aws.kms), files: new FileRepository(aws.dynamo, world.names.FILES_TABLE, pino({ level: 'silent' })), log: pino({ level: 'silent' }) },
       );
       const moved = await createHandler(mover, pino({ level: 'silent' }))(
         { Records: [{ eventSource: 'aws:s3', eventName: 'ObjectCreated:Put', s3: { bucket: { name: world.names.PRIMARY_BUCKET }, object: { key: file.key } } }] },
@@ -83,7 +83,7 @@ describe('backups driven by object events (S3 -> EventBridge -> SQS)', () => {
     const failuresBefore = await failures();
     await until(async () => (await failures()) > failuresBefore, 'the first attempt found no record');
     expect(await backedUp(key)).toBe(false);
-    await world.files.put({
+    await world.files.createActive({
       userId,
       fileId,
       name: 'early.txt',
@@ -94,7 +94,7 @@ describe('backups driven by object events (S3 -> EventBridge -> SQS)', () => {
       status: 'active',
       key,
       createdAt: new Date().toISOString(),
-    });
+    }, 0);
     await until(() => backedUp(key), 'the retry backed it up');
   });
 

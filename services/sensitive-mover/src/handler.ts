@@ -52,7 +52,7 @@ export function handlerFromEnv(env: NodeJS.ProcessEnv): { handler: MoveHandler; 
   const mover = new SensitiveMover(config, {
     s3: aws.s3,
     copier: new ServerSideCopier(aws.s3, aws.kms),
-    files: new FileRepository(aws.dynamo, config.FILES_TABLE),
+    files: new FileRepository(aws.dynamo, config.FILES_TABLE, log),
     log,
   });
   return { handler: createHandler(mover, log), config, destroy: () => aws.destroy() };

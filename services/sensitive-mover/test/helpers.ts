@@ -33,7 +33,7 @@ export interface MoverWorld {
 export async function moverWorld(tag: string): Promise<MoverWorld> {
   const names = await isolatedResources(tag);
   const aws = testAwsClients();
-  const files = new FileRepository(aws.dynamo, names.FILES_TABLE);
+  const files = new FileRepository(aws.dynamo, names.FILES_TABLE, silent);
   const url = async (name: string) => (await aws.sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl as string;
   return {
     names,
@@ -48,7 +48,7 @@ export async function moverWorld(tag: string): Promise<MoverWorld> {
         {
           s3: clients.s3,
           copier: new ServerSideCopier(clients.s3, clients.kms, opts.copier),
-          files: new FileRepository(clients.dynamo, names.FILES_TABLE),
+          files: new FileRepository(clients.dynamo, names.FILES_TABLE, silent),
           log: silent,
         },
       );
@@ -111,7 +111,7 @@ export async function storeFile(
     key,
     createdAt: new Date().toISOString(),
   };
-  if (opts.record !== false) await world.files.put(record);
+  if (opts.record !== false) await world.files.createActive(record, 0);
   return { key, versionId: put.VersionId as string, record, content };
 }
 

@@ -1,5 +1,6 @@
 import { DeleteObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PurgeQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createHandler } from '../src/handler';
 import { FileNotReady } from '../src/mover';
@@ -99,10 +100,10 @@ describe('idempotent and order-safe', () => {
   });
 
   it('R10: out-of-order events never put an older version over a newer one', async () => {
-    const v1 = await storeFile(world, { sensitive: true, content: Buffer.from('version one') });
+    const v1 = await storeFile(world, { sensitive: true, content: Buffer.from('version one'), record: false });
     const v2 = await storeFile(world, { sensitive: true, userId: v1.record.userId, fileId: v1.record.fileId, content: Buffer.from('version two, newer') });
     const handler = createHandler(world.mover(), silent);
-    // The newer event first, then the older one (as AWS delivers them: with version ids).
+    // The record describes the newest version. The newer event first, then the older one (as AWS delivers them: with version ids).
     const newer = await handler(s3Event(world.names.PRIMARY_BUCKET, v2.key, v2.versionId), { awsRequestId: 'r2' });
     const older = await handler(s3Event(world.names.PRIMARY_BUCKET, v1.key, v1.versionId), { awsRequestId: 'r1' });
     expect(newer.results[0]?.outcome).toBe('moved');
@@ -112,7 +113,7 @@ describe('idempotent and order-safe', () => {
   });
 
   it('R10: an older version whose event comes while a newer one exists is removed, not copied', async () => {
-    const v1 = await storeFile(world, { sensitive: true, content: Buffer.from('old') });
+    const v1 = await storeFile(world, { sensitive: true, content: Buffer.from('old'), record: false });
     const v2 = await storeFile(world, { sensitive: true, userId: v1.record.userId, fileId: v1.record.fileId, content: Buffer.from('new') });
     const handler = createHandler(world.mover(), silent);
     const older = await handler(s3Event(world.names.PRIMARY_BUCKET, v1.key, v1.versionId), { awsRequestId: 'r1' });
@@ -170,9 +171,9 @@ describe('idempotent and order-safe', () => {
   });
 
   it('R11: the source is never deleted before the copy is verified (a copy with the wrong SHA-256 is removed again)', async () => {
-    const file = await storeFile(world, { sensitive: true });
+    const file = await storeFile(world, { sensitive: true, record: false });
     // The record says another digest than the bytes have: the copy cannot verify.
-    await world.files.put({ ...file.record, sha256: sha256('something else') });
+    await world.files.createActive({ ...file.record, sha256: sha256('something else') }, 0);
     const handler = createHandler(world.mover(), silent);
     await expect(handler(s3Event(world.names.PRIMARY_BUCKET, file.key, file.versionId), { awsRequestId: 'r' })).rejects.toMatchObject({
       name: 'CopyVerificationError',
@@ -231,7 +232,7 @@ describe('the window between the object and its record', () => {
       const moving = handler(s3Event(world.names.PRIMARY_BUCKET, file.key, file.versionId), { awsRequestId: 'r' });
       // The mover has found no record yet; the upload service finishes now.
       await looked;
-      await world.files.put(file.record);
+      await world.files.createActive(file.record, 0);
       expect((await moving).results[0]?.outcome).toBe('moved');
     } finally {
       watched.destroy();
@@ -245,19 +246,33 @@ describe('the window between the object and its record', () => {
     expect((await versionsOf(world.aws.s3, world.names.PRIMARY_BUCKET, file.key)).versions).toHaveLength(1);
   });
 
-  it("a record written again after the move keeps the mover's location (and the mover never touches the upload service's fields)", async () => {
+  it("the mover's location and the upload service's fields never clobber each other, whoever writes first", async () => {
+    // The mover first (as a mover that did not wait for the record would), then the upload service.
+    const early = await storeFile(world, { sensitive: true, record: false });
+    await world.aws.dynamo.send(
+      new UpdateCommand({
+        TableName: world.names.FILES_TABLE,
+        Key: { userId: early.record.userId, fileId: early.record.fileId },
+        UpdateExpression: 'SET #location = :s, movedAt = :t',
+        ExpressionAttributeNames: { '#location': 'location' },
+        ExpressionAttributeValues: { ':s': 'sensitive', ':t': new Date().toISOString() },
+      }),
+    );
+    expect(await world.files.get(early.record.userId, early.record.fileId)).toBeUndefined();
+    expect(await world.files.createActive(early.record, 0)).toBe(true);
+    expect(await world.files.get(early.record.userId, early.record.fileId)).toMatchObject({ ...early.record, location: 'sensitive' });
+
+    // The upload service first, then the mover: only its own fields change.
     const file = await storeFile(world, { sensitive: true });
-    const stale = { ...file.record };
     await createHandler(world.mover(), silent)(s3Event(world.names.PRIMARY_BUCKET, file.key, file.versionId), { awsRequestId: 'r' });
-    await world.files.put({ ...stale, name: 'renamed.txt' });
-    expect(await world.files.get(file.record.userId, file.record.fileId)).toMatchObject({ name: 'renamed.txt', location: 'sensitive' });
+    expect(await world.files.get(file.record.userId, file.record.fileId)).toEqual({ ...file.record, location: 'sensitive', movedAt: expect.any(String) });
   });
 
   it('a file deleted before its event is handled leaves no plaintext version behind', async () => {
     const file = await storeFile(world, { sensitive: true });
     // What the upload service's delete does: a delete marker, then the record goes.
     await world.aws.s3.send(new DeleteObjectCommand({ Bucket: world.names.PRIMARY_BUCKET, Key: file.key }));
-    await world.files.delete(file.record.userId, file.record.fileId);
+    await world.files.deleteActive(file.record);
     const result = await createHandler(world.mover(), silent)(s3Event(world.names.PRIMARY_BUCKET, file.key, file.versionId), { awsRequestId: 'r' });
     expect(result.results[0]?.outcome).toBe('superseded');
     expect((await versionsOf(world.aws.s3, world.names.PRIMARY_BUCKET, file.key)).versions).toHaveLength(0);
@@ -271,7 +286,7 @@ describe('the window between the object and its record', () => {
       (next, context) => async (args) => {
         const out = await next(args);
         // The user's delete lands right after the copy.
-        if (context.commandName === 'CopyObjectCommand') await world.files.delete(file.record.userId, file.record.fileId);
+        if (context.commandName === 'CopyObjectCommand') await world.files.deleteActive(file.record);
         return out;
       },
       { step: 'initialize', name: 'deleteDuringMove' },
