@@ -1,7 +1,9 @@
-import type { FastifyServerOptions } from 'fastify';
+import type { FastifyHttpOptions, FastifyServerOptions } from 'fastify';
+import type { Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { splitList } from './config';
 import { loggerOptions } from './logger';
+import { answerClientError, answerFrameworkError } from './plugins/connections';
 
 export interface HttpSettings {
   LOG_LEVEL: string;
@@ -11,12 +13,14 @@ export interface HttpSettings {
 /**
  * Fastify options every service starts from: timeouts that fit behind the ALB (idle timeout 60 s,
  * so keep-alive is longer: FX-02), only the configured proxies trusted for X-Forwarded-For
- * (AU-06), 503 while closing, our own request ids, strict JSON.
+ * (AU-06), 503 while closing, our own request ids, strict JSON, and requests the HTTP parser or
+ * the router refuse (431, 400 malformed, 408, undecodable path) answered in the product's error
+ * shape. Every server also registers `connectionsPlugin`.
  */
 export function serverOptions(
   settings: HttpSettings,
   overrides: Partial<FastifyServerOptions> & { prettyLogs?: boolean } = {},
-): FastifyServerOptions {
+): FastifyHttpOptions<Server> {
   const { prettyLogs, ...rest } = overrides;
   return {
     logger: loggerOptions(settings.LOG_LEVEL, { pretty: prettyLogs ?? false }),
@@ -29,6 +33,10 @@ export function serverOptions(
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
+    // connectionsPlugin refuses a missing Host in the product's error shape (Node's answer has no body).
+    http: { requireHostHeader: false },
     ...rest,
   };
 }

@@ -21,7 +21,13 @@ export {
   type Role,
   type RoleLookup,
 } from './plugins/authenticate';
-export { errorHandlerPlugin, type ErrorBody } from './plugins/error-handler';
+export {
+  connectionsPlugin,
+  hasUnreadBody,
+  settleUnreadBody,
+  type ConnectionsOptions,
+} from './plugins/connections';
+export { errorBody, errorHandlerPlugin, type ErrorBody } from './plugins/error-handler';
 export { observabilityPlugin, type ObservabilityOptions } from './plugins/observability';
 export { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
 export { ErrorResponse } from './schemas';

@@ -9,6 +9,7 @@ import { serverOptions } from './http';
 import { PublicKeyStore } from './keys';
 import { auditPlugin } from './plugins/audit';
 import { authenticatePlugin, type RoleLookup } from './plugins/authenticate';
+import { connectionsPlugin } from './plugins/connections';
 import { errorHandlerPlugin } from './plugins/error-handler';
 import { observabilityPlugin } from './plugins/observability';
 import { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
@@ -34,7 +35,8 @@ export interface ServiceAppOptions {
 }
 
 /**
- * Every service's foundation, in visible order: one error handler, security headers, health /
+ * Every service's foundation, in visible order: connection hygiene (bodies left unread by an early
+ * answer never stall a reused connection), one error handler, security headers, health /
  * readiness / metrics, OpenAPI docs, access-token verification with the auth service's public
  * keys (every route registered afterwards is authenticated unless it says `public: true`), and
  * the audit log. The service then registers its own plugins and routes.
@@ -49,6 +51,7 @@ export async function createServiceApp(
   keys.start();
   app.addHook('onClose', async () => keys.stop());
 
+  await app.register(connectionsPlugin);
   await app.register(errorHandlerPlugin);
   await app.register(securityHeadersPlugin, opts.securityHeaders ?? {});
   await app.register(observabilityPlugin, { service: opts.service, readiness: opts.readiness });

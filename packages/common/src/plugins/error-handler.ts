@@ -11,9 +11,11 @@ export interface ErrorBody {
   message: string;
 }
 
-function body(statusCode: number, code: string, message: string): ErrorBody {
+/** The product's error shape: `{statusCode, code, error, message}` (`error` is the status text). */
+export function errorBody(statusCode: number, code: string, message: string): ErrorBody {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
 }
+const body = errorBody;
 
 /**
  * The one error handler: Fastify's JSON shape with a stable `code`. 4xx carry their real message;
