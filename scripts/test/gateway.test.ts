@@ -1,10 +1,13 @@
 import { ConfigError, loadConfig } from '@scs/common';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createHash, randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { EventEmitter, once } from 'node:events';
+import { Agent, request as httpRequest } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { freePort } from '../src/emulator';
-import { buildGateway, GatewayConfig, upstreamFor } from '../src/gateway/app';
+import { buildGateway, GatewayConfig, isPrivatePath, upstreamFor } from '../src/gateway/app';
+import { firstAnswer, rawExchange, send } from './support/http-client';
 
 interface Echo {
   service: string;
@@ -13,13 +16,28 @@ interface Echo {
   host?: string;
   forwardedFor?: string;
   forwardedProto?: string;
+  headerNames: string[];
   bytes: number;
   sha256: string;
 }
 
 /** A tiny upstream that says who it is and what it received (body hashed as it streams in). */
-async function upstream(service: string): Promise<{ app: FastifyInstance; url: string }> {
+async function upstream(service: string): Promise<{ app: FastifyInstance; url: string; aborted: EventEmitter }> {
   const app = Fastify();
+  const aborted = new EventEmitter();
+  // An early answer, as a service gives it (401 before the body, 413 on the declared length).
+  app.post('/api/files/refuse-early', async (_request, reply) =>
+    reply.code(413).send({ statusCode: 413, code: 'FILE_TOO_LARGE', error: 'Payload Too Large', message: 'too big' }),
+  );
+  // Reads slowly and reports a body that ends before it is complete.
+  app.post('/api/files/sink', async (request) => {
+    try {
+      for await (const chunk of request.body as AsyncIterable<Buffer>) void chunk;
+    } catch {
+      aborted.emit('aborted', request.url);
+    }
+    return { ok: true };
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
   app.get('/auth/cookies', async (_request, reply) => {
@@ -45,12 +63,13 @@ async function upstream(service: string): Promise<{ app: FastifyInstance; url: s
       host: request.headers.host,
       forwardedFor: request.headers['x-forwarded-for'] as string | undefined,
       forwardedProto: request.headers['x-forwarded-proto'] as string | undefined,
+      headerNames: Object.keys(request.headers),
       bytes,
       sha256: hash.digest('hex'),
     };
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, aborted };
 }
 
 describe('dev gateway (the ALB path rules)', () => {
@@ -161,6 +180,85 @@ describe('dev gateway (the ALB path rules)', () => {
     const tooLarge = await fetch(`${base}/api/files/too-large`);
     expect(tooLarge.status).toBe(413);
     expect(await tooLarge.json()).toMatchObject({ code: 'FILE_TOO_LARGE' });
+  });
+
+  it('an upstream\'s early answer (413 before a 5 MiB body is read) reaches the client, and its connection serves the next request', async () => {
+    const body = randomBytes(5 * 1024 * 1024);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (const afterAnswer of ['finish', 'stop'] as const) {
+        const res = await send(`${base}/api/files/refuse-early`, { body, agent, afterAnswer, headers: { 'content-type': 'application/octet-stream' } });
+        expect(res.status).toBe(413);
+        expect(res.json()).toMatchObject({ code: 'FILE_TOO_LARGE' });
+        expect((await send(`${base}/api/files/after`, { agent })).status).toBe(200);
+      }
+    } finally {
+      agent.destroy();
+    }
+    const viaFetch = await fetch(`${base}/api/files/refuse-early`, { method: 'POST', body, signal: AbortSignal.timeout(10_000) });
+    expect(viaFetch.status).toBe(413);
+  });
+
+  it('A3: Expect: 100-continue: the gateway answers 100 Continue and forwards the body without the Expect header', async () => {
+    const body = randomBytes(2_200_000);
+    const res = await send(`${base}/api/files`, { body, headers: { expect: '100-continue', 'content-type': 'application/octet-stream' } });
+    expect(res.continued).toBe(true);
+    expect(res.status).toBe(200);
+    const echo = res.json<Echo>();
+    expect(echo).toMatchObject({ service: 'upload', bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
+    expect(echo.headerNames).not.toContain('expect');
+  });
+
+  it('hop-by-hop request headers (Upgrade, Keep-Alive, TE, Proxy-Connection, those named in Connection) are not forwarded and never make a 502', async () => {
+    const res = await send(`${base}/api/files/hop`, {
+      headers: { upgrade: 'websocket', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-connection': 'keep-alive', connection: 'keep-alive, x-private', 'x-private': '1', 'x-kept': '1' },
+    });
+    expect(res.status).toBe(200);
+    const names = res.json<Echo>().headerNames;
+    for (const name of ['upgrade', 'keep-alive', 'te', 'proxy-connection', 'x-private']) expect(names).not.toContain(name);
+    expect(names).toContain('x-kept');
+  });
+
+  it.each(['/metrics', '/metrics?x=1', '/%6Detrics', '/%6d%65trics', '/metrics/', '/metrics/anything'])('%s is not reachable through the gateway (404, the upstream never asked)', async (path) => {
+    expect(isPrivatePath(path)).toBe(true);
+    const res = await fetch(`${base}${path}`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: expect.any(String) });
+  });
+
+  it('a GET with a body: the body is not announced to the upstream, and the client connection serves the next request', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const res = await send(`${base}/api/files/with-body`, { method: 'GET', body: randomBytes(4096), agent });
+      expect(res.status).toBe(200);
+      expect(res.json<Echo>()).toMatchObject({ method: 'GET', bytes: 0 });
+      expect(res.json<Echo>().headerNames).not.toContain('content-length');
+      const next = await send(`${base}/api/files/next`, { agent });
+      expect(next.status).toBe(200);
+      expect(next.reusedSocket).toBe(true);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('FU-14: a client that goes away mid-body aborts the upstream request (nothing waits for bytes that never come)', async () => {
+    const noticed = once(upload.aborted, 'aborted');
+    const req = httpRequest(`${base}/api/files/sink`, { method: 'POST', headers: { 'content-length': 10 * 1024 * 1024, 'content-type': 'application/octet-stream' } });
+    req.on('error', () => undefined);
+    await new Promise((written) => req.write(randomBytes(256 * 1024), written));
+    req.destroy();
+    expect(await noticed).toEqual(['/api/files/sink']);
+  });
+
+  it('a malformed request is answered by the gateway itself in the product error shape', async () => {
+    const { text } = await rawExchange(base, 'GET /api/files/%C0%AF HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(firstAnswer(text)).toMatchObject({ status: 400, body: { statusCode: 400, code: 'BAD_URL' } });
+    const socket = connect(Number(new URL(base).port), '127.0.0.1');
+    socket.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    await once(socket, 'close');
+    expect(firstAnswer(Buffer.concat(chunks).toString())).toMatchObject({ status: 431, body: { code: 'HEADERS_TOO_LARGE' } });
   });
 
   it('answers its own /health', async () => {

@@ -1,9 +1,9 @@
 import replyFrom from '@fastify/reply-from';
-import { baseConfigProperties, errorHandlerPlugin, portProperty, serverOptions } from '@scs/common';
+import { baseConfigProperties, connectionsPlugin, errorBody, errorHandlerPlugin, portProperty, serverOptions } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import type { IncomingHttpHeaders } from 'node:http';
-import { STATUS_CODES } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { PassThrough } from 'node:stream';
 
 const upstreamUrl = (port: number) => Type.String({ default: `http://127.0.0.1:${port}`, pattern: '^https?://[^/\\s]+$' });
 
@@ -37,9 +37,29 @@ export const PATH_RULES: readonly { pattern: string; upstream: Upstream }[] = [
 ];
 export const DEFAULT_UPSTREAM: Upstream = 'upload';
 
+/**
+ * Paths the ALB answers itself with 404 and never forwards: each service's Prometheus endpoint
+ * is for the scraper on the service's own port only. Matched like `PATH_RULES`, on the path after
+ * percent-decoding (the services' router decodes `/%6detrics` to `/metrics` too).
+ */
+export const PRIVATE_PATHS: readonly string[] = ['/metrics', '/metrics/*'];
+
 const toRegExp = (pattern: string) =>
   new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
 const COMPILED_RULES = PATH_RULES.map((rule) => ({ ...rule, regexp: toRegExp(rule.pattern) }));
+const PRIVATE_REGEXPS = PRIVATE_PATHS.map(toRegExp);
+
+/** True when `url` (path, with or without query) is one of `PRIVATE_PATHS`, however it is percent-encoded. */
+export function isPrivatePath(url: string): boolean {
+  const path = url.split('?', 1)[0] ?? '';
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    // Not decodable: the services refuse it as a bad URL; the raw form is checked below.
+  }
+  return PRIVATE_REGEXPS.some((regexp) => regexp.test(path) || regexp.test(decoded));
+}
 
 /** Which service the ALB would send a request for `url` (path, with or without query) to. */
 export function upstreamFor(url: string): Upstream {
@@ -49,16 +69,33 @@ export function upstreamFor(url: string): Upstream {
 
 function sendError(reply: FastifyReply, statusCode: number, code: string, message: string): void {
   if (statusCode === 503) reply.header('retry-after', '5');
-  void reply.code(statusCode).send({ statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message });
+  void reply.code(statusCode).send(errorBody(statusCode, code, message));
 }
 
-/** Hop-by-hop headers describe one connection (upstream <-> gateway) and are not passed on. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
+/**
+ * Hop-by-hop headers describe one connection (client <-> gateway, gateway <-> upstream) and are
+ * not passed on (RFC 9110 7.6.1), in either direction; nor is `Expect`: the gateway answers
+ * `100 Continue` itself and sends the body on to the upstream directly.
+ */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect'];
 
 function withoutHopByHop<T extends Record<string, unknown>>(headers: T): T {
   const copy = { ...headers };
-  for (const name of HOP_BY_HOP) delete copy[name];
+  const listed = typeof copy.connection === 'string' ? copy.connection.split(',').map((name) => name.trim().toLowerCase()) : [];
+  for (const name of [...HOP_BY_HOP, ...listed]) delete copy[name];
   return copy;
+}
+
+/**
+ * The request body as the stream handed to the upstream client. It is a separate stream so that
+ * an upstream answering early (and the HTTP client then dropping the body) never destroys the
+ * client's own request, whose connection must stay able to carry that answer back
+ * (`connectionsPlugin` deals with the unread rest).
+ */
+function forwardableBody(raw: IncomingMessage): PassThrough {
+  const body = new PassThrough();
+  raw.pipe(body);
+  return body;
 }
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -87,6 +124,7 @@ export async function buildGateway(config: GatewayConfig, fastify: Partial<Fasti
     connectionTimeout: config.PROXY_TIMEOUT_MS,
     ...fastify,
   });
+  await app.register(connectionsPlugin);
   await app.register(errorHandlerPlugin);
 
   const upstreams: Record<Upstream, string> = { auth: config.AUTH_URL, upload: config.UPLOAD_URL, 'backup-sync': config.BACKUP_URL };
@@ -101,23 +139,37 @@ export async function buildGateway(config: GatewayConfig, fastify: Partial<Fasti
     disableRequestLogging: true,
   });
 
-  // Bodies are not parsed here: every request body is handed to the upstream as the raw stream.
+  // Bodies are not parsed here: every request body is streamed to the upstream as it arrives.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  app.addContentTypeParser('*', (request, _payload, done) => done(null, forwardableBody(request.raw)));
 
   app.get('/health', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
 
-  /** What the ALB adds: the client's address and the original scheme and port; the Host header is kept. */
-  const forwardedHeaders = (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders => ({
-    ...headers,
-    host: request.headers.host,
-    'x-forwarded-for': request.socket.remoteAddress ?? '',
-    'x-forwarded-proto': 'http',
-    'x-forwarded-port': String(request.socket.localPort ?? config.GATEWAY_PORT),
-  });
+  /**
+   * What the ALB adds: the client's address and the original scheme and port; the Host header is
+   * kept. A body the gateway does not forward (GET, HEAD) is not announced to the upstream.
+   */
+  const forwardedHeaders = (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders => {
+    const forwarded: IncomingHttpHeaders = {
+      ...withoutHopByHop(headers),
+      host: request.headers.host,
+      'x-forwarded-for': request.socket.remoteAddress ?? '',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-port': String(request.socket.localPort ?? config.GATEWAY_PORT),
+    };
+    if (!(request.body instanceof PassThrough)) delete forwarded['content-length'];
+    return forwarded;
+  };
 
   const proxy = (request: FastifyRequest, reply: FastifyReply) => {
     if (!request.url.startsWith('/')) return sendError(reply, 400, 'BAD_REQUEST', 'The request target must be a path');
+    if (isPrivatePath(request.url)) return sendError(reply, 404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`);
+    if (request.body instanceof PassThrough) {
+      const body = request.body;
+      // Once the answer is out or the client went away (FU-14), the upstream gets no more body:
+      // a body cut short aborts the upstream request, so nothing there waits for bytes.
+      reply.raw.once('close', () => body.destroy());
+    }
     const name = upstreamFor(request.url);
     const base = upstreams[name];
     return reply.from(request.url, {
@@ -128,6 +180,11 @@ export async function buildGateway(config: GatewayConfig, fastify: Partial<Fasti
       retryDelay: () => null,
       onError: (_reply, { error }) => {
         const code = rootCode(error);
+        if (request.raw.destroyed && !request.raw.complete) {
+          // Nobody is left to read an answer; one is still sent so the request's lifecycle ends.
+          request.log.info({ upstream: name }, 'the client went away before its request was complete');
+          return sendError(reply, 400, 'CLIENT_CLOSED_REQUEST', 'The client closed the connection before the request was complete');
+        }
         request.log.warn({ err: error, upstream: name }, 'proxying failed');
         if (code && CONNECT_FAILURES.has(code)) {
           return sendError(reply, 503, 'UPSTREAM_UNAVAILABLE', `The ${name} service is not reachable; please retry shortly`);
