@@ -17,7 +17,9 @@ export interface ObservabilityOptions {
 
 /**
  * `/health` (liveness: no dependency calls), `/ready` (real readiness) and `/metrics`
- * (Prometheus text format, one registry per app: no global state).
+ * (Prometheus text format, one registry per app: no global state). `/metrics` is for the scraper
+ * on the service's own port: a request that came through the ALB or the gateway (it carries
+ * `X-Forwarded-For`) gets the same 404 as an unknown route, whatever path encoding reached it.
  */
 export const observabilityPlugin = fp<ObservabilityOptions>(
   async function observability(app, opts) {
@@ -68,7 +70,8 @@ export const observabilityPlugin = fp<ObservabilityOptions>(
       }
     });
 
-    app.get('/metrics', { config: { public: true }, schema: hidden, logLevel: 'warn' }, async (_request, reply) => {
+    app.get('/metrics', { config: { public: true }, schema: hidden, logLevel: 'warn' }, async (request, reply) => {
+      if (request.headers['x-forwarded-for'] !== undefined) return reply.callNotFound();
       reply.type(registry.contentType);
       return registry.metrics();
     });
