@@ -1,5 +1,6 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify';
 import { once } from 'node:events';
+import type { Server } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { connectionsPlugin, errorHandlerPlugin, serverOptions, Unauthorized } from '../src';
 
@@ -187,6 +188,45 @@ describe('a body left unread by an early answer', () => {
     expect(text).toMatch(/^HTTP\/1\.1 200 OK[^]*\{"bytes":2097152\}/);
     expect(text).toMatch(/\{"ok":true\}$/);
     c.socket.destroy();
+  });
+});
+
+describe('FX-02: timeouts', () => {
+  const apps: FastifyInstance[] = [];
+  afterAll(async () => Promise.all(apps.map((a) => a.close())));
+
+  /** A server with the given timeouts; Node checks request timeouts every 30 s by default, here every 100 ms. */
+  const serverWith = async (timeouts: { requestTimeout: number; connectionTimeout: number }) => {
+    const slow = Fastify({ ...serverOptions({ LOG_LEVEL: 'silent', TRUSTED_PROXIES: '' }), ...timeouts, http: { connectionsCheckingInterval: 100 } } as FastifyHttpOptions<Server>);
+    apps.push(slow);
+    await slow.register(connectionsPlugin);
+    await slow.register(errorHandlerPlugin);
+    slow.post('/echo', async (request) => ({ got: request.body }));
+    await slow.listen({ host: '127.0.0.1', port: 0 });
+    return slow;
+  };
+
+  const stalled = async (server: FastifyInstance, trickle: boolean) => {
+    const socket = connect((server.server.address() as AddressInfo).port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString()));
+    socket.on('error', () => undefined);
+    socket.write('POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a":');
+    const timer = trickle ? setInterval(() => socket.write(' '), 200) : undefined;
+    await once(socket, 'close');
+    clearInterval(timer);
+    return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]), body: JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as Record<string, unknown> };
+  };
+
+  it('the request timeout applies to a body that trickles in (Node alone would wait for its 60 s headers timeout): 408 REQUEST_TIMEOUT', async () => {
+    const server = await serverWith({ requestTimeout: 1_000, connectionTimeout: 30_000 });
+    expect(server.server.headersTimeout).toBe(1_000);
+    expect(await stalled(server, true)).toEqual({ status: 408, body: expect.objectContaining({ statusCode: 408, code: 'REQUEST_TIMEOUT' }) });
+  });
+
+  it('a body that stops arriving for the connection timeout gets 408 REQUEST_TIMEOUT, not a silent close', async () => {
+    const server = await serverWith({ requestTimeout: 30_000, connectionTimeout: 1_000 });
+    expect(await stalled(server, false)).toEqual({ status: 408, body: expect.objectContaining({ statusCode: 408, code: 'REQUEST_TIMEOUT' }) });
   });
 });
 

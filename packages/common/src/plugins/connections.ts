@@ -111,6 +111,11 @@ export function settleUnreadBody(request: FastifyRequest, reply: FastifyReply, o
   });
 }
 
+/** The answer Node is writing (or about to write) on this connection, if a request is in progress. */
+function answerInFlight(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
 const MissingHost = createError('MISSING_HOST', 'An HTTP/1.1 request needs a Host header', 400);
 
 const answeredClientErrors = new WeakSet<Socket>();
@@ -130,8 +135,7 @@ const CLIENT_ERRORS: Record<string, [status: number, code: string, message: stri
 export function answerClientError(this: FastifyInstance, err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed || answeredClientErrors.has(socket)) return;
   answeredClientErrors.add(socket);
-  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (isDiscardingBody(socket) || inFlight?.headersSent || !socket.writable) {
+  if (isDiscardingBody(socket) || answerInFlight(socket)?.headersSent || !socket.writable) {
     socket.destroy();
     return;
   }
@@ -176,6 +180,21 @@ export function answerFrameworkError(err: FastifyError, request: FastifyRequest,
  */
 export const connectionsPlugin = fp<ConnectionsOptions>(
   async function connections(app: FastifyInstance, opts) {
+    // Fastify sets requestTimeout after creating the server, so Node's headersTimeout stays at its
+    // 60 s default, and Node only times out a request whose body stalls after the longer of the
+    // two: apply Node's own rule, headersTimeout = min(60 s, requestTimeout) (FX-02).
+    const server = app.server;
+    if (server.requestTimeout > 0 && server.headersTimeout > server.requestTimeout) server.headersTimeout = server.requestTimeout;
+
+    // A connection idle past the connection timeout while its request waits for the rest of its
+    // body gets 408 in the product's error shape before it is closed (Node would close it
+    // silently, which a proxy can only report as 502); an idle keep-alive connection just closes.
+    server.on('timeout', (socket: Socket) => {
+      const waiting = answerInFlight(socket);
+      if (waiting && !waiting.headersSent) answerClientError.call(app, Object.assign(new Error('connection idle too long'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
+      else socket.destroy();
+    });
+
     app.addHook('onRequest', async (request) => {
       if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw new MissingHost();
     });
