@@ -28,6 +28,7 @@ export {
   type ConnectionsOptions,
 } from './plugins/connections';
 export { errorBody, errorHandlerPlugin, type ErrorBody } from './plugins/error-handler';
+export { inputPlugin } from './plugins/input';
 export { observabilityPlugin, type ObservabilityOptions } from './plugins/observability';
 export { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
 export { ErrorResponse } from './schemas';

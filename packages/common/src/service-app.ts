@@ -11,6 +11,7 @@ import { auditPlugin } from './plugins/audit';
 import { authenticatePlugin, type RoleLookup } from './plugins/authenticate';
 import { connectionsPlugin } from './plugins/connections';
 import { errorHandlerPlugin } from './plugins/error-handler';
+import { inputPlugin } from './plugins/input';
 import { observabilityPlugin } from './plugins/observability';
 import { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
 import { listenWithGrace, wantsPrettyLogs } from './server';
@@ -36,10 +37,10 @@ export interface ServiceAppOptions {
 
 /**
  * Every service's foundation, in visible order: connection hygiene (bodies left unread by an early
- * answer never stall a reused connection), one error handler, security headers, health /
- * readiness / metrics, OpenAPI docs, access-token verification with the auth service's public
- * keys (every route registered afterwards is authenticated unless it says `public: true`), and
- * the audit log. The service then registers its own plugins and routes.
+ * answer never stall a reused connection), one error handler, input that no store accepts refused,
+ * security headers, health / readiness / metrics, OpenAPI docs, access-token verification with the
+ * auth service's public keys (every route registered afterwards is authenticated unless it says
+ * `public: true`), and the audit log. The service then registers its own plugins and routes.
  */
 export async function createServiceApp(
   config: BaseConfig,
@@ -53,6 +54,7 @@ export async function createServiceApp(
 
   await app.register(connectionsPlugin);
   await app.register(errorHandlerPlugin);
+  await app.register(inputPlugin);
   await app.register(securityHeadersPlugin, opts.securityHeaders ?? {});
   await app.register(observabilityPlugin, { service: opts.service, readiness: opts.readiness });
   await app.register(swagger, {
