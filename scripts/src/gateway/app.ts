@@ -1,8 +1,9 @@
-import replyFrom from '@fastify/reply-from';
 import { baseConfigProperties, connectionsPlugin, errorBody, errorHandlerPlugin, portProperty, serverOptions } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Agent, type IncomingHttpHeaders, type IncomingMessage, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 
 const upstreamUrl = (port: number) => Type.String({ default: `http://127.0.0.1:${port}`, pattern: '^https?://[^/\\s]+$' });
@@ -98,23 +99,23 @@ function forwardableBody(raw: IncomingMessage): PassThrough {
   return body;
 }
 
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
-
-/** The code of the error underneath reply-from's wrapper (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...). */
-function rootCode(err: unknown): string | undefined {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (typeof e.code === 'string' && !e.code.startsWith('FST_')) return e.code;
-  }
-  return undefined;
-}
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNECT_TIMEOUT']);
+const CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * The development gateway, standing in for the ALB: its path rules in front of the local services
  * (`PATH_RULES`), bodies streamed both ways without a size limit or buffering (the services enforce
- * their own limits), paths, status codes and headers (Set-Cookie, Location) passed through
- * unchanged, and the Host header kept, as the ALB does. X-Forwarded-For is set to the address of
- * the socket that reached the gateway, replacing whatever the client sent. `GET /health` is the
- * gateway's own. The factory never listens (server.ts does).
+ * their own limits), the request target forwarded byte for byte (never re-normalised), status codes
+ * and headers (Set-Cookie, Location) passed through unchanged, and the Host header kept, as the ALB
+ * does. X-Forwarded-For is set to the address of the socket that reached the gateway, replacing
+ * whatever the client sent. `GET /health` is the gateway's own; `PRIVATE_PATHS` answer 404.
+ *
+ * An upstream's early answer (401 before the body, 413, 415...) reaches the client as that answer:
+ * the rest of the body is no longer sent upstream (that connection is then closed, never reused),
+ * and the client's connection is drained or closed (`connectionsPlugin`), never reset. It forwards
+ * with `node:http` on a keep-alive agent: undici (and so @fastify/reply-from) refuses `Expect`,
+ * destroys the client's request stream when an upstream answers early, and reply-from rebuilds the
+ * path through the WHATWG URL parser (which rewrites `\` and dot segments). The factory never listens.
  */
 export async function buildGateway(config: GatewayConfig, fastify: Partial<FastifyServerOptions> = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -127,16 +128,13 @@ export async function buildGateway(config: GatewayConfig, fastify: Partial<Fasti
   await app.register(connectionsPlugin);
   await app.register(errorHandlerPlugin);
 
-  const upstreams: Record<Upstream, string> = { auth: config.AUTH_URL, upload: config.UPLOAD_URL, 'backup-sync': config.BACKUP_URL };
-  await app.register(replyFrom, {
-    undici: {
-      connections: 128,
-      pipelining: 1,
-      connectTimeout: 5_000,
-      headersTimeout: config.PROXY_TIMEOUT_MS,
-      bodyTimeout: config.PROXY_TIMEOUT_MS,
-    },
-    disableRequestLogging: true,
+  const upstreams: Record<Upstream, URL> = { auth: new URL(config.AUTH_URL), upload: new URL(config.UPLOAD_URL), 'backup-sync': new URL(config.BACKUP_URL) };
+  // Idle pooled connections are dropped after 30 s, well before the services' keep-alive timeout (65 s).
+  const agentOptions = { keepAlive: true, maxSockets: 128, maxFreeSockets: 32, timeout: 30_000, scheduling: 'lifo' as const };
+  const agents = { 'http:': new Agent(agentOptions), 'https:': new HttpsAgent(agentOptions) };
+  app.addHook('onClose', async () => {
+    agents['http:'].destroy();
+    agents['https:'].destroy();
   });
 
   // Bodies are not parsed here: every request body is streamed to the upstream as it arrives.
@@ -149,10 +147,10 @@ export async function buildGateway(config: GatewayConfig, fastify: Partial<Fasti
    * What the ALB adds: the client's address and the original scheme and port; the Host header is
    * kept. A body the gateway does not forward (GET, HEAD) is not announced to the upstream.
    */
-  const forwardedHeaders = (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders => {
+  const forwardedHeaders = (request: FastifyRequest, upstream: URL): IncomingHttpHeaders => {
     const forwarded: IncomingHttpHeaders = {
-      ...withoutHopByHop(headers),
-      host: request.headers.host,
+      ...withoutHopByHop(request.headers),
+      host: request.headers.host ?? upstream.host,
       'x-forwarded-for': request.socket.remoteAddress ?? '',
       'x-forwarded-proto': 'http',
       'x-forwarded-port': String(request.socket.localPort ?? config.GATEWAY_PORT),
@@ -164,36 +162,68 @@ export async function buildGateway(config: GatewayConfig, fastify: Partial<Fasti
   const proxy = (request: FastifyRequest, reply: FastifyReply) => {
     if (!request.url.startsWith('/')) return sendError(reply, 400, 'BAD_REQUEST', 'The request target must be a path');
     if (isPrivatePath(request.url)) return sendError(reply, 404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`);
-    if (request.body instanceof PassThrough) {
-      const body = request.body;
-      // Once the answer is out or the client went away (FU-14), the upstream gets no more body:
-      // a body cut short aborts the upstream request, so nothing there waits for bytes.
-      reply.raw.once('close', () => body.destroy());
-    }
     const name = upstreamFor(request.url);
-    const base = upstreams[name];
-    return reply.from(request.url, {
-      getUpstream: () => base,
-      rewriteRequestHeaders: (_request, headers) => forwardedHeaders(request, headers),
-      rewriteHeaders: (headers) => withoutHopByHop(headers),
-      // Never replay a request on the client's behalf: an upstream's answer is the answer.
-      retryDelay: () => null,
-      onError: (_reply, { error }) => {
-        const code = rootCode(error);
+    const upstream = upstreams[name];
+    const body = request.body instanceof PassThrough ? request.body : undefined;
+
+    // Resolves with the reply once an answer has been handed to it (Fastify then leaves it alone).
+    return new Promise<FastifyReply>((settled) => {
+      let answered = false;
+      const failed = (err: NodeJS.ErrnoException) => {
+        if (answered) return;
+        answered = true;
+        settled(reply);
         if (request.raw.destroyed && !request.raw.complete) {
           // Nobody is left to read an answer; one is still sent so the request's lifecycle ends.
           request.log.info({ upstream: name }, 'the client went away before its request was complete');
           return sendError(reply, 400, 'CLIENT_CLOSED_REQUEST', 'The client closed the connection before the request was complete');
         }
-        request.log.warn({ err: error, upstream: name }, 'proxying failed');
-        if (code && CONNECT_FAILURES.has(code)) {
+        request.log.warn({ err, upstream: name }, 'proxying failed');
+        if (err.code && CONNECT_FAILURES.has(err.code)) {
           return sendError(reply, 503, 'UPSTREAM_UNAVAILABLE', `The ${name} service is not reachable; please retry shortly`);
         }
-        if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || (error as { statusCode?: number }).statusCode === 504) {
-          return sendError(reply, 504, 'UPSTREAM_TIMEOUT', `The ${name} service did not answer in time`);
-        }
+        if (err.code === 'ETIMEDOUT') return sendError(reply, 504, 'UPSTREAM_TIMEOUT', `The ${name} service did not answer in time`);
         return sendError(reply, 502, 'BAD_GATEWAY', `The ${name} service closed the connection or sent an invalid response`);
-      },
+      };
+
+      const send = upstream.protocol === 'https:' ? httpsRequest : httpRequest;
+      const outgoing = send({
+        protocol: upstream.protocol,
+        hostname: upstream.hostname,
+        port: upstream.port,
+        method: request.method,
+        // The request target exactly as the client sent it: the upstream routes on the same bytes.
+        path: request.url,
+        headers: forwardedHeaders(request, upstream),
+        agent: agents[upstream.protocol as 'http:' | 'https:'],
+      });
+      outgoing.on('socket', (socket: Socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(() => outgoing.destroy(Object.assign(new Error('connecting timed out'), { code: 'ECONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+        const clear = () => clearTimeout(timer);
+        socket.once('connect', clear);
+        socket.once('close', clear);
+      });
+      outgoing.setTimeout(config.PROXY_TIMEOUT_MS, () => outgoing.destroy(Object.assign(new Error('the upstream did not answer in time'), { code: 'ETIMEDOUT' })));
+      outgoing.on('error', failed);
+      outgoing.on('response', (res) => {
+        answered = true;
+        if (body && !outgoing.writableEnded) {
+          // An early answer: the upstream does not want the rest of the body. This connection is
+          // dropped once the answer has been read (it cannot be reused mid-body).
+          body.unpipe(outgoing);
+          res.once('end', () => outgoing.destroy());
+        }
+        settled(reply.code(res.statusCode ?? 502).headers(withoutHopByHop(res.headers)).send(res));
+      });
+      // The answer is out or the client went away (FU-14): the upstream gets no more body, and an
+      // unanswered upstream request is aborted, so nothing there waits for bytes that never come.
+      reply.raw.once('close', () => {
+        body?.destroy();
+        if (!answered) outgoing.destroy();
+      });
+      if (body) body.pipe(outgoing);
+      else outgoing.end();
     });
   };
   app.all('/', proxy);

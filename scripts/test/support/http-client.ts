@@ -113,46 +113,137 @@ export function send(url: string, opts: SendOptions = {}): Promise<Answer> {
   });
 }
 
-/**
- * Writes `raw` bytes on a fresh TCP connection and collects everything the server sends until it
- * closes the connection (or `deadlineMs`, then the socket is closed by the client). For requests
- * an HTTP client library would not send.
- */
-export function rawExchange(url: string, raw: string | Buffer, opts: { deadlineMs?: number; endAfterWrite?: boolean } = {}): Promise<{ text: string; closedByServer: boolean }> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = connect(Number(port), hostname);
-    const chunks: Buffer[] = [];
-    let closedByServer = false;
-    const timer = setTimeout(() => socket.destroy(), opts.deadlineMs ?? 10_000);
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('end', () => {
-      closedByServer = true;
-      socket.end();
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve({ text: Buffer.concat(chunks).toString('latin1'), closedByServer });
-    });
-    socket.write(raw);
-    if (opts.endAfterWrite) socket.end();
-  });
+/** One HTTP answer read off a raw connection. */
+export interface RawAnswer {
+  status: number;
+  /** Lower-case names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  body: Buffer;
+  json: () => unknown;
 }
 
-/** The JSON body of the first HTTP answer in a raw exchange (`undefined` when it has none). */
-export function firstAnswer(text: string): { status: number; headers: string; body: unknown } {
-  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
-  const headerEnd = text.indexOf('\r\n\r\n');
-  const headers = headerEnd >= 0 ? text.slice(0, headerEnd) : text;
-  const length = Number(/\r\ncontent-length: *(\d+)/i.exec(headers)?.[1] ?? -1);
-  const rest = headerEnd >= 0 ? text.slice(headerEnd + 4) : '';
-  const raw = length >= 0 ? rest.slice(0, length) : rest;
-  let body: unknown;
-  try {
-    body = raw ? JSON.parse(raw) : undefined;
-  } catch {
-    body = raw;
+/**
+ * Parses the first final answer (1xx skipped) at the start of `buf`. Returns it and where it ends,
+ * or `undefined` while it is incomplete; `closed` says the server has closed the connection (a
+ * body without length then ends there).
+ */
+export function parseAnswer(buf: Buffer, opts: { head?: boolean; closed?: boolean } = {}): { answer: RawAnswer; end: number } | undefined {
+  let offset = 0;
+  for (;;) {
+    const sep = buf.indexOf('\r\n\r\n', offset);
+    if (sep < 0) return undefined;
+    const [statusLine = '', ...lines] = buf.subarray(offset, sep).toString('latin1').split('\r\n');
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 0);
+    const headers: Record<string, string> = {};
+    for (const line of lines) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+    }
+    offset = sep + 4;
+    if (status >= 100 && status < 200) continue;
+    let body: Buffer = Buffer.alloc(0);
+    let end = offset;
+    if (opts.head || status === 204 || status === 304) {
+      // no body
+    } else if (/chunked/i.test(headers['transfer-encoding'] ?? '')) {
+      const parts: Buffer[] = [];
+      for (;;) {
+        const lineEnd = buf.indexOf('\r\n', end);
+        if (lineEnd < 0) return undefined;
+        const size = parseInt(buf.subarray(end, lineEnd).toString('latin1'), 16);
+        if (size === 0) {
+          const trailerEnd = buf.indexOf('\r\n\r\n', lineEnd);
+          if (trailerEnd < 0) return undefined;
+          end = trailerEnd + 4;
+          break;
+        }
+        if (buf.length < lineEnd + 2 + size + 2) return undefined;
+        parts.push(buf.subarray(lineEnd + 2, lineEnd + 2 + size));
+        end = lineEnd + 2 + size + 2;
+      }
+      body = Buffer.concat(parts);
+    } else if (headers['content-length'] !== undefined) {
+      const length = Number(headers['content-length']);
+      if (buf.length < offset + length) return undefined;
+      body = buf.subarray(offset, offset + length);
+      end = offset + length;
+    } else {
+      if (!opts.closed) return undefined;
+      body = buf.subarray(offset);
+      end = buf.length;
+    }
+    const text = body.toString('utf8');
+    return { answer: { status, headers, body, json: () => JSON.parse(text) as unknown }, end };
   }
-  return { status, headers, body };
+}
+
+export interface RawExchange {
+  /** The answer to `raw`, or `undefined` when none arrived before the deadline or the close. */
+  answer?: RawAnswer;
+  /** The answer to a follow-up `GET /health` on the same connection, when one was sent. */
+  followUp?: RawAnswer;
+  /** The server closed the connection (FIN or reset). */
+  closedByServer: boolean;
+  /** Everything received, for messages. */
+  received: string;
+}
+
+/**
+ * Writes `raw` bytes on a fresh TCP connection (split into `chunks` to control what arrives when)
+ * and reads the answer. With `followUp`, when the answer leaves the connection open, a
+ * `GET /health` is sent on the same connection: its answer shows the connection was left usable.
+ * `halfClose` ends the client's side after writing (a client that gave up); otherwise the
+ * connection stays open, as a stalled client's would. Closes the connection at `deadlineMs`.
+ */
+export function rawExchange(
+  url: string,
+  raw: string | Buffer | (string | Buffer)[],
+  opts: { deadlineMs?: number; halfClose?: boolean; followUp?: boolean; head?: boolean } = {},
+): Promise<RawExchange> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect({ port: Number(port), host: hostname, allowHalfOpen: true });
+    let buf = Buffer.alloc(0);
+    let closedByServer = false;
+    let answer: RawAnswer | undefined;
+    let followUp: RawAnswer | undefined;
+    let followUpFrom = -1;
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ ...(answer ? { answer } : {}), ...(followUp ? { followUp } : {}), closedByServer, received: buf.toString('latin1').slice(0, 2000) });
+    };
+    const timer = setTimeout(finish, opts.deadlineMs ?? 10_000);
+    const check = () => {
+      if (!answer) {
+        const parsed = parseAnswer(buf, { head: opts.head ?? false, closed: closedByServer });
+        if (!parsed) return closedByServer ? finish() : undefined;
+        answer = parsed.answer;
+        const closing = /close/i.test(answer.headers.connection ?? '');
+        if (!opts.followUp || closing || closedByServer) return finish();
+        followUpFrom = parsed.end;
+        socket.write('GET /health HTTP/1.1\r\nHost: sweep\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      const parsed = parseAnswer(buf.subarray(followUpFrom), { closed: closedByServer });
+      if (parsed) followUp = parsed.answer;
+      if (parsed || closedByServer) finish();
+    };
+    socket.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      check();
+    });
+    socket.on('end', () => {
+      closedByServer = true;
+      check();
+    });
+    socket.on('error', () => {
+      closedByServer = true;
+      check();
+    });
+    for (const piece of Array.isArray(raw) ? raw : [raw]) socket.write(piece);
+    if (opts.halfClose) socket.end();
+  });
 }
