@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { isPortFree } from '../src/stack/ports';
 import { freeStackPorts, groupAlive, READY_LINE, refreshCookie, type RunningStack, type StackPorts, startStack, stopStack } from '../src/testing/stack';
 
@@ -133,6 +134,42 @@ describe('e2e: npm start, the auth API through the gateway, stop and restart', (
     expect([401, 404]).toContain(viaGateway.status);
     expect(viaGateway.status).toBe(direct.status);
     expect(await viaGateway.json()).toMatchObject({ statusCode: viaGateway.status, code: expect.any(String) });
+  });
+
+  const signedIn = async (name: string) => {
+    const credentials = { username: `${name}.${Date.now().toString(36)}`, password };
+    expect((await postJson('/auth/register', credentials)).status).toBe(201);
+    const res = await postJson('/auth/login', credentials);
+    expect(res.status).toBe(200);
+    return { authorization: `Bearer ${((await res.json()) as { accessToken: string }).accessToken}` };
+  };
+
+  it("issue reproduction: user A's refused 3 MiB holiday.mp4 never stalls user B's GET /api/files/usage (no 66 s wait, no 502)", async () => {
+    const [userA, userB] = [await signedIn('e2e.a'), await signedIn('e2e.b')];
+    for (let round = 0; round < 3; round++) {
+      const form = new FormData();
+      form.append('file', new Blob([randomBytes(3 * 1024 * 1024)]), 'holiday.mp4');
+      const refused = await fetch(`${base}/api/files`, { method: 'POST', headers: userA, body: form, signal: AbortSignal.timeout(20_000) });
+      expect(refused.status).toBe(415);
+      expect(await refused.json()).toMatchObject({ code: 'UNSUPPORTED_FILE_TYPE' });
+      const usage = await fetch(`${base}/api/files/usage`, { headers: userB, signal: AbortSignal.timeout(20_000) });
+      expect(usage.status).toBe(200);
+      expect(usage.headers.get('cache-control')).toBe('no-store');
+      expect(await usage.json()).toMatchObject({ usedBytes: 0 });
+    }
+  });
+
+  it('/metrics is not reachable through the gateway (however encoded); each service still serves it on its own port', async () => {
+    for (const path of ['/metrics', '/%6Detrics', '/metrics?format=text']) {
+      const res = await fetch(`${base}${path}`);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ statusCode: 404, code: 'NOT_FOUND' });
+    }
+    for (const port of [ports.AUTH_PORT, ports.UPLOAD_PORT, ports.BACKUP_PORT]) {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('process_cpu_user_seconds_total');
+    }
   });
 
   it(

@@ -217,10 +217,11 @@ export async function buildGateway(config: GatewayConfig, fastify: Partial<Fasti
         settled(reply.code(res.statusCode ?? 502).headers(withoutHopByHop(res.headers)).send(res));
       });
       // The answer is out or the client went away (FU-14): the upstream gets no more body, and an
-      // unanswered upstream request is aborted, so nothing there waits for bytes that never come.
+      // upstream request still unanswered or mid-body is aborted, so nothing there waits for bytes
+      // that never come.
       reply.raw.once('close', () => {
         body?.destroy();
-        if (!answered) outgoing.destroy();
+        if (!answered || !outgoing.writableEnded) outgoing.destroy();
       });
       if (body) body.pipe(outgoing);
       else outgoing.end();
