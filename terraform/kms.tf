@@ -1,7 +1,9 @@
 # Customer managed keys (security checklist IN-03, IN-12). Each key policy delegates to
 # IAM in this account only: administration explicitly, cryptographic use only
-# through the one AWS service that uses the key (kms:ViaService). No wildcard
-# principal, rotation on, deletion window of at least 7 days.
+# through the one AWS service that uses the key (kms:ViaService). The observability
+# key also lets CloudWatch Logs encrypt this account's log groups and CloudWatch
+# alarms publish to the encrypted alarm topic. No wildcard principal, rotation on,
+# deletion window of at least 7 days.
 
 locals {
   kms_keys = {
@@ -17,8 +19,13 @@ locals {
     }
     secrets = {
       alias       = var.secrets_kms_key_alias
-      description = "${var.name_prefix}: SSM SecureString application secrets"
+      description = "${var.name_prefix}: SSM SecureString parameters (signing key, service configuration)"
       via_service = "ssm"
+    }
+    observability = {
+      alias       = var.observability_kms_key_alias
+      description = "${var.name_prefix}: CloudWatch log groups and the alarm SNS topic"
+      via_service = "sns"
     }
   }
 
@@ -96,13 +103,58 @@ data "aws_iam_policy_document" "kms" {
   }
 }
 
+# What AWS services themselves may do with the observability key.
+data "aws_iam_policy_document" "observability_kms" {
+  source_policy_documents = [data.aws_iam_policy_document.kms["observability"].json]
+
+  statement {
+    sid = "CloudWatchLogsEncryptsThisAccountsLogGroups"
+    actions = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey*",
+      "kms:ReEncrypt*",
+    ]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchAlarmsPublishToTheEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
 resource "aws_kms_key" "this" {
   for_each = local.kms_keys
 
   description             = each.value.description
   enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_in_days
-  policy                  = data.aws_iam_policy_document.kms[each.key].json
+  policy                  = each.key == "observability" ? data.aws_iam_policy_document.observability_kms.json : data.aws_iam_policy_document.kms[each.key].json
 }
 
 resource "aws_kms_alias" "this" {

@@ -1,6 +1,6 @@
 locals {
-  # When var.local_endpoint is set, every service the stack uses (now or in later
-  # issues) is sent to that one endpoint, e.g. the moto emulator.
+  # When var.local_endpoint is set, every service the stack uses is sent to that one
+  # endpoint, e.g. the moto emulator.
   use_local_endpoint = var.local_endpoint != null
 }
 
@@ -17,10 +17,12 @@ provider "aws" {
     for_each = local.use_local_endpoint ? [var.local_endpoint] : []
 
     content {
+      acm         = endpoints.value
       autoscaling = endpoints.value
       cloudwatch  = endpoints.value
       dynamodb    = endpoints.value
       ec2         = endpoints.value
+      ecr         = endpoints.value
       elbv2       = endpoints.value
       events      = endpoints.value
       iam         = endpoints.value
@@ -28,6 +30,7 @@ provider "aws" {
       lambda      = endpoints.value
       logs        = endpoints.value
       s3          = endpoints.value
+      sns         = endpoints.value
       sqs         = endpoints.value
       ssm         = endpoints.value
       sts         = endpoints.value

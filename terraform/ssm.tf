@@ -1,18 +1,20 @@
-# SSM parameters of the auth service (security checklist IN-12). Terraform does not
-# create them, so no key material ever reaches the state: `npm run keys:rotate`
+# SSM parameters (security checklist IN-12). Terraform does not create the auth
+# service's key parameters, so no key material ever reaches the state: `npm run keys:rotate`
 # writes the signing key as a SecureString under the secrets CMK and the matching
 # public keys as a String. Terraform only names them and grants access to them.
 
 locals {
   ssm_parameter_names = {
-    jwt_signing_key = "/${var.name_prefix}/auth/jwt-signing-key"
-    jwt_public_keys = "/${var.name_prefix}/auth/jwt-public-keys"
+    jwt_signing_key     = "/${var.name_prefix}/auth/jwt-signing-key"
+    jwt_public_keys     = "/${var.name_prefix}/auth/jwt-public-keys"
+    service_environment = "/${var.name_prefix}/config/service-environment"
   }
 
   ssm_parameter_arns = {
     for key, name in local.ssm_parameter_names :
     key => "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${name}"
   }
+  jwt_parameter_arns = [local.ssm_parameter_arns.jwt_signing_key, local.ssm_parameter_arns.jwt_public_keys]
 
   # SSM calls KMS with the parameter ARN as encryption context.
   secrets_kms_conditions = [
@@ -34,7 +36,7 @@ data "aws_iam_policy_document" "jwt_signing_key_read" {
   statement {
     sid       = "ReadJwtParameters"
     actions   = ["ssm:GetParameter"]
-    resources = values(local.ssm_parameter_arns)
+    resources = local.jwt_parameter_arns
   }
 
   statement {
@@ -71,7 +73,7 @@ data "aws_iam_policy_document" "jwt_key_rotation" {
       "ssm:GetParameter",
       "ssm:PutParameter",
     ]
-    resources = values(local.ssm_parameter_arns)
+    resources = local.jwt_parameter_arns
   }
 
   statement {
@@ -111,4 +113,15 @@ resource "aws_iam_policy" "jwt_key_rotation" {
   name        = "${var.name_prefix}-jwt-key-rotation"
   description = "Write the JWT signing key (SecureString under the secrets CMK) and public keys in SSM (npm run keys:rotate)."
   policy      = data.aws_iam_policy_document.jwt_key_rotation.json
+}
+
+# The services' configuration (names and ARNs, no secret), read by each container at
+# start (compute.tf). A SecureString under the secrets key like every parameter of the
+# application; its value is not secret, so Terraform may hold it.
+resource "aws_ssm_parameter" "service_environment" {
+  name        = local.ssm_parameter_names.service_environment
+  description = "Environment of the Secure Cloud Storage services (JSON object; no secrets)"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this["secrets"].arn
+  value       = jsonencode(local.service_environment)
 }

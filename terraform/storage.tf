@@ -10,12 +10,28 @@ locals {
 
   access_log_bucket_arn = "arn:${local.partition}:s3:::${var.access_log_bucket_name}"
   access_log_prefixes   = { for key, name in local.data_bucket_names : key => "s3/${name}/" }
+  alb_access_log_prefix = "alb"
 }
 
-# S3 server access logging only delivers to buckets with SSE-S3 default
-# encryption, so the log bucket uses AES256 instead of a KMS key. Each data
-# bucket may deliver its logs only under its own prefix.
+# S3 server access logging and ALB access logs only deliver to buckets with SSE-S3
+# default encryption, so the log bucket uses AES256 instead of a KMS key. Each data
+# bucket may deliver its logs only under its own prefix, the load balancer under
+# alb_access_log_prefix.
+data "aws_elb_service_account" "current" {}
+
 data "aws_iam_policy_document" "access_log_delivery" {
+  statement {
+    sid       = "AllowAlbAccessLogDelivery"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.access_log_bucket_arn}/${local.alb_access_log_prefix}/AWSLogs/${local.account_id}/*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [data.aws_elb_service_account.current.arn]
+    }
+  }
+
+
   dynamic "statement" {
     for_each = local.data_bucket_names
 
@@ -57,15 +73,17 @@ module "access_logs" {
   policy_documents = [data.aws_iam_policy_document.access_log_delivery.json]
 }
 
-# Uploads land here. SSE-KMS with the AWS managed key aws/s3: a request that asks
-# for "aws:kms" without naming a key is encrypted with aws/s3 whatever the
-# bucket default says, so a CMK here would protect only header-less writes.
-# Objects tagged sensitive=true are moved to the sensitive bucket by the Lambda.
+# Uploads land here, SSE-S3 (AES256): the one setting the upload service also sends
+# with every object it creates (streamed and presigned uploads), and the only one the
+# bucket policy accepts. Objects tagged sensitive=true are moved to the sensitive
+# bucket (SSE-KMS under its CMK) by the sensitive-mover Lambda.
 module "primary" {
   source = "./modules/secure-bucket"
 
-  bucket        = var.primary_bucket_name
-  force_destroy = var.force_destroy_buckets
+  bucket             = var.primary_bucket_name
+  force_destroy      = var.force_destroy_buckets
+  sse_algorithm      = "AES256"
+  enforce_encryption = true
 
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
 
@@ -78,10 +96,10 @@ module "primary" {
 module "sensitive" {
   source = "./modules/secure-bucket"
 
-  bucket          = var.sensitive_bucket_name
-  force_destroy   = var.force_destroy_buckets
-  kms_key_arn     = aws_kms_key.this["sensitive"].arn
-  enforce_kms_key = true
+  bucket             = var.sensitive_bucket_name
+  force_destroy      = var.force_destroy_buckets
+  kms_key_arn        = aws_kms_key.this["sensitive"].arn
+  enforce_encryption = true
 
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
 
@@ -92,13 +110,17 @@ module "sensitive" {
 }
 
 # Backup copies of deleted or replaced files stay as noncurrent versions for
-# backup_retention_days.
+# backup_retention_days. Copies of sensitive files are encrypted under the sensitive
+# key (so the backup key alone never reads a vault file), all others under the backup
+# key; the policy accepts exactly these two.
 module "backup" {
   source = "./modules/secure-bucket"
 
-  bucket        = var.backup_bucket_name
-  force_destroy = var.force_destroy_buckets
-  kms_key_arn   = aws_kms_key.this["backup"].arn
+  bucket                  = var.backup_bucket_name
+  force_destroy           = var.force_destroy_buckets
+  kms_key_arn             = aws_kms_key.this["backup"].arn
+  additional_kms_key_arns = [aws_kms_key.this["sensitive"].arn]
+  enforce_encryption      = true
 
   noncurrent_version_expiration_days = var.backup_retention_days
 

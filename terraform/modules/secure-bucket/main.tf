@@ -157,14 +157,15 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
-  # With enforce_kms_key, no object can be written under any key but kms_key_arn.
-  # A write without encryption headers gets the bucket default (kms_key_arn), so
-  # only explicit headers naming something else are denied. This keeps
-  # UploadPart (authorised as s3:PutObject, sent without encryption headers)
-  # working for multipart uploads and copies. Clients must name the key by its
-  # ARN: the condition compares the header as sent, it does not resolve aliases.
+  # With enforce_encryption, no object can be written with any encryption but the bucket's:
+  # SSE-S3 for an AES256 bucket; for a KMS bucket one of kms_key_arn and
+  # additional_kms_key_arns. A write without encryption headers gets the bucket default,
+  # so only explicit headers naming something else are denied. This keeps UploadPart
+  # (authorised as s3:PutObject, sent without encryption headers) working for multipart
+  # uploads and copies. Clients must name a KMS key by its ARN: the condition compares
+  # the header as sent, it does not resolve aliases.
   dynamic "statement" {
-    for_each = var.enforce_kms_key ? local.kms_put_denials : {}
+    for_each = var.enforce_encryption ? local.encryption_denials : {}
 
     content {
       sid       = statement.key
@@ -191,10 +192,12 @@ data "aws_iam_policy_document" "this" {
 }
 
 locals {
-  # PutObject denials of the sensitive bucket, each a set of conditions that must all hold.
-  kms_put_denials = {
+  allowed_kms_key_arns = compact(concat([var.kms_key_arn], var.additional_kms_key_arns))
+
+  # PutObject denials, each a set of conditions that must all hold.
+  kms_denials = {
     DenyPutObjectWithOtherKmsKey = [
-      { test = "StringNotEqualsIfExists", variable = "s3:x-amz-server-side-encryption-aws-kms-key-id", values = [var.kms_key_arn] },
+      { test = "StringNotEqualsIfExists", variable = "s3:x-amz-server-side-encryption-aws-kms-key-id", values = local.allowed_kms_key_arns },
     ]
     DenyPutObjectWithoutSseKms = [
       { test = "StringNotEqualsIfExists", variable = "s3:x-amz-server-side-encryption", values = ["aws:kms"] },
@@ -205,6 +208,14 @@ locals {
       { test = "Null", variable = "s3:x-amz-server-side-encryption-aws-kms-key-id", values = ["true"] },
     ]
   }
+
+  sse_s3_denials = {
+    DenyPutObjectWithoutSseS3 = [
+      { test = "StringNotEqualsIfExists", variable = "s3:x-amz-server-side-encryption", values = ["AES256"] },
+    ]
+  }
+
+  encryption_denials = local.kms_enabled ? local.kms_denials : local.sse_s3_denials
 }
 
 resource "aws_s3_bucket_policy" "this" {
@@ -216,8 +227,8 @@ resource "aws_s3_bucket_policy" "this" {
 
   lifecycle {
     precondition {
-      condition     = !var.enforce_kms_key || (local.kms_enabled && var.kms_key_arn != null)
-      error_message = "enforce_kms_key needs sse_algorithm \"aws:kms\" and a kms_key_arn."
+      condition     = !(var.enforce_encryption && local.kms_enabled) || var.kms_key_arn != null
+      error_message = "enforce_encryption on an aws:kms bucket needs a kms_key_arn (the AWS managed key cannot be enforced)."
     }
   }
 }

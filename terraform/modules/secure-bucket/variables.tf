@@ -31,10 +31,16 @@ variable "kms_key_arn" {
   default     = null
 }
 
-variable "enforce_kms_key" {
-  description = "Whether the bucket policy denies object writes that would be encrypted with anything other than kms_key_arn."
+variable "enforce_encryption" {
+  description = "Whether the bucket policy denies object writes that ask for any other encryption than the bucket's: another algorithm, or a KMS key other than kms_key_arn and additional_kms_key_arns."
   type        = bool
   default     = false
+}
+
+variable "additional_kms_key_arns" {
+  description = "ARNs of further KMS keys that object writes may name (with enforce_encryption), besides kms_key_arn."
+  type        = list(string)
+  default     = []
 }
 
 variable "abort_incomplete_multipart_upload_days" {
