@@ -2,7 +2,8 @@
 # Opt-in check of the container images (not part of `npm test`), with podman on a machine
 # that has no Docker engine and no image registry:
 #   1. builds the local Node base image if missing (scripts/bin/build-base-image.sh)
-#   2. builds every target of docker/Dockerfile on it
+#   2. builds every image of docker/images.json on it (docker/build-image.sh), and the
+#      sensitive-mover's Lambda zip (target lambda-zip) when that workspace exists
 #   3. checks each image: runs as a non-root user, has a HEALTHCHECK, no NODE_ENV, and holds
 #      no .venv, *.tfstate, test folders/files, TypeScript sources or secret-looking files
 #   4. runs the gateway image and checks GET /health on a free 127.0.0.1 port, its
@@ -12,7 +13,7 @@
 #      (without moto the services are only started; an early exit is reported, not failed)
 # Prints PASS/FAIL lines; exits non-zero if any check failed.
 #
-# Usage: scripts/bin/image-check.sh [target...]      (default: auth upload backup-sync gateway)
+# Usage: scripts/bin/image-check.sh [image...]      (default: every image of docker/images.json)
 # Settings: SCS_BASE_IMAGE, SCS_BASE_NPM, SCS_PODMAN_CONF_DIR (see build-base-image.sh),
 #           SCS_IMAGE_PREFIX (default localhost/scs-), SCS_IMAGE_TAG (default check).
 set -uo pipefail
@@ -21,7 +22,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT" || exit 2
 
 TARGETS=("$@")
-[ "${#TARGETS[@]}" -gt 0 ] || TARGETS=(auth upload backup-sync gateway)
+[ "${#TARGETS[@]}" -gt 0 ] || mapfile -t TARGETS < <(node -p 'Object.keys(require("./docker/images.json")).join("\n")')
 PREFIX=${SCS_IMAGE_PREFIX:-localhost/scs-}
 TAG=${SCS_IMAGE_TAG:-check}
 
@@ -92,8 +93,8 @@ BUILT=()
 for t in "${TARGETS[@]}"; do
   img=$PREFIX$t:$TAG
   start=$SECONDS
-  if podman build --format docker --layers -f docker/Dockerfile --target "$t" \
-       --build-arg "NODE_IMAGE=$BASE_IMAGE" -t "$img" . >"$WORK/build-$t.log" 2>&1; then
+  if CONTAINER_ENGINE=podman docker/build-image.sh "$t" --format docker --layers \
+       --build-arg "NODE_IMAGE=$BASE_IMAGE" -t "$img" >"$WORK/build-$t.log" 2>&1; then
     pass "build $t -> $img ($((SECONDS - start))s, $(podman image inspect --format '{{.Size}}' "$img" | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
     BUILT+=("$t")
   else
@@ -101,6 +102,21 @@ for t in "${TARGETS[@]}"; do
     grep -v '^\(STEP\|-->\|COMMIT\)' "$WORK/build-$t.log" | tail -n 15 | sed 's/^/    /'
   fi
 done
+
+# The Lambda package comes out of the same build (target lambda-zip), once its workspace exists.
+if [ -f services/sensitive-mover/package.json ]; then
+  start=$SECONDS
+  if podman build --format docker --layers -f docker/Dockerfile --target lambda-zip --build-arg "NODE_IMAGE=$BASE_IMAGE" \
+       --output "type=local,dest=$WORK/lambda" . >"$WORK/build-lambda.log" 2>&1 \
+     && node -e 'const b=require("fs").readFileSync(process.argv[1]); process.exit(b.readUInt32LE(0)===0x04034b50&&b.includes("index.js")?0:1)' "$WORK/lambda/lambda.zip"; then
+    pass "build lambda-zip -> lambda.zip with index.js ($((SECONDS - start))s, $(stat -c %s "$WORK/lambda/lambda.zip") bytes)"
+  else
+    fail "build lambda-zip (last lines of the log follow)"
+    tail -n 15 "$WORK/build-lambda.log" | sed 's/^/    /'
+  fi
+else
+  info "services/sensitive-mover does not exist yet: no Lambda zip to build"
+fi
 
 # ------------------------------------------------------------------ static checks
 for t in "${BUILT[@]}"; do
@@ -124,6 +140,8 @@ for t in "${BUILT[@]}"; do
 
   cmd=$(podman image inspect --format '{{json .Config.Cmd}}' "$img")
   case $cmd in '["node",'*) pass "$t CMD $cmd" ;; *) fail "$t CMD is not node: $cmd" ;; esac
+  entry=$(podman run --rm --network none --no-healthcheck --entrypoint readlink "$img" /app/main.js 2>/dev/null)
+  [ -n "$entry" ] && pass "$t main.js -> $entry" || fail "$t has no /app/main.js entry link"
 
   # Unwanted content anywhere in the filesystem (.venv, Terraform state) and, outside
   # node_modules, the project's tests, TypeScript sources and secret-looking files.
