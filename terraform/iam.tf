@@ -124,9 +124,10 @@ data "aws_iam_policy_document" "auth" {
   }
 }
 
-# upload: streams files into the primary bucket, serves downloads from the primary
-# and sensitive buckets (presigned URLs carry its permissions), deletes files, keeps
-# the files table; verifies tokens with the public keys.
+# upload: streams files into the primary bucket (direct uploads through the staging
+# prefix, promoted by a copy), serves downloads from the primary and sensitive buckets
+# (presigned URLs carry its permissions), deletes files with all their versions, sweeps
+# unfinished uploads, keeps the files table; verifies tokens with the public keys.
 data "aws_iam_policy_document" "upload" {
   source_policy_documents = [data.aws_iam_policy_document.jwt_public_keys_read.json]
 
@@ -135,8 +136,10 @@ data "aws_iam_policy_document" "upload" {
     actions = [
       "s3:AbortMultipartUpload",
       "s3:DeleteObject",
+      "s3:DeleteObjectVersion",
       "s3:GetObject",
       "s3:GetObjectTagging",
+      "s3:GetObjectVersion",
       "s3:ListMultipartUploadParts",
       "s3:PutObject",
       "s3:PutObjectTagging",
@@ -155,7 +158,7 @@ data "aws_iam_policy_document" "upload" {
 
   statement {
     sid       = "ListBuckets"
-    actions   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
+    actions   = ["s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:ListBucketVersions"]
     resources = [local.bucket_arns.primary, local.bucket_arns.sensitive]
   }
 

@@ -1,4 +1,5 @@
 import { ACMClient, RequestCertificateCommand } from '@aws-sdk/client-acm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -16,10 +17,10 @@ import { runSmokeTest } from './smoke';
  * in `terraform test` (terraform/tests/*.tftest.hcl), the security controls on a real apply of
  * the whole module; this harness starts the AWS emulator and points the provider at it, makes
  * the inputs the emulator run needs (a certificate, the Lambda zip), checks the conventions
- * tflint would, and while `terraform test` holds the applied infrastructure it compares the
- * load balancer's rules with the local gateway's, runs the parity smoke test against
- * services configured from the Terraform outputs, and reads the re-plan, which must change
- * nothing. One PASS/FAIL line per check; exit code 1 on any failure.
+ * tflint would, runs the parity smoke test while `terraform test` holds the applied
+ * infrastructure (services configured from the configuration Terraform wrote), compares the
+ * applied load balancer rules with the local gateway's, and reads the re-plan, which must
+ * change nothing. One PASS/FAIL line per check; exit code 1 on any failure.
  *
  * Settings (environment): TF_PROVIDER_MIRROR (root of a provider filesystem mirror),
  * TF_CHECK_TIMEOUT_SECONDS (whole run, default 600), TF_CHECK_KEEP_TMP=1 (keep the work
@@ -224,6 +225,19 @@ async function emulatorCertificate(endpoint: string): Promise<string> {
   }
 }
 
+/** The root module's default name_prefix names the services' configuration parameter. */
+const SERVICE_ENVIRONMENT_PARAMETER = `/${NAME_PREFIX}/config/service-environment`;
+
+async function readServiceEnvironment(endpoint: string): Promise<Record<string, string> | undefined> {
+  const ssm = new SSMClient({ endpoint, region: REGION, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  try {
+    const out = await ssm.send(new GetParameterCommand({ Name: SERVICE_ENVIRONMENT_PARAMETER, WithDecryption: true }));
+    return out.Parameter?.Value ? (JSON.parse(out.Parameter.Value) as Record<string, string>) : undefined;
+  } finally {
+    ssm.destroy();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // terraform test, watched line by line (-json -verbose)
 
@@ -244,24 +258,25 @@ async function terraformTest(workDir: string, env: NodeJS.ProcessEnv, endpoint: 
   let appliedState: TestMessage['test_state'];
   let replan: ResourceChange[] | undefined;
   let paused: Promise<void> | undefined;
+  let currentRun = '';
 
-  // While the infrastructure stands: the rules, the parity smoke test. terraform test waits (SIGSTOP).
-  const whileApplied = async (child: ChildProcess, state: NonNullable<TestMessage['test_state']>) => {
+  // While the infrastructure stands: the parity smoke test. terraform test is stopped (SIGSTOP) the
+  // moment it reports the apply, before it serialises the state, and continues afterwards.
+  const whileApplied = async (child: ChildProcess) => {
     signalGroup(child, 'SIGSTOP');
     try {
-      const problems = compareWithGateway(appliedListenerRules(state.root_module, NAME_PREFIX));
-      check("ALB listener rules agree with the local gateway's PATH_RULES (and /metrics is answered 404)", problems);
-      const serviceEnvironment = state.outputs?.service_environment?.value as Record<string, string> | undefined;
-      if (!check('outputs: service_environment', serviceEnvironment ? [] : ['missing'])) return;
+      // What the instances read at start-up (compute.tf): Terraform's configuration parameter.
+      const serviceEnvironment = await readServiceEnvironment(endpoint);
+      if (!check(`the services' configuration in SSM (${SERVICE_ENVIRONMENT_PARAMETER})`, serviceEnvironment ? [] : ['missing'])) return;
       await runSmokeTest({
         endpoint,
         serviceEnvironment: serviceEnvironment!,
-        timeoutMs: Math.min(120_000, remainingMs() - 120_000),
+        timeoutMs: Math.max(30_000, Math.min(120_000, remainingMs() - 120_000)),
         log: info,
         step: (name, failures) => check(`parity smoke test: ${name}`, failures.map((f) => indent(f, 20))),
       });
     } catch (err) {
-      check('checks against the applied infrastructure', [(err as Error).stack ?? String(err)]);
+      check('parity smoke test', [(err as Error).stack ?? String(err)]);
     } finally {
       signalGroup(child, 'SIGCONT');
     }
@@ -279,20 +294,21 @@ async function terraformTest(workDir: string, env: NodeJS.ProcessEnv, endpoint: 
       } catch {
         return;
       }
-      const runName = message['@testrun'] ?? message.test_run?.run;
+      const runName = message['@testrun'] ?? message.test_run?.run ?? currentRun;
+      if (message.type === 'test_run' && message.test_run?.progress === 'starting') currentRun = message.test_run.run;
       if (message.type === 'test_run' && message.test_run?.progress === 'complete') {
         const status = message.test_run.status ?? 'unknown';
-        const failures = status === 'pass' ? [] : [`${status}`, ...(diagnostics.get(runName ?? '') ?? [])];
+        const failures = status === 'pass' ? [] : [`${status}`, ...(diagnostics.get(runName) ?? [])];
         check(`terraform test: run "${runName}"`, failures);
+        if (runName === 'apply' && status === 'pass') paused = whileApplied(child);
       } else if (message.type === 'diagnostic' && message.diagnostic?.severity === 'error') {
         const d = message.diagnostic;
         const where = d.range ? ` (${d.range.filename}:${d.range.start.line})` : '';
-        const list = diagnostics.get(runName ?? '') ?? [];
+        const list = diagnostics.get(runName) ?? [];
         list.push(`${d.summary}${where}: ${(d.detail ?? '').trim()}`);
-        diagnostics.set(runName ?? '', list);
-      } else if (message.type === 'test_state' && runName === 'apply' && message.test_state && !appliedState) {
+        diagnostics.set(runName, list);
+      } else if (message.type === 'test_state' && runName === 'apply' && message.test_state) {
         appliedState = message.test_state;
-        paused = whileApplied(child, appliedState);
       } else if (message.type === 'test_plan' && runName === 'replan') {
         replan = message.test_plan?.resource_changes ?? [];
       } else if (message.type === 'test_summary') {
@@ -302,6 +318,10 @@ async function terraformTest(workDir: string, env: NodeJS.ProcessEnv, endpoint: 
   });
   await paused;
 
+  check(
+    "ALB listener rules agree with the local gateway's PATH_RULES (and /metrics is answered 404)",
+    appliedState ? compareWithGateway(appliedListenerRules(appliedState.root_module, NAME_PREFIX)) : ['the applied state was not reported'],
+  );
   if (replan) {
     const drift = analyseReplan(replan);
     for (const e of drift.explained) info(`re-plan: ${e.address} (${e.attributes.join(', ')}) is a known emulator difference: ${e.reason}`);
@@ -313,7 +333,7 @@ async function terraformTest(workDir: string, env: NodeJS.ProcessEnv, endpoint: 
   } else {
     check('terraform plan after apply changes nothing', ['the re-plan did not run']);
   }
-  const unattributed = diagnostics.get('') ?? [];
+  const unattributed = [...diagnostics].filter(([run]) => run === '').flatMap(([, list]) => list);
   check(
     `terraform test (${summary ? `${summary.passed ?? 0} passed, ${summary.failed ?? 0} failed, ${summary.errored ?? 0} errored, ${summary.skipped ?? 0} skipped` : 'no summary'})`,
     [...(result.code === 0 && summary?.status === 'pass' ? [] : [`exit code ${result.code}`, indent(result.stderr)]), ...unattributed],

@@ -9,8 +9,9 @@ import { waitForHealthy } from '../stack/health';
 const REPO_ROOT = resolve(__dirname, '../../..');
 
 /**
- * The parity smoke test: the services configured only from Terraform's `service_environment`
- * output (plus the emulator's endpoint), behind the local gateway, do what a user does:
+ * The parity smoke test: the services configured only from what Terraform applied (the
+ * `service_environment` the instances read from SSM, plus the emulator's endpoint), behind the
+ * local gateway, do what a user does:
  * register, log in, upload, download, delete. The signing key comes from the ops command
  * (`keys:rotate`), as on AWS. Every step reports through `step`; the first failure stops it.
  */
