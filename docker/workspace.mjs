@@ -1,10 +1,11 @@
 // Used inside docker/Dockerfile's build stages only (node: built-ins only).
 //   node docker/workspace.mjs closure <workspace dir>  -> the workspace and every workspace it
-//        depends on (@scs/* dependencies, recursively), one directory per line
+//        uses, recursively: its @scs/* dependencies and its TypeScript project references
+//        (tsconfig.json "references"), one directory per line
 //   node docker/workspace.mjs prune <app dir> <workspace dir>  -> removes from <app dir> every
 //        other workspace folder and everything but node_modules and package.json at the top
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, normalize, relative } from 'node:path';
 
 const [command, ...args] = process.argv.slice(2);
 const root = command === 'prune' ? args[0] : '.';
@@ -18,6 +19,12 @@ function closure(dir, seen = new Set()) {
   seen.add(dir);
   const { dependencies = {} } = manifest(dir);
   for (const name of Object.keys(dependencies)) if (byName.has(name)) closure(byName.get(name), seen);
+  const tsconfig = join(root, dir, 'tsconfig.json');
+  const references = existsSync(tsconfig) ? (JSON.parse(readFileSync(tsconfig, 'utf8')).references ?? []) : [];
+  for (const { path } of references) {
+    const referenced = normalize(relative(root, join(root, dir, path)));
+    if (workspaces.includes(referenced)) closure(referenced, seen);
+  }
   return seen;
 }
 
