@@ -1,4 +1,11 @@
-import { DeleteBucketPolicyCommand, GetBucketPolicyCommand, PutBucketPolicyCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteBucketPolicyCommand,
+  DeleteObjectsCommand,
+  GetBucketPolicyCommand,
+  ListObjectVersionsCommand,
+  PutBucketPolicyCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { keysRotate } from '../cli/keys-rotate';
@@ -33,7 +40,9 @@ const SERVICES = [
  * moto evaluates bucket policies without their conditions, so every conditional Deny (TLS only,
  * this encryption only) denies every object request. The smoke test runs with the data buckets'
  * policies set aside, and puts them back as they were afterwards (the re-plan checks that);
- * the policies themselves are checked by the IN-02 and IN-03 runs of terraform test.
+ * the policies themselves are checked by the IN-02 and IN-03 runs of terraform test. What the
+ * test stored is removed again (every version) while the event targets still exist: moto fails
+ * object deletions whose EventBridge target is gone, which would stall the final destroy.
  */
 async function withoutBucketPolicies<T>(endpoint: string, region: string, buckets: string[], fn: () => Promise<T>): Promise<T> {
   const s3 = new S3Client({ endpoint, region, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
@@ -46,6 +55,16 @@ async function withoutBucketPolicies<T>(endpoint: string, region: string, bucket
     }
     return await fn();
   } finally {
+    for (const bucket of buckets) {
+      // Each page's versions are deleted before the next listing, so listing from the start again is right.
+      for (;;) {
+        const page = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+        const objects = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].map(({ Key, VersionId }) => ({ Key, VersionId }));
+        if (objects.length === 0) break;
+        const out = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }));
+        if (out.Errors?.length) throw new Error(`${bucket}: could not remove the smoke test's objects: ${out.Errors[0]?.Code} ${out.Errors[0]?.Message}`);
+      }
+    }
     for (const [bucket, policy] of saved) await s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: policy }));
     s3.destroy();
   }
