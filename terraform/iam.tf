@@ -176,15 +176,26 @@ data "aws_iam_policy_document" "upload" {
 }
 
 # backup-sync: copies every file into the backup bucket, restores, reconciles, and
-# consumes the backup event queue (services/backup-sync/README.md).
+# consumes the backup event queue (services/backup-sync/README.md, "IAM").
 data "aws_iam_policy_document" "backup_sync" {
   source_policy_documents = [data.aws_iam_policy_document.jwt_public_keys_read.json]
+
+  statement {
+    sid       = "ListFiles"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arns.primary, local.bucket_arns.sensitive]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.file_prefix}*"]
+    }
+  }
 
   statement {
     sid = "ReadAndRestoreFiles"
     actions = [
       "s3:GetObject",
-      "s3:GetObjectTagging",
       "s3:GetObjectVersion",
       "s3:PutObject",
       "s3:PutObjectTagging",
@@ -196,34 +207,36 @@ data "aws_iam_policy_document" "backup_sync" {
   }
 
   statement {
-    sid       = "ListFileBuckets"
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arns.primary, local.bucket_arns.sensitive]
+    sid       = "ListBackups"
+    actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
+    resources = [local.bucket_arns.backup]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.file_prefix}*", "deleted/${local.file_prefix}*"]
+    }
   }
 
   statement {
-    sid = "BackupObjects"
+    sid = "Backups"
     actions = [
-      "s3:DeleteObject",
+      "s3:AbortMultipartUpload",
       "s3:DeleteObjectVersion",
       "s3:GetObject",
-      "s3:GetObjectTagging",
       "s3:GetObjectVersion",
       "s3:PutObject",
       "s3:PutObjectTagging",
     ]
-    resources = ["${local.bucket_arns.backup}/*"]
-  }
-
-  statement {
-    sid       = "ListBackupBucket"
-    actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
-    resources = [local.bucket_arns.backup]
+    resources = [
+      "${local.bucket_arns.backup}/${local.file_prefix}*",
+      "${local.bucket_arns.backup}/deleted/${local.file_prefix}*",
+    ]
   }
 
   statement {
     sid       = "BackupAndSensitiveKeys"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this["backup"].arn, aws_kms_key.this["sensitive"].arn]
   }
 
@@ -241,8 +254,8 @@ data "aws_iam_policy_document" "backup_sync" {
 
   statement {
     sid       = "FilesTable"
-    actions   = concat(local.dynamodb_item_actions, ["dynamodb:Scan"])
-    resources = [local.table_arns.files, "${local.table_arns.files}/index/*"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [local.table_arns.files]
   }
 }
 
@@ -262,7 +275,7 @@ resource "aws_iam_role_policy_attachment" "instance" {
 }
 
 ################################################################################
-# sensitive-mover (services/sensitive-mover/README.md)
+# sensitive-mover (services/sensitive-mover/README.md, "IAM")
 ################################################################################
 
 data "aws_iam_policy_document" "lambda_assume_role" {
@@ -284,6 +297,30 @@ data "aws_iam_policy_document" "lambda_assume_role" {
 
 data "aws_iam_policy_document" "sensitive_mover" {
   statement {
+    sid       = "ListFileVersions"
+    actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
+    resources = [local.bucket_arns.primary]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.file_prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "ListVault"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arns.sensitive]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.file_prefix}*"]
+    }
+  }
+
+  statement {
     sid = "ReadAndRemovePrimaryFiles"
     actions = [
       "s3:DeleteObjectVersion",
@@ -296,23 +333,12 @@ data "aws_iam_policy_document" "sensitive_mover" {
   }
 
   statement {
-    sid       = "ListPrimaryFileVersions"
-    actions   = ["s3:ListBucketVersions"]
-    resources = [local.bucket_arns.primary]
-
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${local.file_prefix}*"]
-    }
-  }
-
-  statement {
     sid = "WriteSensitiveFiles"
     actions = [
+      "s3:AbortMultipartUpload",
+      "s3:DeleteObjectVersion",
       "s3:GetObject",
-      "s3:GetObjectAttributes",
-      "s3:GetObjectTagging",
+      "s3:GetObjectVersion",
       "s3:PutObject",
       "s3:PutObjectTagging",
     ]
@@ -321,7 +347,7 @@ data "aws_iam_policy_document" "sensitive_mover" {
 
   statement {
     sid       = "SensitiveKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
     resources = [aws_kms_key.this["sensitive"].arn]
   }
 

@@ -109,8 +109,9 @@ module "sensitive" {
   }
 }
 
-# Backup copies of deleted or replaced files stay as noncurrent versions for
-# backup_retention_days. Copies of sensitive files are encrypted under the sensitive
+# Backup copies of replaced files stay as noncurrent versions for backup_retention_days;
+# backup-sync moves the backup of a deleted file under deleted/, where it expires after
+# backup_retention_days (services/backup-sync/README.md). Copies of sensitive files are encrypted under the sensitive
 # key (so the backup key alone never reads a vault file), all others under the backup
 # key; the policy accepts exactly these two.
 module "backup" {
@@ -123,6 +124,7 @@ module "backup" {
   enforce_encryption      = true
 
   noncurrent_version_expiration_days = var.backup_retention_days
+  prefix_expiration_days             = { "deleted/" = var.backup_retention_days }
 
   access_logging = {
     target_bucket = module.access_logs.id

@@ -100,6 +100,23 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     }
   }
 
+  dynamic "rule" {
+    for_each = var.prefix_expiration_days
+
+    content {
+      id     = "expire-${trimsuffix(replace(rule.key, "/", "-"), "-")}"
+      status = "Enabled"
+
+      filter {
+        prefix = rule.key
+      }
+
+      expiration {
+        days = rule.value
+      }
+    }
+  }
+
   # Lifecycle rules on noncurrent versions need versioning to be configured first.
   depends_on = [aws_s3_bucket_versioning.this]
 }

@@ -65,6 +65,12 @@ variable "current_version_expiration_days" {
   default     = null
 }
 
+variable "prefix_expiration_days" {
+  description = "Key prefixes whose current objects expire after the given number of days (they then become noncurrent and follow noncurrent_version_expiration_days)."
+  type        = map(number)
+  default     = {}
+}
+
 variable "access_logging" {
   description = "Where this bucket's S3 server access logs go: target bucket name and key prefix. Null disables access logging (only for the log bucket itself)."
   type = object({
