@@ -1,5 +1,5 @@
-import { parse } from '@cdktf/hcl2json';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 
 /**
@@ -18,6 +18,13 @@ export interface ConventionFinding {
 }
 
 const SNAKE_CASE = /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/;
+
+/**
+ * The HCL parser (@cdktf/hcl2json): HCL text to its JSON form. Loaded without its type
+ * declarations, which pull in the DOM library for every file compiled with them; its one
+ * function is typed here.
+ */
+const { parse } = createRequire(__filename)('@cdktf/hcl2json') as { parse(filename: string, text: string): Promise<Record<string, unknown>> };
 
 type Blocks = Record<string, unknown[]>;
 type ParsedFile = Partial<Record<'variable' | 'output' | 'module' | 'locals', unknown>> & {

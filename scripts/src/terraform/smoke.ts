@@ -53,10 +53,9 @@ async function withoutBucketPolicies<T>(endpoint: string, region: string, bucket
       if (Policy) saved.set(bucket, Policy);
       await s3.send(new DeleteBucketPolicyCommand({ Bucket: bucket }));
     }
-    return await fn();
-  } finally {
+    const result = await fn();
     for (const bucket of buckets) {
-      // Each page's versions are deleted before the next listing, so listing from the start again is right.
+      // Each round deletes what the listing showed, so listing from the start again is right.
       for (;;) {
         const page = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
         const objects = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].map(({ Key, VersionId }) => ({ Key, VersionId }));
@@ -65,6 +64,8 @@ async function withoutBucketPolicies<T>(endpoint: string, region: string, bucket
         if (out.Errors?.length) throw new Error(`${bucket}: could not remove the smoke test's objects: ${out.Errors[0]?.Code} ${out.Errors[0]?.Message}`);
       }
     }
+    return result;
+  } finally {
     for (const [bucket, policy] of saved) await s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: policy }));
     s3.destroy();
   }
