@@ -4,7 +4,7 @@
 #   1. builds the local Node base image if missing (scripts/bin/build-base-image.sh)
 #   2. builds every image of docker/images.json on it (docker/build-image.sh), and the
 #      sensitive-mover's Lambda zip (target lambda-zip) when that workspace exists
-#   3. checks each image: runs as a non-root user, has a HEALTHCHECK, no NODE_ENV, and holds
+#   3. checks each image: runs as a non-root user, has a HEALTHCHECK (HTTP services), no NODE_ENV, and holds
 #      no .venv, *.tfstate, test folders/files, TypeScript sources or secret-looking files
 #   4. runs the gateway image and checks GET /health on a free 127.0.0.1 port, its
 #      HEALTHCHECK, and that it stops promptly on SIGTERM
@@ -130,7 +130,12 @@ for t in "${BUILT[@]}"; do
   fi
 
   hc=$(podman image inspect --format '{{if .Config.Healthcheck}}{{.Config.Healthcheck.Test}}{{end}}' "$img")
-  [ -n "$hc" ] && pass "$t has a HEALTHCHECK" || fail "$t has no HEALTHCHECK"
+  if [ "$(node -p "require('./docker/images.json')['$t'].target")" = worker ]; then
+    # A worker has no port: its liveness is its process (HEALTHCHECK NONE).
+    case $hc in ''|*NONE*) pass "$t (worker) has no HTTP HEALTHCHECK" ;; *) fail "$t (worker) has a HEALTHCHECK: $hc" ;; esac
+  else
+    [ -n "$hc" ] && pass "$t has a HEALTHCHECK" || fail "$t has no HEALTHCHECK"
+  fi
 
   if podman image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$img" | grep -q '^NODE_ENV='; then
     fail "$t sets NODE_ENV (the code never branches on it)"
@@ -229,6 +234,18 @@ for t in auth upload backup-sync; do
     fail "$t GET /health on 127.0.0.1:$port:"; podman logs --tail 10 "$name" 2>&1 | sed 's/^/    /'
   fi
 done
+
+# The sensitive mover's runner has no port: it must start, keep polling its queue, and stop on SIGTERM.
+if has sensitive-mover && [ -n "$EMU_URL" ]; then
+  name=scs-check-sensitive-mover-$$
+  run_container "$name" "${PREFIX}sensitive-mover:$TAG" "${AWS_ENV[@]}" -e LOG_LEVEL=warn
+  sleep 5
+  if [ "$(podman inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" = true ]; then
+    pass "sensitive-mover runner is up after 5 s (polling the object-events queue)"
+  else
+    fail "sensitive-mover runner exited:"; podman logs --tail 10 "$name" 2>&1 | sed 's/^/    /'
+  fi
+fi
 
 if has gateway; then
   port=$(free_port)
