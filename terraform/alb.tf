@@ -4,8 +4,10 @@
 #
 # Its path rules are the local gateway's (PATH_RULES in scripts/src/gateway/app.ts,
 # the product contract's gateway rules): the Terraform check compares the applied
-# listener rules with that table. /metrics is answered 404 by the load balancer
-# itself: each service serves it on its own port for the scraper only.
+# listener rules with that table. /metrics (the gateway's PRIVATE_PATHS) is answered
+# 404 by the load balancer itself: each service serves it on its own port for the
+# scraper only (and answers 404 to requests that carry X-Forwarded-For, which also
+# covers percent-encoded forms of the path that the listener's patterns do not match).
 
 locals {
   # In priority order; the first match wins, anything else goes to the default (upload).
@@ -16,7 +18,7 @@ locals {
   ]
   default_service = "upload"
 
-  # Never forwarded: answered by the load balancer with a fixed 404.
+  # Never forwarded: answered by the load balancer with a fixed 404 (the gateway's PRIVATE_PATHS).
   blocked_path_patterns = ["/metrics", "/metrics/*"]
 }
 

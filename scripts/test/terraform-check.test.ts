@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { DEFAULT_UPSTREAM, PATH_RULES } from '../src/gateway/app';
+import { DEFAULT_UPSTREAM, PATH_RULES, PRIVATE_PATHS } from '../src/gateway/app';
 import { checkConventions, checkConventionsOf } from '../src/terraform/conventions';
 import { analyseReplan, type ResourceChange } from '../src/terraform/drift';
 import { appliedListenerRules, compareWithGateway } from '../src/terraform/listener-rules';
@@ -93,7 +93,7 @@ describe("the ALB listener and the gateway's PATH_RULES", () => {
       ...rules,
     ],
   });
-  const metrics = rule(1, ['/metrics', '/metrics/*'], { type: 'fixed-response', fixed_response: [{ status_code: '404' }] });
+  const metrics = rule(1, [...PRIVATE_PATHS], { type: 'fixed-response', fixed_response: [{ status_code: '404' }] });
   const gatewayRules = PATH_RULES.map((r, i) => rule(10 * (i + 1), [r.pattern], forward(r.upstream)));
 
   it('agree when the listener forwards as the gateway does and answers /metrics 404 first', () => {
@@ -105,6 +105,8 @@ describe("the ALB listener and the gateway's PATH_RULES", () => {
     const swapped = [metrics, { ...second!, values: { ...second!.values, priority: 5 } }, first!, ...rest];
     expect(compareWithGateway(appliedListenerRules(state(swapped), 'scs'))).toHaveLength(1);
     expect(compareWithGateway(appliedListenerRules(state([metrics, ...gatewayRules], 'auth'), 'scs'))).toHaveLength(1);
-    expect(compareWithGateway(appliedListenerRules(state(gatewayRules), 'scs'))).toEqual(['/metrics is not answered 404 by the load balancer']);
+    expect(compareWithGateway(appliedListenerRules(state(gatewayRules), 'scs'))).toEqual([
+      `the load balancer answers 404 for [], the gateway for its PRIVATE_PATHS [${PRIVATE_PATHS.join(', ')}]`,
+    ]);
   });
 });

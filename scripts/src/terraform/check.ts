@@ -319,7 +319,7 @@ async function terraformTest(workDir: string, env: NodeJS.ProcessEnv, endpoint: 
   await paused;
 
   check(
-    "ALB listener rules agree with the local gateway's PATH_RULES (and /metrics is answered 404)",
+    "ALB listener rules agree with the local gateway's PATH_RULES and PRIVATE_PATHS (/metrics answered 404)",
     appliedState ? compareWithGateway(appliedListenerRules(appliedState.root_module, NAME_PREFIX)) : ['the applied state was not reported'],
   );
   if (replan) {

@@ -1,10 +1,11 @@
-import { DEFAULT_UPSTREAM, PATH_RULES } from '../gateway/app';
+import { DEFAULT_UPSTREAM, PATH_RULES, PRIVATE_PATHS } from '../gateway/app';
 
 /**
  * The ALB's HTTPS listener and the local gateway must route alike (the product contract's
  * gateway rules). This compares the listener rules Terraform applied with the gateway's
- * `PATH_RULES` and `DEFAULT_UPSTREAM`: same patterns, same order, same service, and the
- * rest of the listener's rules answer without forwarding (the /metrics 404).
+ * `PATH_RULES` and `DEFAULT_UPSTREAM`: same patterns, same order, same service; and the paths
+ * the gateway never forwards (`PRIVATE_PATHS`, /metrics) are answered 404 by the listener,
+ * before any forward.
  */
 interface StateResource {
   address: string;
@@ -71,7 +72,9 @@ export function compareWithGateway(applied: { rules: AppliedRule[]; defaultDesti
   const firstForward = applied.rules.findIndex((r) => !r.destination.startsWith('fixed '));
   const lateFixed = applied.rules.filter((r, i) => r.destination.startsWith('fixed ') && firstForward !== -1 && i > firstForward);
   if (lateFixed.length > 0) problems.push(`rules answering by themselves come after a forward: ${show(lateFixed)}`);
-  const metrics = applied.rules.find((r) => r.patterns.includes('/metrics'));
-  if (!metrics || metrics.destination !== 'fixed 404') problems.push('/metrics is not answered 404 by the load balancer');
+  const blocked = applied.rules.filter((r) => r.destination === 'fixed 404').flatMap((r) => r.patterns);
+  if ([...blocked].sort().join(',') !== [...PRIVATE_PATHS].sort().join(',')) {
+    problems.push(`the load balancer answers 404 for [${blocked.join(', ')}], the gateway for its PRIVATE_PATHS [${PRIVATE_PATHS.join(', ')}]`);
+  }
   return problems;
 }
