@@ -206,9 +206,16 @@ data "aws_iam_policy_document" "backup_sync" {
     ]
   }
 
+  # HeadBucket (its /ready) is authorised as s3:ListBucket without a prefix.
   statement {
-    sid       = "ListBackups"
-    actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
+    sid       = "ReadinessOfTheBackupBucket"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arns.backup]
+  }
+
+  statement {
+    sid       = "ListBackupVersions"
+    actions   = ["s3:ListBucketVersions"]
     resources = [local.bucket_arns.backup]
 
     condition {
