@@ -1,53 +1,74 @@
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createAwsClients, loadConfig } from '@scs/common';
 import { ResourceNames } from '@scs/scripts/dist/provision';
+import { UPLOAD_NODE_ARGS } from '@scs/scripts/dist/stack/run';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { type BenchContext, freePort, repoRoot } from './lib/context';
+import { barChartSvg, type Panel } from './lib/chart';
+import { type BenchContext, type Emulator, freePort, repoRoot } from './lib/context';
+import { newestProfile, type ProfileSummary, readCpuProfile, renderProfile, summariseCpuProfile } from './lib/cpu-profile';
 import { type LoadResult, summarise } from './lib/load';
-import { GeneratedFile, multipartFile, postStream } from './lib/payload';
+import { GeneratedFile, multipartFile, postStream, rawFile, type StreamedBody } from './lib/payload';
 import { type ProcessUsage, readProc } from './lib/proc-stats';
 import { purgeVersions } from './lib/s3';
-import type { NodeService, StartNodeOptions } from './lib/processes';
-import { atLeast, atMost, type BenchmarkReport, compare, type Goal, packageVersion, type ScenarioResult, type Throughput } from './lib/report';
+import type { NodeService, ProcessRegistry } from './lib/processes';
+import { atLeast, atMost, type BenchmarkReport, fileStamp, formatTable, type Goal, packageVersion, type ScenarioResult } from './lib/report';
 import { Watch, type WatchResult } from './lib/watch';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-/** lib-storage settings of the direct baseline; the upload service is started with the same. */
+/** lib-storage settings of the direct ceiling; the upload service is started with the same. */
 const PART_BYTES = 8 * MiB;
 const QUEUE_SIZE = 4;
-/** Accounts the uploads rotate through (each has its own quota). */
+/** Accounts the uploads of our service rotate through. */
 const USERS = 8;
 const RSS_SAMPLE_MS = 50;
 const REQUEST_IDLE_TIMEOUT_MS = 120_000;
 
 const GOALS = {
-  singleRatio: 0.9,
-  concurrentRatio: 0.8,
+  /** Our CPU per GiB at most this many times the floor's. */
+  cpuVsFloor: 1.5,
+  /** Our MB/s at least this share of the direct ceiling's, at every size. */
+  throughputVsCeiling: 0.9,
   peakRssMiB: 160,
-  rssGrowthMiB: 32,
-  cpuSecondsPerGiB: 1.5,
+  /** Peak RSS at 1 GiB at most this much above the one at 16 MiB. */
+  rssGrowthMiB: 16,
 };
+
+export type PathName = 'ceiling' | 'floor' | 'flask' | 'buffering' | 'ours';
+const PATH_NAMES: PathName[] = ['ceiling', 'floor', 'flask', 'buffering', 'ours'];
+const LABELS: Record<PathName, string> = {
+  ceiling: 'ceiling: SDK multipart upload straight to S3 (bench process)',
+  floor: 'floor: socket -> SHA-256 -> one streamed PUT (baselines/floor.mjs)',
+  flask: 'Flask + boto3 as tutorials write it (baselines/flask_upload.py)',
+  buffering: 'buffering: toBuffer() + one PutObject (baselines/buffering.mjs)',
+  ours: 'ours: POST /api/files on the upload service',
+};
+const SHORT: Record<PathName, string> = { ceiling: 'SDK direct (ceiling)', floor: 'floor', flask: 'Flask + boto3', buffering: 'buffering', ours: 'ours' };
+const COLORS: Record<PathName, string> = { ceiling: '#7f7f7f', floor: '#2ca02c', flask: '#9467bd', buffering: '#ff7f0e', ours: '#1f77b4' };
 
 /** The sizes of one run; BENCH_UPLOAD_SCALE (default 1) shrinks them for quick local runs. */
 export function uploadSizesFrom(env: Record<string, string | undefined>) {
   const raw = Number(env.BENCH_UPLOAD_SCALE);
   const scale = Number.isFinite(raw) && raw > 0 && raw <= 1 ? raw : 1;
   const size = (bytes: number) => Math.max(MiB, Math.round((bytes * scale) / MiB) * MiB);
-  return {
-    scale,
-    single: size(256 * MiB),
-    concurrent: { count: 32, each: size(16 * MiB) },
-    rssSmall: size(64 * MiB),
-    rssLarge: size(GiB),
-    warmup: MiB,
-  };
+  return { scale, small: size(16 * MiB), medium: size(256 * MiB), large: size(GiB), concurrent: { count: 32, each: size(16 * MiB) }, warmup: MiB };
 }
 
-/** One upload: its answer and whether it counts (201 with the right size and digest). */
+/** Paths to measure: BENCH_UPLOAD_PATHS (comma-separated), all by default. */
+export function uploadPathsFrom(env: Record<string, string | undefined>): PathName[] {
+  const wanted = (env.BENCH_UPLOAD_PATHS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = wanted.filter((w) => !PATH_NAMES.includes(w as PathName));
+  if (unknown.length) throw new Error(`BENCH_UPLOAD_PATHS: unknown path(s) ${unknown.join(', ')} (known: ${PATH_NAMES.join(', ')})`);
+  return wanted.length ? PATH_NAMES.filter((p) => wanted.includes(p)) : PATH_NAMES;
+}
+
+/** One upload: its answer and whether it counts (2xx with the right size, and the right SHA-256 where the path reports one). */
 interface Outcome {
   ok: boolean;
   /** HTTP status (SDK: 200 when the multipart upload completed), 0 when none arrived. */
@@ -56,39 +77,68 @@ interface Outcome {
   bytes: number;
   /** Why it does not count, for the log. */
   problem?: string;
-  /** The stored file's id (service uploads) or the scratch key (direct uploads). */
-  ref?: string;
 }
 
-interface Batch {
-  outcomes: Outcome[];
+type ScenarioKey = 'small' | 'large' | 'medium' | 'concurrent';
+
+/** What one scenario of one path measured in one round. */
+interface Measured {
+  path: PathName;
+  scenario: ScenarioKey;
+  round: number;
+  files: number;
+  /** Bytes of the uploads that counted. */
+  bytes: number;
+  failed: number;
   wallSeconds: number;
+  MBps: number;
   load: LoadResult;
-  throughput: Throughput;
   watch: WatchResult;
+  /** The server's lifetime peak RSS (VmHWM) after the scenario, in MiB. */
+  hwmMiB?: number;
 }
 
-const round = (n: number, digits = 2) => Number(n.toFixed(digits));
-const mbps = (bytes: number, seconds: number) => (seconds > 0 ? round(bytes / seconds / 1e6, 1) : 0);
-const sizeLabel = (bytes: number) => (bytes >= GiB && bytes % GiB === 0 ? `${bytes / GiB} GiB` : `${round(bytes / MiB, 0)} MiB`);
+/** Figures of one path over all rounds. */
+interface PathFigures {
+  path: PathName;
+  label: string;
+  /** Why the path was not measured (a missing tool), when it was not. */
+  skipped?: string;
+  /** Best MB/s over the rounds, per scenario. */
+  MBps: Partial<Record<ScenarioKey, number>>;
+  /** Failed uploads per scenario, over all rounds. */
+  failed: Partial<Record<ScenarioKey, number>>;
+  /** Server CPU seconds per GiB stored over every measured upload (undefined for the ceiling: no server). */
+  cpuSecondsPerGiB?: number;
+  /** Emulator CPU seconds per GiB stored (information: S3's side of each path). */
+  emulatorCpuSecondsPerGiB?: number;
+  /** Peak RSS of a fresh server up to the end of the 16 MiB upload, and up to the end of the 1 GiB upload (worst round). */
+  rssSmallMiB?: number;
+  rssLargeMiB?: number;
+  /** Peak RSS up to the end of the concurrent uploads (worst round). */
+  rssConcurrentMiB?: number;
+  profile?: ProfileSummary;
+}
+
+const round2 = (n: number, digits = 2) => Number(n.toFixed(digits));
+const mbps = (bytes: number, seconds: number) => (seconds > 0 ? round2(bytes / seconds / 1e6, 1) : 0);
+const sizeLabel = (bytes: number) => (bytes >= GiB && bytes % GiB === 0 ? `${bytes / GiB} GiB` : `${round2(bytes / MiB, 0)} MiB`);
 
 /** A load result built from the uploads of one batch (same shape as the autocannon runs). */
 function loadOf(outcomes: Outcome[], connections: number, wallSeconds: number): LoadResult {
   const ok = outcomes.filter((o) => o.ok);
   const statusCodes: Record<string, number> = {};
   for (const o of outcomes) {
-    // Transport failures are counted as errors (as autocannon does), not as a status. A 2xx whose
-    // size or digest is wrong is an error (sha256-mismatch), not a success.
     if (o.status === 0) continue;
-    const code = o.ok || o.status >= 300 ? String(o.status) : 'sha256-mismatch';
+    const code = o.ok || o.status >= 300 ? String(o.status) : 'integrity-mismatch';
     statusCodes[code] = (statusCodes[code] ?? 0) + 1;
   }
   const errors = outcomes.filter((o) => o.status === 0).length;
   return {
     connections,
-    durationSeconds: round(wallSeconds),
+    durationSeconds: round2(wallSeconds),
     requests: ok.length,
-    rps: round(ok.length / wallSeconds, 3),
+    rps: round2(ok.length / wallSeconds, 3),
     latencyMs: summarise(ok.map((o) => o.ms)),
     non2xx: outcomes.length - ok.length - errors,
     errors,
@@ -96,34 +146,12 @@ function loadOf(outcomes: Outcome[], connections: number, wallSeconds: number): 
   };
 }
 
-/** Adds up the usage of one process over several windows. */
-function sumUsage(usages: (ProcessUsage | undefined | null)[]): ProcessUsage | undefined {
-  const list = usages.filter((u): u is ProcessUsage => Boolean(u));
-  if (!list.length) return undefined;
-  const wallSeconds = list.reduce((a, u) => a + u.wallSeconds, 0);
-  const cpuSeconds = list.reduce((a, u) => a + u.cpuSeconds, 0);
-  return {
-    pid: (list[list.length - 1] as ProcessUsage).pid,
-    wallSeconds: round(wallSeconds),
-    cpuSeconds: round(cpuSeconds),
-    cpuCores: round(wallSeconds > 0 ? cpuSeconds / wallSeconds : 0),
-    peakRssMiB: Math.max(...list.map((u) => u.peakRssMiB)),
-    lifetimePeakRssMiB: Math.max(...list.map((u) => u.lifetimePeakRssMiB)),
-    samples: list.reduce((a, u) => a + u.samples, 0),
-  };
-}
-
-async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(15_000),
-  });
+async function postJson(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
-/** CPU seconds one SHA-256 pass over 1 GiB costs in this process (a reference for the CPU row). */
+/** CPU seconds one SHA-256 pass over 1 GiB costs in this process (a reference for the CPU column). */
 function sha256SecondsPerGiB(): number {
   const buffer = Buffer.alloc(MiB, 0x5a);
   const before = process.cpuUsage();
@@ -131,388 +159,493 @@ function sha256SecondsPerGiB(): number {
   for (let i = 0; i < 256; i += 1) hash.update(buffer);
   hash.digest();
   const used = process.cpuUsage(before);
-  return round(((used.user + used.system) / 1e6) * 4, 2);
+  return round2(((used.user + used.system) / 1e6) * 4, 2);
+}
+
+/** The Python that runs the Flask baseline (the emulator's), or why there is none. */
+function flaskPython(): { python: string } | { missing: string } {
+  const candidate = process.env.PYTHON ?? 'python3';
+  const probe = spawnSync(candidate, ['-c', 'import sys, flask, boto3; print(sys.executable)'], { encoding: 'utf8' });
+  if (probe.error) return { missing: `${candidate} could not be run (${probe.error.message})` };
+  if (probe.status !== 0) return { missing: `${candidate} lacks Flask or boto3: ${(probe.stderr ?? '').trim().split('\n').pop() ?? ''}` };
+  return { python: probe.stdout.trim() };
+}
+
+/** How the bench starts one path's server and sends it one file. */
+interface PathRunner {
+  name: PathName;
+  /** Key prefix its objects land under (purged after every scenario). */
+  prefix: string;
+  /** Starts a fresh server (none for the ceiling); `profileDir` runs a Node server under --cpu-prof. */
+  start(profileDir?: string): Promise<NodeService | undefined>;
+  send(file: GeneratedFile, index: number): Promise<Outcome>;
+  /** Stops what the runner keeps running across rounds (our auth service). */
+  close?(): Promise<void>;
 }
 
 /**
- * Upload benchmark: `POST /api/files` through the dev gateway and the upload service (each its own
- * process, real HTTP, streamed multipart bodies, the emulator behind them) against a direct
- * lib-storage multipart upload of the same bytes to the emulator (same part size and queue size),
- * measured in the same run.
+ * Upload benchmark: the same files, through five paths, in the same run against the same emulator:
  *
- * 1. One large file, each way twice (the better run of each is kept): MB/s and the ratio.
- * 2. 32 concurrent files each way: aggregate MB/s, ratio, non-201 answers.
- * 3. Peak RSS of a freshly restarted upload service while it takes a 64 MiB and a 1 GiB file.
- * 4. Upload-service CPU seconds per GiB over (2) and the 1 GiB upload; the emulator's for context.
- * Every 201's sha256 and size are checked against the bytes sent (computed while generating them).
+ * - ceiling: lib-storage multipart uploads from the bench process straight to the emulator (8 MiB
+ *   parts, 4 at a time: the settings our service runs with);
+ * - floor: a minimal Node process (socket in, one SHA-256, one streamed PUT);
+ * - Flask + boto3 written as tutorials do, and a buffering Node service (toBuffer() + PutObject);
+ * - ours: POST /api/files on the upload service (multipart form, bearer token, every check).
+ *
+ * Each round starts every server fresh and sends, one path after the other (the order rotates per
+ * round): a 1 MiB warm-up, a 16 MiB file (peak RSS "small"), a 1 GiB file (peak RSS "large"), a
+ * 256 MiB file, then 32 x 16 MiB files at once. MB/s is the best round; CPU s/GiB is the server's
+ * CPU time (/proc, all threads) over every measured upload of every round; peak RSS is the worst
+ * round's. Every answer's size is checked, and its SHA-256 where the path reports one.
  */
 export async function uploadBenchmark(ctx: BenchContext): Promise<BenchmarkReport> {
   const startedAt = new Date();
   const sizes = uploadSizesFrom(process.env);
+  const paths = uploadPathsFrom(process.env);
+  const rounds = Math.max(1, Math.min(5, Number.parseInt(process.env.BENCH_UPLOAD_ROUNDS ?? '', 10) || 2));
   const emulator = await ctx.emulator();
-  const names = loadConfig(ResourceNames, {});
-  const bucket = names.PRIMARY_BUCKET;
-  const scenarios: ScenarioResult[] = [];
+  const bucket = loadConfig(ResourceNames, {}).PRIMARY_BUCKET;
   const failures: string[] = [];
   const summary: string[] = [];
-  const facts: Record<string, unknown> = {};
-  const started: NodeService[] = [];
-  const aws = createAwsClients({ AWS_REGION: emulator.env.AWS_REGION as string, AWS_ENDPOINT_URL: emulator.endpoint, AWS_MAX_ATTEMPTS: 3, AWS_REQUEST_TIMEOUT_MS: 10_000 });
+  const aws = createAwsClients({ AWS_REGION: emulator.env.AWS_REGION as string, AWS_ENDPOINT_URL: emulator.endpoint, AWS_MAX_ATTEMPTS: 3, AWS_REQUEST_TIMEOUT_MS: 30_000 });
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-
-  const ports = new Set<number>();
-  while (ports.size < 4) ports.add(await freePort());
-  const [authPort, uploadPort, gatewayPort, backupPort] = [...ports] as [number, number, number, number];
-  const common = { ...emulator.env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '2000' };
-  const maxUpload = sizes.rssLarge + MiB;
-  const quota = 4 * GiB;
-  const uploadOptions: StartNodeOptions = {
-    name: 'upload',
-    script: join(repoRoot, 'services/upload/dist/server.js'),
-    cwd: repoRoot,
-    port: uploadPort,
-    readyPath: '/ready',
-    env: {
-      ...common,
-      PORT: String(uploadPort),
-      MAX_UPLOAD_BYTES: String(maxUpload),
-      QUOTA_BYTES: String(quota),
-      UPLOADS_PER_MINUTE: '100000',
-      UPLOAD_PART_BYTES: String(PART_BYTES),
-      UPLOAD_QUEUE_SIZE: String(QUEUE_SIZE),
-    },
-  };
-  const start = async (opts: StartNodeOptions) => {
-    const service = await ctx.registry.startNode(opts);
-    started.push(service);
-    return service;
-  };
+  const profileRoot = ctx.settings.profile ? join(repoRoot, 'bench/results/profiles', fileStamp(startedAt)) : undefined;
+  const measured: Measured[] = [];
+  const figures = new Map<PathName, PathFigures>(paths.map((p) => [p, { path: p, label: LABELS[p], MBps: {}, failed: {} }]));
+  const integrity = { checked: 0, mismatches: 0 };
+  const runners = new Map<PathName, PathRunner>();
+  let stopCurrent: (() => Promise<void>) | undefined;
 
   try {
-    ctx.log(`starting auth on :${authPort}, upload on :${uploadPort}, the gateway on :${gatewayPort}`);
-    const auth = await start({
-      name: 'auth',
-      script: join(repoRoot, 'services/auth/dist/server.js'),
-      cwd: repoRoot,
-      port: authPort,
-      readyPath: '/ready',
-      env: { ...common, PORT: String(authPort), COOKIE_SECURE: 'false', REGISTER_RATE_LIMIT_PER_MINUTE: '100000', LOGIN_MAX_FAILURES_PER_ADDRESS: '100000' },
-    });
-    let upload = await start(uploadOptions);
-    const gateway = await start({
-      name: 'gateway',
-      script: join(repoRoot, 'scripts/dist/gateway/server.js'),
-      cwd: repoRoot,
-      port: gatewayPort,
-      readyPath: '/health',
-      env: {
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'warn',
-        GATEWAY_PORT: String(gatewayPort),
-        AUTH_URL: auth.url,
-        UPLOAD_URL: upload.url,
-        BACKUP_URL: `http://127.0.0.1:${backupPort}`,
-      },
-    });
-
-    ctx.log(`registering ${USERS} users through the gateway`);
-    const tokens: string[] = [];
-    for (let i = 0; i < USERS; i += 1) {
-      const user = { username: `upload-${i}-${randomBytes(3).toString('hex')}`, password: `Bench ${randomBytes(12).toString('base64url')} pass` };
-      const reg = await postJson(`${gateway.url}/auth/register`, user);
-      if (reg.status !== 201) throw new Error(`register answered ${reg.status}: ${JSON.stringify(reg.json)}`);
-      const login = await postJson(`${gateway.url}/auth/login`, user);
-      if (login.status !== 200 || typeof login.json.accessToken !== 'string') throw new Error(`login answered ${login.status}: ${JSON.stringify(login.json)}`);
-      tokens.push(login.json.accessToken);
-    }
-    const tokenFor = (i: number) => tokens[i % tokens.length] as string;
-    const integrity = { checked: 0, mismatches: 0 };
-
-    /** POST /api/files through the gateway; counts only a 201 with the right size and sha256. */
-    const viaGateway = async (file: GeneratedFile, user: number): Promise<Outcome> => {
-      const body = multipartFile('file', `bench-${file.seed}.png`, 'image/png', file);
-      const res = await postStream(`${gateway.url}/api/files`, {
-        headers: { authorization: `Bearer ${tokenFor(user)}` },
-        body,
-        agent,
-        timeoutMs: REQUEST_IDLE_TIMEOUT_MS,
-      });
-      const outcome: Outcome = { ok: false, status: res.status, ms: res.ms, bytes: file.size };
-      if (res.status !== 201) return { ...outcome, problem: res.error ?? `${res.status} ${res.body.slice(0, 300)}` };
-      const json = JSON.parse(res.body) as { id?: string; size?: number; sha256?: string };
-      const expected = file.sha256();
-      integrity.checked += 1;
-      if (json.sha256 !== expected || json.size !== file.size) {
-        integrity.mismatches += 1;
-        return { ...outcome, ref: json.id, problem: `201 with size ${json.size} sha256 ${json.sha256}, sent ${file.size} bytes with sha256 ${expected}` };
+    for (const p of paths) {
+      const runner = await makeRunner(p, { ctx, emulator, bucket, agent, aws: aws.s3, sizes, integrity });
+      if ('skipped' in runner) {
+        (figures.get(p) as PathFigures).skipped = runner.skipped;
+        ctx.log(`!!! ${LABELS[p]}: SKIPPED: ${runner.skipped}`);
+        continue;
       }
-      return { ...outcome, ok: true, ref: json.id };
-    };
-
-    /** The same bytes straight to the emulator with lib-storage, to a scratch key (deleted later). */
-    const direct = async (file: GeneratedFile): Promise<Outcome> => {
-      const key = `bench-scratch/${randomUUID()}.png`;
-      const t0 = performance.now();
-      try {
-        await new Upload({
-          client: aws.s3,
-          params: {
-            Bucket: bucket,
-            Key: key,
-            Body: Readable.from(file.chunks(), { objectMode: false, highWaterMark: MiB }),
-            ContentType: 'image/png',
-            ServerSideEncryption: 'AES256',
-            Tagging: 'sensitive=false',
-          },
-          partSize: PART_BYTES,
-          queueSize: QUEUE_SIZE,
-          leavePartsOnError: false,
-        }).done();
-        return { ok: true, status: 200, ms: performance.now() - t0, bytes: file.size, ref: key };
-      } catch (err) {
-        return { ok: false, status: 0, ms: performance.now() - t0, bytes: file.size, ref: key, problem: (err as Error).message };
-      }
-    };
-
-    /** Runs `count` uploads at once while the processes are watched. */
-    const batch = async (count: number, one: (i: number) => Promise<Outcome>): Promise<Batch> => {
-      const watch = await Watch.start({
-        server: { name: upload.name, pid: upload.pid },
-        others: { emulator: emulator.pid, gateway: gateway.pid, loadgen: process.pid },
-        intervalMs: RSS_SAMPLE_MS,
-      });
-      const t0 = performance.now();
-      const outcomes = await Promise.all(Array.from({ length: count }, (_, i) => one(i)));
-      const wallSeconds = (performance.now() - t0) / 1000;
-      const watched = await watch.stop();
-      const okBytes = outcomes.filter((o) => o.ok).reduce((a, o) => a + o.bytes, 0);
-      for (const o of outcomes.filter((x) => !x.ok)) ctx.log(`upload failed: ${o.problem ?? o.status}`);
-      return { outcomes, wallSeconds, load: loadOf(outcomes, count, wallSeconds), throughput: { bytes: okBytes, MBps: mbps(okBytes, wallSeconds) }, watch: watched };
-    };
-
-    /** A table row; `serverInvolved: false` for direct uploads (the upload service only idles then). */
-    const row = (scenario: string, target: string, b: Batch, extra: Pick<ScenarioResult, 'baseline' | 'goal' | 'note'> = {}, serverInvolved = true): ScenarioResult => {
-      const usage = serverInvolved ? b.watch.server : null;
-      const result: ScenarioResult = {
-        scenario,
-        target,
-        connections: b.load.connections,
-        load: b.load,
-        server: usage,
-        serverCpuMsPerRequest: usage && b.load.requests > 0 ? round((usage.cpuSeconds * 1000) / b.load.requests, 3) : null,
-        others: b.watch.others,
-        throughput: b.throughput,
-        ...extra,
-      };
-      scenarios.push(result);
-      if (b.load.requests === 0) {
-        failures.push(`${scenario}: no upload succeeded ${JSON.stringify(b.load.statusCodes)}`);
-        ctx.log(`${scenario}: last output of upload:\n${upload.output().split('\n').slice(-10).join('\n')}`);
-      }
-      return result;
-    };
-    const failed = (b: Batch) => b.load.non2xx + b.load.errors;
-    const ratioGoal = (label: string, gw: Batch, base: Batch, limit: number): Goal => {
-      const ratio = base.throughput.MBps > 0 ? round(gw.throughput.MBps / base.throughput.MBps, 3) : 0;
-      const goal = atLeast(`MB/s ratio >= ${limit.toFixed(2)}${label}`, ratio, limit);
-      return { ...goal, met: goal.met === true && failed(gw) === 0 };
-    };
-    const serviceIds: string[] = [];
-    const remember = (b: Batch) => {
-      for (const o of b.outcomes) if (o.ref && !o.ref.startsWith('bench-scratch/')) serviceIds.push(o.ref);
-    };
-    /** Deletes the stored files through the API, then every version in the emulator (memory). */
-    const cleanUp = async () => {
-      const ids = serviceIds.splice(0);
-      for (let i = 0; i < ids.length; i += 8) {
-        await Promise.all(
-          ids.slice(i, i + 8).map(async (id, j) => {
-            const res = await fetch(`${gateway.url}/api/files/${id}`, {
-              method: 'DELETE',
-              headers: { authorization: `Bearer ${tokenFor(i + j)}` },
-              signal: AbortSignal.timeout(15_000),
-            }).catch(() => undefined);
-            await res?.arrayBuffer();
-          }),
-        );
-      }
-      await purgeVersions(aws.s3, bucket, 'users/');
-      await purgeVersions(aws.s3, bucket, 'bench-scratch/');
-    };
-
-    let seed = 1;
-    const nextFile = (size: number) => new GeneratedFile(size, seed++);
-
-    ctx.log(`warm-up: ${sizeLabel(sizes.warmup)} each way`);
-    const warm = await batch(2, (i) => (i === 0 ? direct(nextFile(sizes.warmup)) : viaGateway(nextFile(sizes.warmup), 0)));
-    remember(warm);
-    if (warm.load.requests < 2) throw new Error(`the warm-up uploads failed: ${warm.outcomes.map((o) => o.problem ?? o.status).join('; ')}`);
-
-    // 1. One large file, each way twice, interleaved; the better run of each way counts.
-    ctx.log(`1: one ${sizeLabel(sizes.single)} file, direct and through the gateway, twice each`);
-    const singleSeed = seed++;
-    const bestOf = (a: Batch | undefined, b: Batch) => (!a || b.throughput.MBps > a.throughput.MBps ? b : a);
-    let bestDirect: Batch | undefined;
-    let bestGateway: Batch | undefined;
-    const singleRuns: { direct: number[]; gateway: number[] } = { direct: [], gateway: [] };
-    for (let attempt = 0; attempt < 2; attempt += 1) {
-      const d = await batch(1, () => direct(new GeneratedFile(sizes.single, singleSeed)));
-      const g = await batch(1, () => viaGateway(new GeneratedFile(sizes.single, singleSeed), attempt));
-      remember(g);
-      singleRuns.direct.push(d.throughput.MBps);
-      singleRuns.gateway.push(g.throughput.MBps);
-      bestDirect = bestOf(bestDirect, d);
-      bestGateway = bestOf(bestGateway, g);
-      upload.assertRunning();
+      runners.set(p, runner);
     }
-    const d1 = bestDirect as Batch;
-    const g1 = bestGateway as Batch;
-    const single = sizeLabel(sizes.single);
-    row(`${single} x1: SDK direct (baseline)`, `lib-storage Upload to the emulator, ${PART_BYTES / MiB} MiB parts, queue ${QUEUE_SIZE}`, d1, {
-      note: `better of 2 runs: ${singleRuns.direct.join(' / ')} MB/s`,
-    }, false);
-    row(`${single} x1: POST /api/files`, 'POST /api/files through the gateway and the upload service', g1, {
-      baseline: compare(g1.load, d1.load, 'SDK direct'),
-      goal: ratioGoal(', 0 failed', g1, d1, GOALS.singleRatio),
-      note: `better of 2 runs: ${singleRuns.gateway.join(' / ')} MB/s`,
-    });
-    await cleanUp();
-
-    // 2. Many files at once.
-    const { count, each } = sizes.concurrent;
-    const many = `${sizeLabel(each)} x${count}`;
-    ctx.log(`2: ${count} concurrent ${sizeLabel(each)} files, direct and through the gateway`);
-    const d2 = await batch(count, () => direct(nextFile(each)));
-    const g2 = await batch(count, (i) => viaGateway(nextFile(each), i));
-    remember(g2);
-    upload.assertRunning();
-    row(`${many}: SDK direct (baseline)`, `${count} lib-storage Uploads at once`, d2, {}, false);
-    row(`${many}: POST /api/files`, `${count} uploads at once through the gateway`, g2, {
-      baseline: compare(g2.load, d2.load, 'SDK direct'),
-      goal: ratioGoal(', 0 non-201', g2, d2, GOALS.concurrentRatio),
-      note: `aggregate MB/s of ${count} uploads; non-201 answers: ${failed(g2)}`,
-    });
-    await cleanUp();
-
-    // 3. Memory: a fresh upload service per file, so each peak is that file's.
-    const rss: { size: number; batch: Batch; beforeMiB: number; peakMiB: number }[] = [];
-    for (const size of [sizes.rssSmall, sizes.rssLarge]) {
-      ctx.log(`3: upload-service RSS while it takes ${sizeLabel(size)} (restarted first)`);
-      await upload.stop();
-      upload = await start(uploadOptions);
-      // One small upload first, so the code paths and connection pools the big one uses are set up.
-      let warmed = await viaGateway(nextFile(sizes.warmup), 0);
-      if (!warmed.ok) warmed = await viaGateway(nextFile(sizes.warmup), 0);
-      if (!warmed.ok) throw new Error(`the warm-up upload after the restart failed: ${warmed.problem}`);
-      if (warmed.ref) serviceIds.push(warmed.ref);
-      await new Promise((r) => setTimeout(r, 500));
-      const before = readProc(upload.pid);
-      const b = await batch(1, () => viaGateway(nextFile(size), 1));
-      remember(b);
-      upload.assertRunning();
-      const usage = b.watch.server;
-      const peakMiB = usage ? Math.max(usage.peakRssMiB, usage.lifetimePeakRssMiB) : Number.NaN;
-      rss.push({ size, batch: b, beforeMiB: before ? round(before.rssBytes / MiB, 1) : Number.NaN, peakMiB });
-      await cleanUp();
+    const order = [...runners.values()];
+    for (let r = 0; r < rounds; r += 1) {
+      const rotated = [...order.slice(r % order.length), ...order.slice(0, r % order.length)];
+      for (const runner of rotated) {
+        ctx.log(`round ${r + 1}/${rounds}: ${LABELS[runner.name]}`);
+        const profileDir = profileRoot ? join(profileRoot, `${runner.name}-round${r + 1}`) : undefined;
+        if (profileDir) mkdirSync(profileDir, { recursive: true });
+        const server = await runner.start(profileDir);
+        stopCurrent = async () => server?.stop();
+        const pid = server?.pid;
+        const scenario = async (key: ScenarioKey, count: number, size: number, seed: number): Promise<Measured> => {
+          const watch = await Watch.start({ server: { name: runner.name, pid: pid ?? -1 }, others: { emulator: emulator.pid, loadgen: process.pid }, intervalMs: RSS_SAMPLE_MS });
+          const t0 = performance.now();
+          const outcomes = await Promise.all(Array.from({ length: count }, (_, i) => runner.send(new GeneratedFile(size, seed + i), i)));
+          const wallSeconds = (performance.now() - t0) / 1000;
+          const watched = await watch.stop();
+          for (const o of outcomes.filter((x) => !x.ok)) ctx.log(`${runner.name} ${key}: upload failed: ${o.problem ?? o.status}`);
+          const bytes = outcomes.filter((o) => o.ok).reduce((a, o) => a + o.bytes, 0);
+          const hwm = pid === undefined ? undefined : readProc(pid)?.hwmBytes;
+          const m: Measured = {
+            path: runner.name,
+            scenario: key,
+            round: r + 1,
+            files: count,
+            bytes,
+            failed: outcomes.filter((o) => !o.ok).length,
+            wallSeconds: round2(wallSeconds),
+            MBps: mbps(bytes, wallSeconds),
+            load: loadOf(outcomes, count, wallSeconds),
+            watch: watched,
+            ...(hwm !== undefined ? { hwmMiB: round2(Math.max(hwm / MiB, watched.server?.peakRssMiB ?? 0), 1) } : {}),
+          };
+          measured.push(m);
+          server?.assertRunning();
+          await purgeVersions(aws.s3, bucket, runner.prefix);
+          return m;
+        };
+        try {
+          const warm = await runner.send(new GeneratedFile(sizes.warmup, 1), 0);
+          if (!warm.ok) throw new Error(`${runner.name}: the warm-up upload failed: ${warm.problem ?? warm.status}`);
+          await purgeVersions(aws.s3, bucket, runner.prefix);
+          await scenario('small', 1, sizes.small, 100);
+          await scenario('large', 1, sizes.large, 200);
+          await scenario('medium', 1, sizes.medium, 300);
+          await scenario('concurrent', sizes.concurrent.count, sizes.concurrent.each, 400);
+        } catch (err) {
+          failures.push(`${runner.name} round ${r + 1}: ${(err as Error).message}`);
+          ctx.log(`${runner.name} round ${r + 1} stopped: ${(err as Error).message}${server ? `\nlast output:\n${server.output().split('\n').slice(-10).join('\n')}` : ''}`);
+        } finally {
+          await server?.stop();
+          stopCurrent = undefined;
+        }
+        const profile = profileDir ? newestProfile(profileDir) : undefined;
+        const figure = figures.get(runner.name) as PathFigures;
+        if (profile && !figure.profile) figure.profile = summariseCpuProfile(readCpuProfile(profile), 20);
+      }
     }
-    const [small, large] = rss as [(typeof rss)[0], (typeof rss)[0]];
-    const rssNote = (r: (typeof rss)[0]) =>
-      `fresh process + ${sizeLabel(sizes.warmup)} warm-up; RSS before ${r.beforeMiB} MiB, peak ${r.peakMiB} MiB (max of VmRSS every ${RSS_SAMPLE_MS} ms and VmHWM), delta +${round(r.peakMiB - r.beforeMiB, 1)} MiB`;
-    row(`${sizeLabel(small.size)} x1: upload RSS`, 'POST /api/files through the gateway, upload service restarted', small.batch, {
-      goal: atMost(`peak RSS <= ${GOALS.peakRssMiB} MiB`, small.peakMiB, GOALS.peakRssMiB, 'MiB'),
-      note: rssNote(small),
-    });
-    const largeGoal = atMost(`peak RSS <= ${GOALS.peakRssMiB}, <= ${sizeLabel(small.size)} run + ${GOALS.rssGrowthMiB}`, large.peakMiB, GOALS.peakRssMiB, 'MiB');
-    row(`${sizeLabel(large.size)} x1: upload RSS`, 'POST /api/files through the gateway, upload service restarted', large.batch, {
-      goal: { ...largeGoal, met: largeGoal.met === true && large.peakMiB <= small.peakMiB + GOALS.rssGrowthMiB },
-      note: `${rssNote(large)}; growth over the ${sizeLabel(small.size)} run ${round(large.peakMiB - small.peakMiB, 1)} MiB`,
-    });
-
-    // 4. CPU per GiB stored, over scenario 2 and the large file.
-    const cpuBatches = [g2, large.batch];
-    const outcomes = cpuBatches.flatMap((b) => b.outcomes);
-    const wall = cpuBatches.reduce((a, b) => a + b.wallSeconds, 0);
-    const bytes = cpuBatches.reduce((a, b) => a + b.throughput.bytes, 0);
-    const gib = bytes / GiB;
-    const serverUsage = sumUsage(cpuBatches.map((b) => b.watch.server));
-    const othersUsage: Record<string, ProcessUsage> = {};
-    for (const name of ['emulator', 'gateway', 'loadgen']) {
-      const u = sumUsage(cpuBatches.map((b) => b.watch.others[name]));
-      if (u) othersUsage[name] = u;
-    }
-    const perGiB = (u: ProcessUsage | undefined, g = gib) => (u && g > 0 ? round(u.cpuSeconds / g, 3) : Number.NaN);
-    const directGiB = d2.throughput.bytes / GiB;
-    const cpuLoad = loadOf(outcomes, count, wall);
-    scenarios.push({
-      scenario: `CPU per GiB (${many} + ${sizeLabel(large.size)})`,
-      target: 'upload service, over the windows of the two gateway runs',
-      connections: count,
-      load: cpuLoad,
-      server: serverUsage ? { name: 'upload', ...serverUsage } : null,
-      serverCpuMsPerRequest: serverUsage && cpuLoad.requests ? round((serverUsage.cpuSeconds * 1000) / cpuLoad.requests, 3) : null,
-      others: othersUsage,
-      throughput: { bytes, MBps: mbps(bytes, wall) },
-      goal: atMost(`upload CPU <= ${GOALS.cpuSecondsPerGiB} s/GiB`, perGiB(serverUsage), GOALS.cpuSecondsPerGiB, 's/GiB'),
-      note:
-        `emulator ${perGiB(othersUsage.emulator)} s/GiB (fed directly by the SDK: ${perGiB(d2.watch.others.emulator, directGiB)} s/GiB), ` +
-        `gateway ${perGiB(othersUsage.gateway)} s/GiB, load generator ${perGiB(othersUsage.loadgen)} s/GiB`,
-    });
-
-    const sdkClientPerGiB = perGiB(d2.watch.others.loadgen, directGiB);
-    const shaPerGiB = sha256SecondsPerGiB();
-    summary.push(
-      `MB/s = 10^6 bytes of file content per second of wall time (request sent -> response read); ${single} rows: the better of 2 runs each way, interleaved.`,
-      `Integrity: every 201 (${integrity.checked}, warm-ups included) checked: size and sha256 vs the bytes sent: ${integrity.mismatches} mismatches.`,
-      `Memory: the upload service is restarted before each RSS row (absolute peak of a fresh process, not a delta): ` +
-        `${sizeLabel(small.size)} ${small.peakMiB} MiB, ${sizeLabel(large.size)} ${large.peakMiB} MiB (growth ${round(large.peakMiB - small.peakMiB, 1)} MiB); ` +
-        `gateway peak ${large.batch.watch.others.gateway?.peakRssMiB ?? '-'} MiB during the ${sizeLabel(large.size)} upload.`,
-      `CPU: upload ${perGiB(serverUsage)} s/GiB, gateway ${perGiB(othersUsage.gateway)} s/GiB, emulator ${perGiB(othersUsage.emulator)} s/GiB through the service ` +
-        `vs ${perGiB(d2.watch.others.emulator, directGiB)} s/GiB fed directly (${count} x ${sizeLabel(each)}). For scale: the direct SDK client ` +
-        `(bench process: generating, hashing and uploading) ${sdkClientPerGiB} s/GiB; one SHA-256 pass here ${shaPerGiB} s/GiB.`,
-    );
-    Object.assign(facts, {
-      sizes,
-      partBytes: PART_BYTES,
-      queueSize: QUEUE_SIZE,
-      users: USERS,
-      uploadService: { MAX_UPLOAD_BYTES: maxUpload, QUOTA_BYTES: quota, UPLOADS_PER_MINUTE: 100000 },
-      singleRunsMBps: singleRuns,
-      rss: rss.map((r) => ({ bytes: r.size, beforeMiB: r.beforeMiB, peakMiB: r.peakMiB, method: 'restarted service, 1 MiB warm-up, then max(VmRSS sampled every 50 ms, VmHWM)' })),
-      cpuSecondsPerGiB: {
-        upload: perGiB(serverUsage),
-        gateway: perGiB(othersUsage.gateway),
-        emulator: perGiB(othersUsage.emulator),
-        emulatorDirect: perGiB(d2.watch.others.emulator, directGiB),
-        sdkClientDirect: sdkClientPerGiB,
-        sha256OnePass: shaPerGiB,
-      },
-      integrity,
-      goals: GOALS,
-    });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     failures.push(`upload benchmark stopped: ${message}`);
     ctx.log(`upload benchmark stopped: ${err instanceof Error ? (err.stack ?? message) : message}`);
   } finally {
-    await purgeVersions(aws.s3, bucket, 'users/').catch(() => undefined);
-    await purgeVersions(aws.s3, bucket, 'bench-scratch/').catch(() => undefined);
+    await stopCurrent?.().catch(() => undefined);
+    for (const runner of runners.values()) await runner.close?.().catch(() => undefined);
+    for (const prefix of ['users/', 'bench-']) await purgeVersions(aws.s3, bucket, prefix).catch(() => undefined);
     agent.destroy();
     aws.destroy();
-    for (const service of started.reverse()) await service.stop();
   }
+
+  // Figures per path.
+  const keys: ScenarioKey[] = ['small', 'large', 'medium', 'concurrent'];
+  for (const f of figures.values()) {
+    const mine = measured.filter((m) => m.path === f.path);
+    if (!mine.length) continue;
+    for (const k of keys) {
+      const runs = mine.filter((m) => m.scenario === k);
+      if (!runs.length) continue;
+      f.MBps[k] = Math.max(...runs.map((m) => m.MBps));
+      f.failed[k] = runs.reduce((a, m) => a + m.failed, 0);
+    }
+    const gib = mine.reduce((a, m) => a + m.bytes, 0) / GiB;
+    const cpu = (pick: (m: Measured) => ProcessUsage | null | undefined) => {
+      const usages = mine.map(pick);
+      return usages.every(Boolean) && gib > 0 ? round2(usages.reduce((a, u) => a + (u as ProcessUsage).cpuSeconds, 0) / gib, 2) : undefined;
+    };
+    if (f.path !== 'ceiling') f.cpuSecondsPerGiB = cpu((m) => m.watch.server);
+    f.emulatorCpuSecondsPerGiB = cpu((m) => m.watch.others.emulator);
+    const worst = (k: ScenarioKey) => {
+      const v = mine.filter((m) => m.scenario === k && m.hwmMiB !== undefined).map((m) => m.hwmMiB as number);
+      return v.length ? Math.max(...v) : undefined;
+    };
+    f.rssSmallMiB = worst('small');
+    f.rssLargeMiB = worst('large');
+    f.rssConcurrentMiB = worst('concurrent');
+  }
+
+  const labelOf: Record<ScenarioKey, string> = {
+    small: `${sizeLabel(sizes.small)} x1`,
+    large: `${sizeLabel(sizes.large)} x1`,
+    medium: `${sizeLabel(sizes.medium)} x1`,
+    concurrent: `${sizeLabel(sizes.concurrent.each)} x${sizes.concurrent.count}`,
+  };
+  const goals = uploadGoals(figures, labelOf);
+  const table = renderUploadTable([...figures.values()], labelOf);
+  const shaPerGiB = sha256SecondsPerGiB();
+  summary.push(
+    `MB/s = 10^6 bytes of file content per second of wall time (request sent -> response read), best of ${rounds} round(s); CPU s/GiB = the server process's CPU time (user + system, all threads, from /proc) over every measured upload of every round, per GiB stored; peak RSS = VmHWM of a fresh server after the 16 MiB and after the 1 GiB upload (worst round).`,
+    `Integrity: ${integrity.checked} answers carried a SHA-256 (ours, floor), checked against the bytes sent: ${integrity.mismatches} mismatches; every answer's size was checked.`,
+    `For scale: one SHA-256 pass costs ${shaPerGiB} s/GiB in the bench process.`,
+  );
+  for (const f of figures.values()) {
+    if (f.skipped) summary.push(`!!! ${f.label} was SKIPPED: ${f.skipped}`);
+  }
+  if (ctx.settings.profile) {
+    summary.push(`Profiles (--profile; the profiler's own cost is in this run's CPU figures) in ${profileRoot?.slice(repoRoot.length + 1)}:`);
+    for (const f of figures.values()) if (f.profile) summary.push(renderProfile(`${f.path}, round 1`, f.profile));
+  }
+
+  const scenarios: ScenarioResult[] = measured.map((m) => ({
+    scenario: `${m.path}: ${labelOf[m.scenario]} (round ${m.round})`,
+    target: LABELS[m.path],
+    connections: m.files,
+    load: m.load,
+    server: m.watch.server && m.path !== 'ceiling' ? { ...m.watch.server, name: m.path } : null,
+    serverCpuMsPerRequest: m.watch.server && m.load.requests ? round2((m.watch.server.cpuSeconds * 1000) / m.load.requests, 3) : null,
+    others: m.watch.others,
+    throughput: { bytes: m.bytes, MBps: m.MBps },
+  }));
 
   return {
     name: 'upload',
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     facts: {
-      ...facts,
-      loadGenerator: 'node:http streamed multipart bodies and @aws-sdk/lib-storage in the bench process, on the same machine as the servers and the emulator',
+      sizes,
+      rounds,
+      paths: Object.fromEntries(paths.map((p) => [p, LABELS[p]])),
+      partBytes: PART_BYTES,
+      queueSize: QUEUE_SIZE,
+      figures: [...figures.values()],
+      integrity,
+      sha256OnePassSecondsPerGiB: shaPerGiB,
+      goals: GOALS,
+      loadGenerator: 'node:http streamed bodies and @aws-sdk/lib-storage in the bench process, on the same machine as the servers and the emulator',
       libStorage: packageVersion('@aws-sdk/lib-storage'),
       emulator: emulator.endpoint,
     },
     scenarios,
     summary,
     failures,
+    table,
+    goals,
+    chartSvg: uploadChart([...figures.values()], labelOf, startedAt),
   };
+}
+
+interface RunnerDeps {
+  ctx: BenchContext;
+  emulator: Emulator;
+  bucket: string;
+  agent: Agent;
+  aws: S3Client;
+  sizes: ReturnType<typeof uploadSizesFrom>;
+  integrity: { checked: number; mismatches: number };
+}
+
+/** Starts nothing yet: returns how to start and drive one path, or why it cannot run here. */
+async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner | { skipped: string }> {
+  const { ctx, emulator, bucket, agent, sizes, integrity } = deps;
+  const registry: ProcessRegistry = ctx.registry;
+  const common = { ...emulator.env, AWS_DEFAULT_REGION: emulator.env.AWS_REGION as string, HOST: '127.0.0.1', LOG_LEVEL: 'warn', SHUTDOWN_GRACE_MS: '2000' };
+  const maxBytes = sizes.large + MiB;
+  const prof = (dir?: string) => (dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []);
+
+  /** POSTs a body; counts a 2xx whose size (and SHA-256, when answered) match the file. */
+  const post = async (url: string, file: GeneratedFile, body: StreamedBody, headers: Record<string, string> = {}): Promise<Outcome> => {
+    const res = await postStream(url, { headers, body, agent, timeoutMs: REQUEST_IDLE_TIMEOUT_MS });
+    const outcome: Outcome = { ok: false, status: res.status, ms: res.ms, bytes: file.size };
+    if (res.status < 200 || res.status >= 300) return { ...outcome, problem: res.error ?? `${res.status} ${res.body.slice(0, 300)}` };
+    const json = JSON.parse(res.body) as { size?: number; sha256?: string };
+    if (json.size !== file.size) return { ...outcome, problem: `answered size ${json.size}, sent ${file.size} bytes` };
+    if (json.sha256 !== undefined) {
+      integrity.checked += 1;
+      if (json.sha256 !== file.sha256()) {
+        integrity.mismatches += 1;
+        return { ...outcome, problem: `answered sha256 ${json.sha256}, sent bytes with sha256 ${file.sha256()}` };
+      }
+    }
+    return { ...outcome, ok: true };
+  };
+  const form = (file: GeneratedFile) => multipartFile('file', `bench-${file.seed}.png`, 'image/png', file);
+
+  switch (name) {
+    case 'ceiling':
+      return {
+        name,
+        prefix: 'bench-scratch/',
+        start: async () => undefined,
+        send: async (file) => {
+          const t0 = performance.now();
+          try {
+            await new Upload({
+              client: deps.aws,
+              params: { Bucket: bucket, Key: `bench-scratch/${randomUUID()}.png`, Body: Readable.from(file.chunks(), { objectMode: false, highWaterMark: MiB }), ContentType: 'image/png' },
+              partSize: PART_BYTES,
+              queueSize: QUEUE_SIZE,
+              leavePartsOnError: false,
+            }).done();
+            return { ok: true, status: 200, ms: performance.now() - t0, bytes: file.size };
+          } catch (err) {
+            return { ok: false, status: 0, ms: performance.now() - t0, bytes: file.size, problem: (err as Error).message };
+          }
+        },
+      };
+    case 'floor':
+    case 'buffering': {
+      let url = '';
+      return {
+        name,
+        prefix: `bench-${name}/`,
+        start: async (profileDir) => {
+          const port = await freePort();
+          const server = await registry.startNode({
+            name,
+            script: join(repoRoot, 'bench/baselines', `${name}.mjs`),
+            nodeArgs: prof(profileDir),
+            cwd: repoRoot,
+            port,
+            readyPath: '/health',
+            env: { ...common, PORT: String(port), BUCKET: bucket, MAX_BYTES: String(maxBytes) },
+          });
+          url = `${server.url}/upload`;
+          return server;
+        },
+        send: (file) => post(url, file, name === 'floor' ? rawFile(file) : form(file)),
+      };
+    }
+    case 'flask': {
+      const found = flaskPython();
+      if ('missing' in found) return { skipped: `${found.missing}; install Flask and boto3 for that Python (pip install flask boto3) to include this baseline` };
+      let url = '';
+      return {
+        name,
+        prefix: 'bench-flask/',
+        start: async () => {
+          const port = await freePort();
+          const server = await registry.startProcess({
+            name,
+            command: found.python,
+            args: [join(repoRoot, 'bench/baselines/flask_upload.py')],
+            cwd: repoRoot,
+            port,
+            readyPath: '/health',
+            env: { ...common, PORT: String(port), BUCKET: bucket, PYTHONUNBUFFERED: '1' },
+          });
+          url = `${server.url}/upload`;
+          return server;
+        },
+        send: (file) => post(url, file, form(file)),
+      };
+    }
+    case 'ours': {
+      const authPort = await freePort();
+      const auth = await registry.startNode({
+        name: 'auth',
+        script: join(repoRoot, 'services/auth/dist/server.js'),
+        cwd: repoRoot,
+        port: authPort,
+        readyPath: '/ready',
+        env: { ...common, PORT: String(authPort), COOKIE_SECURE: 'false', REGISTER_RATE_LIMIT_PER_MINUTE: '100000', LOGIN_MAX_FAILURES_PER_ADDRESS: '100000' },
+      });
+      const users = Array.from({ length: USERS }, (_, i) => ({ username: `upload-${i}-${randomBytes(3).toString('hex')}`, password: `Bench ${randomBytes(12).toString('base64url')} pass` }));
+      for (const user of users) {
+        const reg = await postJson(`${auth.url}/auth/register`, user);
+        if (reg.status !== 201) throw new Error(`register answered ${reg.status}: ${JSON.stringify(reg.json)}`);
+      }
+      let tokens: string[] = [];
+      let url = '';
+      return {
+        name,
+        prefix: 'users/',
+        start: async (profileDir) => {
+          // Access tokens live 15 minutes: sign in again for every round.
+          tokens = [];
+          for (const user of users) {
+            const login = await postJson(`${auth.url}/auth/login`, user);
+            if (login.status !== 200 || typeof login.json.accessToken !== 'string') throw new Error(`login answered ${login.status}: ${JSON.stringify(login.json)}`);
+            tokens.push(login.json.accessToken);
+          }
+          const port = await freePort();
+          const server = await registry.startNode({
+            name: 'upload',
+            script: join(repoRoot, 'services/upload/dist/server.js'),
+            // As `npm start` and the container image run it.
+            nodeArgs: [...UPLOAD_NODE_ARGS, ...prof(profileDir)],
+            cwd: repoRoot,
+            port,
+            readyPath: '/ready',
+            env: {
+              ...common,
+              PORT: String(port),
+              MAX_UPLOAD_BYTES: String(maxBytes),
+              QUOTA_BYTES: String(1024 * GiB),
+              UPLOADS_PER_MINUTE: '100000',
+              UPLOAD_PART_BYTES: String(PART_BYTES),
+              UPLOAD_QUEUE_SIZE: String(QUEUE_SIZE),
+            },
+          });
+          url = `${server.url}/api/files`;
+          return server;
+        },
+        send: (file, i) => post(url, file, form(file), { authorization: `Bearer ${tokens[i % tokens.length]}` }),
+        close: () => auth.stop(),
+      };
+    }
+  }
+}
+
+/** The goals of issue "upload path at the physical floor", from the figures of one run. */
+function uploadGoals(figures: Map<PathName, PathFigures>, labelOf: Record<ScenarioKey, string>): Goal[] {
+  const ours = figures.get('ours');
+  if (!ours || ours.skipped || ours.cpuSecondsPerGiB === undefined) return [];
+  const goals: Goal[] = [];
+  const floor = figures.get('floor');
+  if (floor?.cpuSecondsPerGiB) {
+    const ratio = round2(ours.cpuSecondsPerGiB / floor.cpuSecondsPerGiB, 2);
+    goals.push(atMost(`CPU per GiB: ours ${ours.cpuSecondsPerGiB} s vs floor ${floor.cpuSecondsPerGiB} s = x${ratio} (<= x${GOALS.cpuVsFloor})`, ratio, GOALS.cpuVsFloor, 'x'));
+  }
+  const ceiling = figures.get('ceiling');
+  const flask = figures.get('flask');
+  for (const k of ['medium', 'large', 'concurrent'] as const) {
+    const mine = ours.MBps[k];
+    if (mine === undefined) continue;
+    const failed = ours.failed[k] ?? 0;
+    const top = ceiling?.MBps[k];
+    if (top) {
+      const ratio = round2(mine / top, 3);
+      const g = atLeast(`${labelOf[k]}: ours ${mine} MB/s vs ceiling ${top} = ${ratio} (>= ${GOALS.throughputVsCeiling}, 0 failed: ${failed})`, ratio, GOALS.throughputVsCeiling);
+      goals.push({ ...g, met: g.met === true && failed === 0 });
+    }
+    const tutorial = flask?.MBps[k];
+    if (tutorial) goals.push({ description: `${labelOf[k]}: ours ${mine} MB/s above Flask + boto3 ${tutorial}`, value: mine, limit: tutorial, unit: 'MB/s', met: mine > tutorial });
+  }
+  if (ours.rssSmallMiB !== undefined && ours.rssLargeMiB !== undefined) {
+    const growth = round2(ours.rssLargeMiB - ours.rssSmallMiB, 1);
+    goals.push(
+      atMost(`peak RSS at ${labelOf.small}: ${ours.rssSmallMiB} MiB (<= ${GOALS.peakRssMiB})`, ours.rssSmallMiB, GOALS.peakRssMiB, 'MiB'),
+      atMost(`peak RSS at ${labelOf.large}: ${ours.rssLargeMiB} MiB (<= ${GOALS.peakRssMiB})`, ours.rssLargeMiB, GOALS.peakRssMiB, 'MiB'),
+      atMost(`peak RSS growth ${labelOf.small} -> ${labelOf.large}: ${growth} MiB (<= ${GOALS.rssGrowthMiB})`, growth, GOALS.rssGrowthMiB, 'MiB'),
+    );
+  }
+  return goals;
+}
+
+const fmt = (n: number | undefined, digits = 1) => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits));
+
+/** One row per path: MB/s per size, failures, CPU s/GiB (server and emulator), peak RSS. */
+function renderUploadTable(figures: PathFigures[], labelOf: Record<ScenarioKey, string>): string {
+  const header = [
+    'path',
+    `MB/s ${labelOf.medium}`,
+    `MB/s ${labelOf.large}`,
+    `MB/s ${labelOf.concurrent}`,
+    'failed',
+    'CPU s/GiB',
+    'emulator s/GiB',
+    `RSS MiB ${labelOf.small}`,
+    `RSS MiB ${labelOf.large}`,
+    `RSS MiB ${labelOf.concurrent}`,
+  ];
+  const rows = figures.map((f) =>
+    f.skipped
+      ? [SHORT[f.path], 'SKIPPED', '', '', '', '', '', '', '', '']
+      : [
+          SHORT[f.path],
+          fmt(f.MBps.medium),
+          fmt(f.MBps.large),
+          fmt(f.MBps.concurrent),
+          String(Object.values(f.failed).reduce((a, n) => a + (n ?? 0), 0)),
+          fmt(f.cpuSecondsPerGiB, 2),
+          fmt(f.emulatorCpuSecondsPerGiB, 2),
+          fmt(f.rssSmallMiB, 0),
+          fmt(f.rssLargeMiB, 0),
+          fmt(f.rssConcurrentMiB, 0),
+        ],
+  );
+  const legend = figures.map((f) => `  ${SHORT[f.path]}: ${f.label}`).join('\n');
+  return `${formatTable(header, rows)}\n${legend}`;
+}
+
+/** The table as a chart: MB/s per size, CPU s/GiB, and peak RSS, one bar per path. */
+function uploadChart(figures: PathFigures[], labelOf: Record<ScenarioKey, string>, startedAt: Date): string {
+  const shown = figures.filter((f) => !f.skipped);
+  const floor = shown.find((f) => f.path === 'floor')?.cpuSecondsPerGiB;
+  const panels: Panel[] = [
+    {
+      title: 'Throughput, best round',
+      unit: 'MB/s',
+      groups: [labelOf.medium, labelOf.large, labelOf.concurrent],
+      values: shown.map((f) => [f.MBps.medium ?? null, f.MBps.large ?? null, f.MBps.concurrent ?? null]),
+    },
+    {
+      title: 'Server CPU per GiB stored',
+      unit: 's/GiB',
+      groups: ['server process', 'emulator (S3 side)'],
+      values: shown.map((f) => [f.cpuSecondsPerGiB ?? null, f.emulatorCpuSecondsPerGiB ?? null]),
+      lines: floor ? [{ value: GOALS.cpuVsFloor * floor, label: `goal for ours: ${GOALS.cpuVsFloor} x floor` }] : [],
+    },
+    {
+      title: 'Peak RSS of a fresh server',
+      unit: 'MiB',
+      groups: [`after ${labelOf.small}`, `after ${labelOf.large}`, `after ${labelOf.concurrent}`],
+      values: shown.map((f) => [f.rssSmallMiB ?? null, f.rssLargeMiB ?? null, f.rssConcurrentMiB ?? null]),
+      lines: [{ value: GOALS.peakRssMiB, label: `goal for ours: ${GOALS.peakRssMiB} MiB` }],
+    },
+  ];
+  return barChartSvg({
+    title: 'npm run bench -- upload: the same files through five paths to the same S3 emulator',
+    subtitle: `${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, Node ${process.version}; see bench/results/latest.json for the machine and its load`,
+    series: shown.map((f) => ({ name: SHORT[f.path], color: COLORS[f.path] })),
+    panels,
+  });
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run bench`: installs what is missing, builds, then runs the benchmarks (bench/src/run.ts).
+// `npm run bench [-- upload|auth] [--profile]`: installs what is missing, builds, then runs the
+// benchmarks (bench/src/run.ts), passing its arguments on.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ensureBuilt, ensureMoto, ensureNodeModules, main, repoRoot } from './lib/ensure.mjs';
@@ -8,7 +9,7 @@ await main(async () => {
   ensureNodeModules();
   const python = ensureMoto();
   ensureBuilt();
-  const child = spawn(process.execPath, [join(repoRoot, 'bench/dist/run.js')], {
+  const child = spawn(process.execPath, [join(repoRoot, 'bench/dist/run.js'), ...process.argv.slice(2)], {
     cwd: repoRoot,
     stdio: 'inherit',
     env: { ...process.env, PYTHON: python },

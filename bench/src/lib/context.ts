@@ -13,6 +13,8 @@ export interface BenchSettings {
   /** Discarded seconds before each measurement. */
   warmupSeconds: number;
   concurrencies: number[];
+  /** Run the Node servers of the upload benchmark under `--cpu-prof` and summarise the profiles. */
+  profile: boolean;
 }
 
 /** What every benchmark receives from the entry point. */

@@ -24,10 +24,14 @@ function block(): Buffer {
   return sharedBlock;
 }
 
+/** SHA-256 of the files generated so far, by seed, size and chunk size: the same bytes every time. */
+const digests = new Map<string, string>();
+
 /**
  * A file of `size` bytes that is never held whole in memory: generated chunk by chunk, the same
  * bytes for the same `seed` and size, starting with `head` (e.g. the PNG signature). The SHA-256 of
- * the bytes is computed while they are generated and is available once a pass has been consumed.
+ * the bytes is computed while they are generated (the first time these bytes are generated only)
+ * and is available once a pass has been consumed.
  */
 export class GeneratedFile {
   private digest: string | undefined;
@@ -41,7 +45,9 @@ export class GeneratedFile {
 
   /** One pass over the bytes; each chunk is a fresh buffer (a writer may still hold the previous one). */
   *chunks(): Generator<Buffer> {
-    const hash = createHash('sha256');
+    const id = `${this.seed}:${this.size}:${this.chunkBytes}:${this.head.toString('hex')}`;
+    const known = digests.get(id);
+    const hash = known === undefined ? createHash('sha256') : undefined;
     const base = block();
     this.digest = undefined;
     for (let offset = 0, index = 0; offset < this.size; offset += this.chunkBytes, index += 1) {
@@ -56,10 +62,11 @@ export class GeneratedFile {
         chunk.writeUInt32BE(index >>> 0, 4);
       }
       if (offset === 0) this.head.copy(chunk, 0, 0, Math.min(this.head.length, n));
-      hash.update(chunk);
+      hash?.update(chunk);
       yield chunk;
     }
-    this.digest = hash.digest('hex');
+    this.digest = known ?? (hash as ReturnType<typeof createHash>).digest('hex');
+    digests.set(id, this.digest);
   }
 
   /** SHA-256 (hex) of the bytes of the last complete pass. */
@@ -69,14 +76,15 @@ export class GeneratedFile {
   }
 }
 
-/** A multipart/form-data body with one file part, streamed, with its exact length known up front. */
-export interface MultipartBody {
+/** A request body, streamed, with its exact length known up front. */
+export interface StreamedBody {
   contentType: string;
   contentLength: number;
   chunks(): Generator<Buffer>;
 }
 
-export function multipartFile(field: string, filename: string, partContentType: string, file: GeneratedFile): MultipartBody {
+/** A multipart/form-data body with one file part. */
+export function multipartFile(field: string, filename: string, partContentType: string, file: GeneratedFile): StreamedBody {
   const boundary = `----scs-bench-${randomUUID()}`;
   const head = Buffer.from(
     `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\nContent-Type: ${partContentType}\r\n\r\n`,
@@ -91,6 +99,11 @@ export function multipartFile(field: string, filename: string, partContentType: 
       yield tail;
     },
   };
+}
+
+/** The file itself as the body (application/octet-stream). */
+export function rawFile(file: GeneratedFile): StreamedBody {
+  return { contentType: 'application/octet-stream', contentLength: file.size, chunks: () => file.chunks() };
 }
 
 export interface StreamedResponse {
@@ -110,7 +123,7 @@ export interface StreamedResponse {
  */
 export function postStream(
   url: string,
-  opts: { headers: Record<string, string>; body: MultipartBody; agent: Agent; timeoutMs: number },
+  opts: { headers: Record<string, string>; body: StreamedBody; agent: Agent; timeoutMs: number },
 ): Promise<StreamedResponse> {
   const started = performance.now();
   return new Promise((resolve) => {

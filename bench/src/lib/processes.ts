@@ -8,7 +8,7 @@ export interface Stoppable {
   stop(): Promise<void>;
 }
 
-/** A Node service the bench runs as its own process, listening on 127.0.0.1. */
+/** A service the bench runs as its own process (Node, or Python for a baseline), listening on 127.0.0.1. */
 export interface NodeService extends Stoppable {
   child: ChildProcess;
   pid: number;
@@ -22,6 +22,8 @@ export interface NodeService extends Stoppable {
 export interface StartNodeOptions {
   name: string;
   script: string;
+  /** Node options before the script (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
   cwd: string;
   port: number;
   env: Record<string, string>;
@@ -58,9 +60,14 @@ export class ProcessRegistry {
     return item;
   }
 
-  /** Starts `node script` with exactly `env` (plus PATH), and waits until `readyPath` answers 200. */
-  async startNode(opts: StartNodeOptions): Promise<NodeService> {
-    const child = spawn(process.execPath, [opts.script], {
+  /** Starts `node [nodeArgs] script` with exactly `env` (plus PATH), and waits until `readyPath` answers 200. */
+  startNode(opts: StartNodeOptions): Promise<NodeService> {
+    return this.startProcess({ ...opts, command: process.execPath, args: [...(opts.nodeArgs ?? []), opts.script] });
+  }
+
+  /** Starts `command args` with exactly `env` (plus PATH), and waits until `readyPath` answers 200. */
+  async startProcess(opts: Omit<StartNodeOptions, 'script' | 'nodeArgs'> & { command: string; args: string[] }): Promise<NodeService> {
+    const child = spawn(opts.command, opts.args, {
       cwd: opts.cwd,
       env: { PATH: process.env.PATH ?? '', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

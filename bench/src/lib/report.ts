@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { LoadResult } from './load';
 import type { ProcessUsage } from './proc-stats';
@@ -63,10 +63,18 @@ export interface BenchmarkReport {
   summary: string[];
   /** Scenarios whose runs failed (too many errors); they make the bench exit non-zero. */
   failures: string[];
+  /** The table to print instead of one row per scenario (a benchmark that compares paths side by side). */
+  table?: string;
+  /** Goals that compare several scenarios; counted with the scenarios' own goals. */
+  goals?: Goal[];
+  /** An SVG chart of the table, written as bench/results/<name>.svg (not kept in the JSON). */
+  chartSvg?: string;
 }
 
 export interface MachineFacts {
   nproc: number;
+  /** 1, 5 and 15 minute load averages when the run started: above the core count, the machine was busy. */
+  loadAverage: number[];
   cpuModel: string;
   memoryGiB: number;
   node: string;
@@ -85,6 +93,7 @@ export interface RunReport {
 export function machineFacts(): MachineFacts {
   return {
     nproc: availableParallelism(),
+    loadAverage: loadavg().map((n) => Number(n.toFixed(2))),
     cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
     memoryGiB: Number((totalmem() / 1024 ** 3).toFixed(1)),
     node: process.version,
@@ -174,18 +183,32 @@ export function fileStamp(date: Date): string {
   return date.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
 }
 
-/** Writes `latest.json` (the whole run) and `<benchmark>-<ISO date>.json` per benchmark; returns the paths. */
+/**
+ * Writes `latest.json`, `<benchmark>-<ISO date>.json` per benchmark and `<benchmark>.svg` for each
+ * chart; returns the paths. `latest.json` keeps the latest result of every benchmark: a run of some
+ * benchmarks (`npm run bench -- upload`) replaces theirs and keeps the others' (each says when it ran).
+ */
 export function writeResults(dir: string, report: RunReport): string[] {
   mkdirSync(dir, { recursive: true });
   const stamp = fileStamp(new Date(report.startedAt));
   const written: string[] = [];
-  const write = (name: string, data: unknown) => {
+  const write = (name: string, data: string) => {
     const path = join(dir, name);
-    writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`);
+    writeFileSync(path, data);
     written.push(path);
   };
-  write('latest.json', report);
-  for (const bench of report.benchmarks) write(`${bench.name}-${stamp}.json`, { machine: report.machine, ...bench });
+  const json = (data: unknown) => `${JSON.stringify(data, null, 2)}\n`;
+  const benchmarks = report.benchmarks.map(({ chartSvg: _chart, ...bench }) => bench);
+  let kept: BenchmarkReport[] = [];
+  try {
+    const previous = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as Partial<RunReport>;
+    kept = (previous.benchmarks ?? []).filter((b) => !benchmarks.some((n) => n.name === b.name));
+  } catch {
+    // no previous results
+  }
+  write('latest.json', json({ ...report, benchmarks: [...kept, ...benchmarks] }));
+  for (const bench of benchmarks) write(`${bench.name}-${stamp}.json`, json({ machine: report.machine, ...bench }));
+  for (const bench of report.benchmarks) if (bench.chartSvg) write(`${bench.name}.svg`, bench.chartSvg);
   return written;
 }
 
