@@ -140,6 +140,10 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
     headerPairs: 20,
   };
   const rateLimit = { max: config.UPLOADS_PER_MINUTE, timeWindow: 60_000 };
+  // While the part queue is full the service stops reading the request (back-pressure), for as long
+  // as S3 takes to accept a part (each attempt bounded by AWS_REQUEST_TIMEOUT_MS): the connection's
+  // idle timeout must not cut the client off meanwhile.
+  const uploadIdleMs = Math.max(10_000, config.AWS_REQUEST_TIMEOUT_MS * (config.AWS_MAX_ATTEMPTS + 1));
 
   app.post(
     '/',
@@ -156,6 +160,8 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
     },
     async (request, reply) => {
       let stored: FileView;
+      const socket = request.raw.socket as { setTimeout?: (ms: number) => unknown } | undefined;
+      socket?.setTimeout?.(uploadIdleMs);
       try {
         const form = uploadForm(request, limits, request.query.sensitive === 'true');
         stored = toView(await uploads.upload(request.user.sub, form));

@@ -80,14 +80,13 @@ export class Uploads {
         limit: reserved,
         overLimit: (size) => (size > this.quota.maxBytes ? this.quota.tooLarge() : this.quota.exceeded()),
       });
-      // pipeline() hands its last stage the inspector itself (a Readable), and may settle on an
-      // error before that stage did: the S3 upload's own promise says when its clean-up is over.
-      let writing: Promise<void> | undefined;
-      const toS3 = (source: AsyncIterable<Buffer>) => (writing = this.store.writeFile(object, source as Readable, () => inspector.contentType));
+      const writer = this.store.fileWriter(object, () => inspector.contentType);
       try {
-        await pipeline(file.stream, inspector, toS3, { signal });
+        await pipeline(file.stream, inspector, writer, { signal });
       } catch (err) {
-        await writing?.catch(() => undefined);
+        // pipeline() may settle on an error before the writer has cleaned up (parts in flight,
+        // the multipart upload to abort): `settled` says when that is over.
+        await writer.settled;
         throw signal.aborted ? signal.reason : err;
       }
       created = object;
