@@ -8,9 +8,18 @@ transaction restores a copy of the whole table when it fails, undoing writes mad
 product relies on those guarantees for every race it handles (token rotation, login throttling,
 quotas), so DynamoDB requests (and only those) are serialised here; S3, SQS, KMS and SSM keep
 being served in parallel.
+
+S3 verifies the checksum a PUT carries (`x-amz-checksum-crc32`, `-sha1`, `-sha256`, and
+Content-MD5) against the body it received and refuses a mismatch with 400 BadDigest; moto only
+echoes it. The same check is made here for bodies sent whole (not aws-chunked), so a part or an
+object whose bytes changed on the way is refused as on AWS.
 """
 
 import argparse
+import base64
+import binascii
+import hashlib
+import io
 import signal
 import sys
 import threading
@@ -32,6 +41,46 @@ def serialise_dynamodb(app):
     return wrapped
 
 
+CHECKSUMS = {
+    "HTTP_X_AMZ_CHECKSUM_CRC32": ("CRC32", lambda body: binascii.crc32(body).to_bytes(4, "big")),
+    "HTTP_X_AMZ_CHECKSUM_SHA1": ("SHA1", lambda body: hashlib.sha1(body).digest()),
+    "HTTP_X_AMZ_CHECKSUM_SHA256": ("SHA256", lambda body: hashlib.sha256(body).digest()),
+    "HTTP_CONTENT_MD5": ("Content-MD5", lambda body: hashlib.md5(body).digest()),
+}
+
+
+def bad_digest(start_response, name):
+    message = f"The {name} you specified did not match the calculated checksum."
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>BadDigest</Code><Message>{message}</Message></Error>"
+    ).encode()
+    start_response("400 Bad Request", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def verify_checksums(app):
+    def wrapped(environ, start_response):
+        claimed = [key for key in CHECKSUMS if key in environ]
+        length = environ.get("CONTENT_LENGTH")
+        if (
+            environ.get("REQUEST_METHOD") != "PUT"
+            or not claimed
+            or not length
+            or environ.get("HTTP_X_AMZ_CONTENT_SHA256", "").startswith("STREAMING-")
+        ):
+            return app(environ, start_response)
+        body = environ["wsgi.input"].read(int(length))
+        for key in claimed:
+            name, digest = CHECKSUMS[key]
+            if base64.b64encode(digest(body)).decode() != environ[key].strip():
+                return bad_digest(start_response, name)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return app(environ, start_response)
+
+    return wrapped
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -40,7 +89,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, serialise_dynamodb(app), threaded=True)
+    run_simple(args.host, args.port, verify_checksums(serialise_dynamodb(app)), threaded=True)
 
 
 if __name__ == "__main__":
