@@ -167,7 +167,7 @@ describe('the authenticate plugin', () => {
     }
   });
 
-  it('JW-07: verification results are not cached: a token is refused as soon as its key is no longer trusted', async () => {
+  it('JW-07: a token verified before is refused as soon as its key is no longer trusted (the key is checked before the cache)', async () => {
     const old = await token();
     expect((await get('/private', old)).statusCode).toBe(200);
     // Two rotations far in the future prune the first key (its retirement has passed).
@@ -176,5 +176,79 @@ describe('the authenticate plugin', () => {
     await rotateSigningKey(aws.ssm, params, { kmsKeyId: 'alias/scs-secrets', retainSeconds: 1, now: new Date(later.getTime() + 5_000) });
     await store.load();
     expect((await get('/private', old)).statusCode).toBe(401);
+  });
+});
+
+describe('JW-07: the cache of verified tokens', () => {
+  // Keys of its own: the tests above rotate theirs far into the future.
+  const own = { signingKeyParam: `${unique}-cache/signing`, publicKeysParam: `${unique}-cache/public` };
+  let keys: PublicKeyStore;
+  const apps: FastifyInstance[] = [];
+  beforeAll(async () => {
+    await rotateSigningKey(aws.ssm, own, { kmsKeyId: 'alias/scs-secrets', retainSeconds: 60 });
+    keys = new PublicKeyStore(aws.ssm, own.publicKeysParam, 60_000);
+    await keys.load();
+  });
+  afterAll(async () => {
+    for (const a of apps) await a.close();
+  });
+
+  async function appWith(clockToleranceSeconds?: number) {
+    const a = Fastify();
+    apps.push(a);
+    await a.register(errorHandlerPlugin);
+    await a.register(authenticatePlugin, { keys, issuer: 'scs-auth', audience: 'scs', ...(clockToleranceSeconds !== undefined ? { clockToleranceSeconds } : {}) });
+    a.get('/private', async (request) => ({ sub: request.user.sub }));
+    const call = (bearer: string) => a.inject({ method: 'GET', url: '/private', headers: { authorization: `Bearer ${bearer}` } });
+    return { app: a, call };
+  }
+  async function sign(expiresIn = 60_000) {
+    const key = await readSigningKey(aws.ssm, own.signingKeyParam, Date.now());
+    return createSigner({ key: key?.privateKeyPem, algorithm: 'ES256', kid: key?.kid, iss: 'scs-auth', aud: 'scs', expiresIn })({
+      sub: '11111111-1111-4111-8111-111111111111',
+      username: 'tester',
+      role: 'user',
+      token_use: 'access',
+    });
+  }
+
+  it('is bounded, expires with the token, and is keyed by the whole token (no custom key builder)', async () => {
+    const { app: a } = await appWith();
+    const verify = (a as unknown as { jwt: { options: { verify: Record<string, unknown> } } }).jwt.options.verify;
+    expect(verify).toMatchObject({ cache: expect.any(Number), cacheTTL: expect.any(Number) });
+    expect(verify.cache).toBeLessThanOrEqual(10_000);
+    expect(verify.cacheTTL).toBeLessThanOrEqual(15 * 60_000);
+    expect(verify.cacheKeyBuilder).toBeUndefined();
+  });
+
+  it('a token that differs from an accepted one only in its signature or payload is refused', async () => {
+    const { call } = await appWith();
+    const genuine = await sign();
+    expect((await call(genuine)).statusCode).toBe(200);
+    const [header, payload, signature] = genuine.split('.') as [string, string, string];
+    const flipped = `${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`;
+    expect((await call(`${header}.${payload}.${flipped}`)).statusCode).toBe(401);
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
+    const forged = Buffer.from(JSON.stringify({ ...claims, role: 'admin' })).toString('base64url');
+    expect((await call(`${header}.${forged}.${signature}`)).statusCode).toBe(401);
+    expect((await call(genuine)).statusCode).toBe(200);
+  });
+
+  it('an accepted token is refused once it has expired', async () => {
+    const { call } = await appWith(0);
+    const shortLived = await sign(60_000);
+    expect((await call(shortLived)).statusCode).toBe(200);
+    try {
+      // Only the clock moves (to just after the token's expiry); timers and I/O stay real.
+      jest.useFakeTimers({
+        now: Date.now() + 61_000,
+        doNotFake: ['hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'],
+      });
+      const late = await call(shortLived);
+      expect(late.statusCode).toBe(401);
+      expect(late.json().message).toMatch(/expired/);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

@@ -68,6 +68,17 @@ export interface AuthenticateOptions {
 const ROLES: ReadonlySet<string> = new Set(['user', 'admin']);
 
 /**
+ * Verified tokens remembered, so a token seen before is not checked from scratch (an ES256
+ * signature check is most of a request's CPU). fast-jwt's cache: bounded (least recently used
+ * out), keyed by its own hash of the whole token (JW-07: never a custom key builder, so no two
+ * tokens can share an entry), and an entry lasts until the token expires, at most as long as an
+ * access token lives. One cache per verification key: the key is looked up (and its retirement
+ * checked) on every request before the cache is consulted.
+ */
+export const VERIFIED_TOKENS_CACHED = 1_000;
+const VERIFIED_TOKEN_CACHE_MS = 15 * 60_000;
+
+/**
  * The token of an `Authorization: Bearer <token>` header, or undefined when the header is not
  * one. RFC 9110 section 11.4 / RFC 6750: the scheme is case-insensitive and separated from the
  * credentials by one or more spaces; the token is a token68.
@@ -82,7 +93,8 @@ export function bearerToken(header: string | undefined): string | undefined {
  * in the configured key set (jku/x5u/jwk headers are never followed), `iss`/`aud`/`exp` checked.
  * Every route is authenticated in `onRequest` (before any body byte is read) unless its config
  * says `public: true`; `config.roles` restricts a route to roles, checked against both the token's
- * claim and the account's current role (`currentRole`).
+ * claim and the account's current role (`currentRole`, read on every request: never cached).
+ * A token verified before is answered from a bounded cache (see VERIFIED_TOKENS_CACHED).
  */
 export const authenticatePlugin = fp<AuthenticateOptions>(
   async function authenticate(app, opts) {
@@ -105,6 +117,8 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
         allowedAud: opts.audience,
         clockTolerance: (opts.clockToleranceSeconds ?? 30) * 1000,
         requiredClaims: ['sub', 'exp', 'iat', 'iss', 'aud'],
+        cache: VERIFIED_TOKENS_CACHED,
+        cacheTTL: VERIFIED_TOKEN_CACHE_MS,
         // Our own parsing of the header (any case of the scheme, one or more spaces).
         extractToken: (request: FastifyRequest) => bearerToken(request.headers.authorization),
       },
