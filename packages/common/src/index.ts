@@ -13,6 +13,7 @@ export * from './s3-versions';
 export * from './server';
 export { auditPlugin, type AuditFields, type AuditOutcome } from './plugins/audit';
 export {
+  accessTokenVerifierOptions,
   authenticatePlugin,
   bearerToken,
   type AccessTokenClaims,

@@ -258,14 +258,26 @@ export class PublicKeyStore {
     return (await this.entry(kid, now))?.pem;
   }
 
+  /**
+   * The PEM of a key already loaded and trusted now, without waiting for anything (the common case
+   * on every request); undefined for a kid not loaded yet (then `resolvePem` may refresh) or retired.
+   */
+  loadedPem(kid: string | undefined, now = this.now()): string | undefined {
+    const entry = kid === undefined ? undefined : this.keys.get(kid);
+    return entry && !this.retired(entry, now) ? entry.pem : undefined;
+  }
+
+  private retired(entry: { published: PublishedKey }, now: number): boolean {
+    return entry.published.retireAt !== undefined && Date.parse(entry.published.retireAt) <= now;
+  }
+
   private async entry(kid: string | undefined, now: number) {
     if (!kid || kid.length > 128) return undefined;
     if (!this.keys.has(kid) && now - this.lastLoad >= this.minRefreshGapMs) {
       await this.load().catch((err: unknown) => this.log?.warn({ err }, 'refreshing the JWT public keys failed'));
     }
     const entry = this.keys.get(kid);
-    if (!entry) return undefined;
-    if (entry.published.retireAt && Date.parse(entry.published.retireAt) <= now) return undefined;
+    if (!entry || this.retired(entry, now)) return undefined;
     return entry;
   }
 

@@ -1,4 +1,5 @@
-import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt';
+import fastifyJwt from '@fastify/jwt';
+import { type Algorithm, createDecoder, createVerifier, TokenError, type VerifierOptions } from 'fast-jwt';
 // Re-exported so every service that uses this plugin also sees @fastify/jwt's request.user typing.
 export type { FastifyJWT } from '@fastify/jwt';
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
@@ -77,6 +78,25 @@ const ROLES: ReadonlySet<string> = new Set(['user', 'admin']);
  */
 export const VERIFIED_TOKENS_CACHED = 1_000;
 const VERIFIED_TOKEN_CACHE_MS = 15 * 60_000;
+/** Verifiers kept (one per trusted key; keys rotate rarely, so this is never reached in practice). */
+const MAX_VERIFIERS = 16;
+
+/** fast-jwt verifier options for access tokens signed with `key` (a public key, SPKI PEM): JW-01, JW-03, JW-04, JW-07. */
+export function accessTokenVerifierOptions(
+  key: string,
+  opts: Pick<AuthenticateOptions, 'issuer' | 'audience' | 'clockToleranceSeconds'>,
+): Partial<VerifierOptions> & { key: string } {
+  return {
+    key,
+    algorithms: [JWT_ALGORITHM as Algorithm],
+    allowedIss: opts.issuer,
+    allowedAud: opts.audience,
+    clockTolerance: (opts.clockToleranceSeconds ?? 30) * 1000,
+    requiredClaims: ['sub', 'exp', 'iat', 'iss', 'aud'],
+    cache: VERIFIED_TOKENS_CACHED,
+    cacheTTL: VERIFIED_TOKEN_CACHE_MS,
+  };
+}
 
 /**
  * The token of an `Authorization: Bearer <token>` header, or undefined when the header is not
@@ -98,45 +118,47 @@ export function bearerToken(header: string | undefined): string | undefined {
  */
 export const authenticatePlugin = fp<AuthenticateOptions>(
   async function authenticate(app, opts) {
+    // @fastify/jwt for its request.user decoration and for signing (auth passes its key per call).
+    // Access tokens are verified by the hook below, never with request.jwtVerify().
     await app.register(fastifyJwt, {
       secret: {
-        // Verification only: signing keys never live in this plugin.
         private: 'unused-for-signing',
-        public: async (_request: FastifyRequest, token: TokenOrHeader) => {
-          const header = 'header' in token ? token.header : token;
-          const pem = await opts.keys.resolvePem(header.kid);
-          if (!pem) throw new Unauthorized('Access token signed by an unknown key');
-          return pem;
+        public: async () => {
+          throw new Unauthorized('Access tokens are verified by the authenticate hook');
         },
       },
-      // The key callback needs the header (kid), so tokens are decoded completely before verification.
-      decode: { complete: true },
-      verify: {
-        algorithms: [JWT_ALGORITHM],
-        allowedIss: opts.issuer,
-        allowedAud: opts.audience,
-        clockTolerance: (opts.clockToleranceSeconds ?? 30) * 1000,
-        requiredClaims: ['sub', 'exp', 'iat', 'iss', 'aud'],
-        cache: VERIFIED_TOKENS_CACHED,
-        cacheTTL: VERIFIED_TOKEN_CACHE_MS,
-        // Our own parsing of the header (any case of the scheme, one or more spaces).
-        extractToken: (request: FastifyRequest) => bearerToken(request.headers.authorization),
-      },
     });
+    // The header names the key (kid): read first, then the token is checked by that key's verifier,
+    // whose cache answers a token seen before. Calling fast-jwt directly (as @fastify/jwt does
+    // inside, minus its per-request option merging and callback chain) keeps a cached answer cheap.
+    const decodeHeader = createDecoder({ complete: true });
+    const verifiers = new Map<string, (token: string) => AccessTokenClaims>();
+    const verifierFor = (pem: string) => {
+      let verifier = verifiers.get(pem);
+      if (!verifier) {
+        if (verifiers.size >= MAX_VERIFIERS) verifiers.clear();
+        verifier = createVerifier(accessTokenVerifierOptions(pem, opts)) as (token: string) => AccessTokenClaims;
+        verifiers.set(pem, verifier);
+      }
+      return verifier;
+    };
     const currentRole = opts.currentRole;
 
     const verify: onRequestHookHandler = async function (request: FastifyRequest, _reply: FastifyReply) {
-      if (bearerToken(request.headers.authorization) === undefined) {
+      const token = bearerToken(request.headers.authorization);
+      if (token === undefined) {
         throw new Unauthorized('Sign in first: this request needs a valid access token');
       }
       let claims: AccessTokenClaims;
       try {
-        claims = await request.jwtVerify<AccessTokenClaims>();
+        const { header } = decodeHeader(token) as { header: { kid?: string } };
+        const pem = opts.keys.loadedPem(header.kid) ?? (await opts.keys.resolvePem(header.kid));
+        if (!pem) throw new Unauthorized('Access token signed by an unknown key');
+        claims = verifierFor(pem)(token);
       } catch (err) {
         request.log.debug({ err }, 'access token rejected');
-        const code = (err as { code?: string }).code;
         throw new Unauthorized(
-          code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
+          (err as { code?: string }).code === TokenError.codes.expired
             ? 'Your session has expired: sign in again'
             : 'The access token is not valid: sign in again',
         );
