@@ -272,7 +272,7 @@ export async function uploadBenchmark(ctx: BenchContext): Promise<BenchmarkRepor
           await scenario('medium', 1, sizes.medium, 300);
           await scenario('concurrent', sizes.concurrent.count, sizes.concurrent.each, 400);
         } catch (err) {
-          failures.push(`${runner.name} round ${r + 1}: ${(err as Error).message}`);
+          failures.push(`${runner.name} round ${r + 1}: ${(err as Error).message} (the emulator's log: bench/results/emulator.log)`);
           ctx.log(`${runner.name} round ${r + 1} stopped: ${(err as Error).message}${server ? `\nlast output:\n${server.output().split('\n').slice(-10).join('\n')}` : ''}`);
         } finally {
           await server?.stop();

@@ -1,7 +1,8 @@
 import { createAwsClients, loadConfig } from '@scs/common';
 import { freePort, startEmulator } from '@scs/scripts/dist/emulator';
 import { provision, ResourceNames } from '@scs/scripts/dist/provision';
-import { resolve } from 'node:path';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { ProcessRegistry } from './processes';
 
 /** The repository root (bench/dist/lib -> ../../..). */
@@ -44,10 +45,17 @@ export function emulatorEnv(endpoint: string): Record<string, string> {
   };
 }
 
+/** Where the emulator's own output (its request log and any error it raised) is kept during a run. */
+export const EMULATOR_LOG = join(repoRoot, 'bench/results/emulator.log');
+
 /** Starts moto on a free loopback port, registers it for clean-up, and provisions it. */
 export async function startProvisionedEmulator(registry: ProcessRegistry, log: (m: string) => void): Promise<Emulator> {
   const running = await startEmulator(repoRoot, await freePort());
   registry.add({ name: 'emulator', child: running.child, stop: () => running.stop() });
+  mkdirSync(join(repoRoot, 'bench/results'), { recursive: true });
+  const file = createWriteStream(EMULATOR_LOG);
+  running.child.stderr?.on('data', (d: Buffer) => file.write(d));
+  running.child.once('exit', () => file.end());
   const env = emulatorEnv(running.endpoint);
   // The SDK's default credential chain reads these; this process only ever talks to the emulator.
   Object.assign(process.env, env);
