@@ -1,6 +1,10 @@
-import { type AwsClients, createAwsClients } from '@scs/common';
+import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
-import { crc32Base64 } from '../src/services/object-store';
+import { UploadConfig } from '../src/config';
+import { uuidv7 } from '../src/services/ids';
+import { ObjectStore } from '../src/services/object-store';
 import { buildUploadApp, closeAuth, newUser, pngBytes, s3Leftovers, sha256, upload, type UploadTestApp } from './helpers';
 
 const MiB = 1024 * 1024;
@@ -15,10 +19,11 @@ interface Sent {
 
 /**
  * The service's S3 client with a recorder of every request it sends, the number of part uploads
- * in flight at once, and an optional fault: `corrupt` flips one byte of a request's body after the
- * SDK built it (checksum header included), as a bad link or bad memory would.
+ * in flight at once, and optional faults: `corrupt` flips one byte of a request's body after the
+ * SDK built and signed it (checksum header included), as a bad link or bad memory would; `before`
+ * runs as a request leaves, and fails it by throwing.
  */
-function recordingAws(opts: { corrupt?: (s: Sent) => boolean } = {}) {
+function recordingAws(opts: { corrupt?: (s: Sent) => boolean; before?: (s: Sent) => void } = {}) {
   const aws: AwsClients = createAwsClients({ AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS: 3, AWS_REQUEST_TIMEOUT_MS: 10_000 });
   const sent: Sent[] = [];
   const parts = { inFlight: 0, maxInFlight: 0 };
@@ -29,6 +34,7 @@ function recordingAws(opts: { corrupt?: (s: Sent) => boolean } = {}) {
       const s: Sent = { command: context.commandName ?? '', input: args.input as Record<string, unknown>, headers: { ...request.headers }, body: body && Buffer.from(body) };
       sent.push(s);
       if (body && body.length > 0 && opts.corrupt?.(s)) body[body.length - 1] = (body[body.length - 1] as number) ^ 0xff;
+      opts.before?.(s);
       const isPart = s.command === 'UploadPartCommand';
       if (isPart) parts.maxInFlight = Math.max(parts.maxInFlight, (parts.inFlight += 1));
       try {
@@ -43,6 +49,14 @@ function recordingAws(opts: { corrupt?: (s: Sent) => boolean } = {}) {
 }
 
 const header = (s: Sent, name: string) => s.headers[name] ?? s.headers[name.toLowerCase()];
+/** The headers SigV4 signed, from the Authorization header. */
+const signedHeaders = (s: Sent) => /SignedHeaders=([^,]+)/.exec(header(s, 'authorization') ?? '')?.[1]?.split(';') ?? [];
+/** A CRC32 as S3 carries it: the four bytes big-endian, base64. */
+const crc32Base64 = (bytes: Buffer) => {
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(crc32(bytes));
+  return out.toString('base64');
+};
 
 afterAll(async () => closeAuth());
 
@@ -72,11 +86,12 @@ describe('FU-15: every byte reaches S3 under a checksum S3 verifies', () => {
     const parts = rec.sent.filter((s) => s.command === 'UploadPartCommand').sort((a, b) => Number(a.input.PartNumber) - Number(b.input.PartNumber));
     expect(parts.map((p) => p.body?.length)).toEqual([5 * MiB, 5 * MiB, 5 * MiB, 5 * MiB, 3]);
     for (const part of parts) {
-      expect(header(part, 'x-amz-checksum-crc32')).toBe(crc32Base64(crc32(part.body as Buffer)));
+      expect(header(part, 'x-amz-checksum-crc32')).toBe(crc32Base64(part.body as Buffer));
       expect(header(part, 'x-amz-content-sha256')).toBe('UNSIGNED-PAYLOAD');
+      expect(signedHeaders(part)).toEqual(expect.arrayContaining(['x-amz-checksum-crc32', 'x-amz-content-sha256']));
     }
     expect(sha256(Buffer.concat(parts.map((p) => p.body as Buffer)))).toBe(sha256(content));
-    // At most UPLOAD_QUEUE_SIZE parts (and so part buffers) in flight at once.
+    // At most UPLOAD_QUEUE_SIZE parts in flight at once.
     expect(rec.parts.maxInFlight).toBeLessThanOrEqual(2);
     const complete = rec.sent.find((s) => s.command === 'CompleteMultipartUploadCommand');
     const listed = (complete?.input.MultipartUpload as { Parts: { PartNumber: number; ChecksumCRC32: string }[] }).Parts;
@@ -99,23 +114,21 @@ describe('FU-15: every byte reaches S3 under a checksum S3 verifies', () => {
     expect(rec.sent.some((s) => s.command === 'CreateMultipartUploadCommand')).toBe(false);
     const put = puts[0] as Sent;
     expect(put.body?.equals(content)).toBe(true);
-    expect(header(put, 'x-amz-checksum-crc32')).toBe(crc32Base64(crc32(content)));
+    expect(header(put, 'x-amz-checksum-crc32')).toBe(crc32Base64(content));
     expect(header(put, 'x-amz-content-sha256')).toBe('UNSIGNED-PAYLOAD');
+    expect(signedHeaders(put)).toContain('x-amz-checksum-crc32');
   });
 
-  it('part buffers are reused: a smaller file after a larger one is stored with exactly its own bytes', async () => {
+  it('files at and around the part size are stored with exactly their bytes', async () => {
     const user = await newUser();
-    const large = Buffer.alloc(12 * MiB, 0xaa);
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(large);
-    expect((await upload(t.app, user.headers, [{ name: 'file', filename: 'large.png', content: large }])).statusCode).toBe(201);
-    for (const size of [6 * MiB + 5, 5 * MiB, 100]) {
-      const small = pngBytes(size);
-      const res = await upload(t.app, user.headers, [{ name: 'file', filename: 'small.png', content: small }]);
+    for (const size of [5 * MiB + 1, 5 * MiB, 10 * MiB, 100]) {
+      const content = pngBytes(size);
+      const res = await upload(t.app, user.headers, [{ name: 'file', filename: 'sized.png', content }]);
       expect(res.statusCode).toBe(201);
       const link = await t.app.inject({ method: 'GET', url: `/api/files/${res.json().id}/download?redirect=false`, headers: user.headers });
       const stored = Buffer.from(await (await fetch(link.json().url)).arrayBuffer());
       expect(stored.length).toBe(size);
-      expect(sha256(stored)).toBe(sha256(small));
+      expect(sha256(stored)).toBe(sha256(content));
     }
   });
 });
@@ -140,6 +153,82 @@ describe('FU-15: S3 refuses bytes that changed after their checksum was taken', 
       expect((await upload(t.app, user.headers, [{ name: 'file', filename: 'good-link.png', content }])).statusCode).toBe(201);
     } finally {
       await t.app.close();
+      rec.aws.destroy();
+    }
+  });
+
+  it('a part S3 refused stops the upload at once: the rest of the file is not sent, and nothing is left', async () => {
+    const rec = recordingAws({ corrupt: (s) => s.command === 'UploadPartCommand' && s.input.PartNumber === 1 });
+    const t = await buildUploadApp({ UPLOAD_PART_BYTES: String(5 * MiB), UPLOAD_QUEUE_SIZE: '2' }, { aws: rec.aws });
+    try {
+      const user = await newUser();
+      const res = await upload(t.app, user.headers, [{ name: 'file', filename: 'early.png', content: pngBytes(40 * MiB) }]);
+      expect(res.statusCode).toBe(500);
+      // 8 parts; the refusal of part 1 arrives while at most the two of the queue (and the one
+      // after a part that finished first) are on their way.
+      const parts = rec.sent.filter((s) => s.command === 'UploadPartCommand');
+      expect(parts.length).toBeLessThanOrEqual(4);
+      expect(rec.sent.some((s) => s.command === 'AbortMultipartUploadCommand')).toBe(true);
+      expect(await s3Leftovers(t.aws, t.config.PRIMARY_BUCKET, user.userId)).toEqual({ objects: 0, multipartUploads: 0 });
+    } finally {
+      await t.app.close();
+      rec.aws.destroy();
+    }
+  });
+
+  it('a file of one part whose bytes changed is refused too: no object, no record', async () => {
+    const rec = recordingAws({ corrupt: (s) => s.command === 'PutObjectCommand' });
+    const t = await buildUploadApp({}, { aws: rec.aws });
+    try {
+      const user = await newUser();
+      const res = await upload(t.app, user.headers, [{ name: 'file', filename: 'small-bad-link.png', content: pngBytes(200_000) }]);
+      expect(res.statusCode).toBe(500);
+      expect(await t.waitForLog((l) => JSON.stringify(l.err ?? '').includes('BadDigest'))).toBeDefined();
+      expect(await s3Leftovers(t.aws, t.config.PRIMARY_BUCKET, user.userId)).toEqual({ objects: 0, multipartUploads: 0 });
+      expect((await t.app.inject({ method: 'GET', url: '/api/files', headers: user.headers })).json().items).toEqual([]);
+    } finally {
+      await t.app.close();
+      rec.aws.destroy();
+    }
+  });
+});
+
+describe('an upload that fails once S3 holds its bytes leaves nothing', () => {
+  it('a CompleteMultipartUpload that fails for good: the multipart upload is aborted (lib-storage leaves it open)', async () => {
+    const rec = recordingAws({
+      before: (s) => {
+        if (s.command === 'CompleteMultipartUploadCommand') throw Object.assign(new Error('One or more of the specified parts could not be found.'), { name: 'InvalidPart' });
+      },
+    });
+    const t = await buildUploadApp({ UPLOAD_PART_BYTES: String(5 * MiB) }, { aws: rec.aws });
+    try {
+      const user = await newUser();
+      const res = await upload(t.app, user.headers, [{ name: 'file', filename: 'never-complete.png', content: pngBytes(12 * MiB) }]);
+      expect(res.statusCode).toBe(500);
+      expect(rec.sent.filter((s) => s.command === 'AbortMultipartUploadCommand')).toHaveLength(1);
+      expect(await s3Leftovers(t.aws, t.config.PRIMARY_BUCKET, user.userId)).toEqual({ objects: 0, multipartUploads: 0 });
+      expect((await t.app.inject({ method: 'GET', url: '/api/files', headers: user.headers })).json().items).toEqual([]);
+    } finally {
+      await t.app.close();
+      rec.aws.destroy();
+    }
+  });
+
+  it('an abort that arrives while S3 stores a file of one part: the object S3 completed is removed before the write settles', async () => {
+    const gone = new AbortController();
+    // The client goes away just as the single PUT leaves: lib-storage's done() rejects at once, the PUT still lands.
+    const rec = recordingAws({ before: (s) => s.command === 'PutObjectCommand' && gone.abort(new Error('the client went away')) });
+    const config = loadConfig(UploadConfig, process.env);
+    const store = await ObjectStore.create(rec.aws.s3, config);
+    const warn = jest.fn();
+    try {
+      const file = { userId: randomUUID(), fileId: uuidv7(), name: 'late.png', contentType: 'image/png', sensitive: false };
+      const writing = store.writeFile(file, Readable.from([pngBytes(100_000)]), { contentType: () => undefined, signal: gone.signal, log: { warn } });
+      await expect(writing).rejects.toThrow('Upload aborted.');
+      expect(rec.sent.filter((s) => s.command === 'PutObjectCommand')).toHaveLength(1);
+      expect(await s3Leftovers(rec.aws, config.PRIMARY_BUCKET, file.userId)).toEqual({ objects: 0, multipartUploads: 0 });
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
       rec.aws.destroy();
     }
   });

@@ -1,9 +1,7 @@
 import {
   AbortMultipartUploadCommand,
-  type CompletedPart,
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
-  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
@@ -15,16 +13,14 @@ import {
   PutObjectTaggingCommand,
   type S3Client,
   type Tag,
-  UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { isNotFound } from '@scs/common';
-import type { BuildMiddleware, MetadataBearer } from '@smithy/types';
-import { type Readable, Writable } from 'node:stream';
-import { crc32 } from 'node:zlib';
+import type { Readable } from 'node:stream';
 import type { UploadConfig } from '../config';
-import { PartBuffers } from './part-buffers';
+import { unsignedPayloadWithChecksum } from './unsigned-payload';
 
 /** Object keys of files: the only keys consumers (the mover, backups) treat as files. */
 export const FILE_PREFIX = 'users/';
@@ -63,43 +59,6 @@ export interface StoredObject extends Omit<StagedObject, 'versionId' | 'etag'> {
 
 const tagSet = (tags: Record<string, string>): Tag[] => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 
-/** S3's limit on the parts of one multipart upload. */
-const MAX_PARTS = 10_000;
-
-/** A CRC32 as S3 carries it: the four bytes big-endian, base64. */
-export const crc32Base64 = (crc: number) => {
-  const bytes = Buffer.alloc(4);
-  bytes.writeUInt32BE(crc >>> 0);
-  return bytes.toString('base64');
-};
-
-/**
- * Sends the body of a request that carries a checksum S3 verifies (`x-amz-checksum-*`) with an
- * unsigned payload: SigV4 signs the headers (the checksum among them) and S3 verifies the body
- * against the checksum, so the signer's own SHA-256 of every body (a second hash of every byte)
- * adds no check S3 would not make. The SDK does the same for the streamed bodies it sends with a
- * trailing checksum (STREAMING-UNSIGNED-PAYLOAD-TRAILER). A request without a checksum header
- * keeps its signed payload.
- */
-const unsignedPayloadWithChecksum =
-  <I extends object, O extends MetadataBearer>(): BuildMiddleware<I, O> =>
-  (next) =>
-  async (args) => {
-    const request = args.request as { headers?: Record<string, string> };
-    if (request.headers && Object.keys(request.headers).some((h) => h.toLowerCase().startsWith('x-amz-checksum-'))) {
-      request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-    }
-    return next(args);
-  };
-const UNSIGNED_PAYLOAD = { step: 'build', name: 'scsUnsignedPayloadWithChecksum', override: true } as const;
-
-/** A PutObject or UploadPart whose body goes with a checksum of ours and an unsigned payload. */
-function withChecksum<C extends PutObjectCommand | UploadPartCommand>(command: C): C {
-  if (command instanceof PutObjectCommand) command.middlewareStack.add(unsignedPayloadWithChecksum(), UNSIGNED_PAYLOAD);
-  else command.middlewareStack.add(unsignedPayloadWithChecksum(), UNSIGNED_PAYLOAD);
-  return command;
-}
-
 /**
  * Every S3 call of the upload service. File objects are created in one request with their tags,
  * metadata, disposition and server-side encryption (SSE-S3 in the primary bucket); the mover may
@@ -108,12 +67,15 @@ function withChecksum<C extends PutObjectCommand | UploadPartCommand>(command: C
 export class ObjectStore {
   private readonly primary: string;
   private readonly sensitive: string;
-  /** Part buffers shared by every upload of the process: one upload's worth reserved at start. */
-  private readonly buffers: PartBuffers;
 
-  /** The store, with the `content-disposition` package loaded (an ES module, so imported once here). */
+  /**
+   * The store, with the `content-disposition` package loaded (an ES module, so imported once here).
+   * The client is given the `unsignedPayloadWithChecksum` plugin: bodies that carry a checksum S3
+   * verifies are not hashed a second time for the signature.
+   */
   static async create(s3: S3Client, config: UploadConfig): Promise<ObjectStore> {
     const { create } = await import('content-disposition');
+    s3.middlewareStack.use(unsignedPayloadWithChecksum);
     return new ObjectStore(s3, config, (name) => create(name, { type: 'attachment' }));
   }
 
@@ -125,7 +87,6 @@ export class ObjectStore {
   ) {
     this.primary = config.PRIMARY_BUCKET;
     this.sensitive = config.SENSITIVE_BUCKET;
-    this.buffers = new PartBuffers(config.UPLOAD_PART_BYTES, config.UPLOAD_QUEUE_SIZE + 1);
   }
 
   /** Readiness: the primary bucket answers. */
@@ -144,28 +105,71 @@ export class ObjectStore {
   }
 
   /**
-   * The last stage of an upload's stream: writes the bytes into `users/{userId}/{fileId}`. A file
-   * smaller than one part is one PutObject when the stream ends; a larger one is a multipart upload
-   * of UPLOAD_PART_BYTES parts, up to UPLOAD_QUEUE_SIZE of them in flight (the stream waits while
-   * they are: back-pressure to the client). The object is created with its tags, metadata,
-   * disposition and encryption in the creating request (not tagged afterwards, which would race
-   * the mover), and with the Content-Type `contentType()` gives at that moment: by then the type
-   * has seen at least the first bytes, and a small text file all of its bytes.
+   * Writes an upload's stream into `users/{userId}/{fileId}` with lib-storage's `Upload`: a file
+   * smaller than one part is one PutObject when the stream ends, a larger one a multipart upload
+   * of UPLOAD_PART_BYTES parts, up to UPLOAD_QUEUE_SIZE of them in flight (lib-storage reads the
+   * stream only as parts leave: back-pressure to the client). The object is created with its tags
+   * (`Tagging` in the params, not lib-storage's `tags`, which tags afterwards and would race the
+   * mover), metadata, disposition and encryption in the creating request, and with the
+   * Content-Type `contentType()` gives at that moment (lib-storage copies its params when it
+   * creates the object: with the first part, or with the single PUT at the end of a file smaller
+   * than a part; by then the type has seen at least the first bytes, and a small text file all of
+   * its bytes, so the object's Content-Type carries the charset found).
    *
-   * Each part is copied once, into a reused part buffer, and carries a CRC32 (native zlib) that S3
-   * verifies before it accepts the part; the payload itself is not hashed a second time for the
-   * signature (see `unsignedPayloadWithChecksum`).
+   * Every part (and the single PUT) carries a CRC32, computed by the SDK with Node's native
+   * `zlib.crc32`, that S3 verifies before it accepts the bytes (400 BadDigest otherwise); the body
+   * is not hashed again for the signature (`unsignedPayloadWithChecksum`).
    *
-   * When the stream fails, the writer waits for the parts in flight, aborts the multipart upload,
-   * and only then settles `settled`: once it has, a failed upload has left no object and no parts.
+   * `signal` (the client went away, the multipart parser's size limit) calls the upload's
+   * `abort()`. Resolves once S3 completed the object. Rejects only once the upload is over for
+   * good: the requests in flight finished, the multipart upload was aborted (`leavePartsOnError:
+   * false`), and an object that S3 completed after all (an abort that came too late) was deleted.
+   * A clean-up that itself fails is logged and left to the sweep and the buckets' lifecycle rule.
    */
-  fileWriter(file: FileObject, contentType: () => string | undefined): FileWriter {
-    return new FileWriter(this.s3, this.buffers, this.config.UPLOAD_QUEUE_SIZE, {
+  async writeFile(
+    file: FileObject,
+    body: Readable,
+    opts: { contentType: () => string | undefined; signal: AbortSignal; log: { warn(obj: object, msg: string): void } },
+  ): Promise<void> {
+    const Key = fileKey(file.userId, file.fileId);
+    const params = {
       Bucket: this.primary,
-      Key: fileKey(file.userId, file.fileId),
+      Key,
+      Body: body,
       Tagging: `sensitive=${file.sensitive}`,
-      attributes: () => ({ ...this.attributes(file), ContentType: contentType() ?? file.contentType }),
+      ChecksumAlgorithm: 'CRC32' as const,
+      ...this.attributes(file),
+    };
+    Object.defineProperty(params, 'ContentType', { enumerable: true, get: () => opts.contentType() ?? file.contentType });
+    const requests = new UploadRequests(this.s3);
+    const upload = new Upload({
+      client: requests.client,
+      params,
+      partSize: this.config.UPLOAD_PART_BYTES,
+      queueSize: this.config.UPLOAD_QUEUE_SIZE,
+      leavePartsOnError: false,
     });
+    const abort = () => void upload.abort();
+    opts.signal.addEventListener('abort', abort, { once: true });
+    if (opts.signal.aborted) abort();
+    try {
+      await upload.done();
+    } catch (err) {
+      // done() rejects at once on abort(), while parts may still be in flight and lib-storage aborts
+      // the multipart upload only after them: wait for its last request, then remove what is left.
+      await requests.quiet();
+      try {
+        if (requests.completed) await this.deleteIfPresent(this.primary, Key);
+        else if (upload.uploadId && !requests.aborted) {
+          await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.primary, Key, UploadId: upload.uploadId }));
+        }
+      } catch (cleanupErr) {
+        opts.log.warn({ err: cleanupErr, key: Key }, 'removing what a failed upload left in S3 failed');
+      }
+      throw err;
+    } finally {
+      opts.signal.removeEventListener('abort', abort);
+    }
   }
 
   /**
@@ -359,198 +363,46 @@ export class ObjectStore {
   }
 }
 
-/** Where a FileWriter writes, and what the object is created with. */
-interface FileTarget {
-  Bucket: string;
-  Key: string;
-  Tagging: string;
-  /** Read when the object is created (first part, or the single PUT at the end). */
-  attributes: () => { ContentType: string; ContentDisposition: string; ServerSideEncryption: 'AES256'; Metadata: Record<string, string> };
-}
-
 /**
- * A Writable that stores what it is given as one S3 object (see `ObjectStore.fileWriter`).
- * `settled` resolves once the writer is done for good: the object completed, or, after a failure,
- * the parts in flight finished and the multipart upload was aborted. It never rejects.
+ * The S3 client as one lib-storage `Upload` sees it: the same client (configuration, connections,
+ * middleware), whose requests are followed until they settle, with what they achieved.
  */
-export class FileWriter extends Writable {
-  readonly settled: Promise<void>;
-  private settle!: () => void;
-  private buffer: Buffer | undefined;
-  private filled = 0;
-  private crc = 0;
-  private partNumber = 0;
-  private uploadId: Promise<string> | undefined;
-  private readonly inFlight = new Set<Promise<void>>();
-  private readonly parts: CompletedPart[] = [];
-  /** The first failure of a part upload, reported by the next write (or the end). */
-  private failure: Error | undefined;
+class UploadRequests {
+  readonly client: S3Client;
+  /** A PutObject or CompleteMultipartUpload succeeded: the object exists. */
+  completed = false;
+  /** An AbortMultipartUpload succeeded. */
+  aborted = false;
+  private readonly pending = new Set<Promise<unknown>>();
 
-  constructor(
-    private readonly s3: S3Client,
-    private readonly buffers: PartBuffers,
-    private readonly queueSize: number,
-    private readonly target: FileTarget,
-  ) {
-    super({ highWaterMark: 1024 * 1024 });
-    this.settled = new Promise((resolve) => (this.settle = resolve));
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    let offset = 0;
-    const step = (): void => {
-      for (;;) {
-        if (this.destroyed) return done();
-        if (this.failure) return done(this.failure);
-        if (offset === chunk.length) return done();
-        if (this.buffer && this.filled === this.buffer.length) {
-          // A full part with more bytes after it (a part that is full at the end of the stream is
-          // the last one, or the only one: a single PUT). Sent once there is room in the queue.
-          if (this.inFlight.size >= this.queueSize) return void this.whenRoom().then(step);
-          this.sendPart();
-        }
-        const buffer = (this.buffer ??= this.buffers.take());
-        const n = chunk.copy(buffer, this.filled, offset);
-        // CRC32 of the bytes just copied, while they are still in the cache.
-        this.crc = crc32(buffer.subarray(this.filled, this.filled + n), this.crc);
-        this.filled += n;
-        offset += n;
-      }
+  constructor(s3: S3Client) {
+    const send = (command: Parameters<S3Client['send']>[0]): Promise<unknown> => {
+      const sent = s3.send(command);
+      this.pending.add(sent);
+      void sent
+        .then(
+          () => {
+            if (command instanceof PutObjectCommand || command instanceof CompleteMultipartUploadCommand) this.completed = true;
+            if (command instanceof AbortMultipartUploadCommand) this.aborted = true;
+          },
+          () => undefined,
+        )
+        .finally(() => this.pending.delete(sent));
+      return sent;
     };
-    step();
+    this.client = Object.assign(Object.create(s3) as S3Client, { send });
   }
 
-  override _final(done: (err?: Error | null) => void): void {
-    this.finish().then(() => done(), done);
-  }
-
-  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    // A writer destroyed before it finished (the stream failed, the client went away) leaves nothing behind.
-    this.cleanUp().then(
-      () => done(err),
-      (cleanupErr: unknown) => done(err ?? (cleanupErr as Error)),
-    );
-  }
-
-  private async finish(): Promise<void> {
-    if (this.partNumber === 0) {
-      // The whole file fits in one part: one PUT, nothing to abort ever.
-      const body = this.buffer ? this.buffer.subarray(0, this.filled) : Buffer.alloc(0);
-      await this.s3.send(
-        withChecksum(
-          new PutObjectCommand({
-            Bucket: this.target.Bucket,
-            Key: this.target.Key,
-            Body: body,
-            ContentLength: body.length,
-            Tagging: this.target.Tagging,
-            ChecksumAlgorithm: 'CRC32',
-            ChecksumCRC32: crc32Base64(this.crc),
-            ...this.target.attributes(),
-          }),
-        ),
-      );
-      this.release();
-    } else {
-      if (this.filled > 0) {
-        while (this.inFlight.size >= this.queueSize) await this.whenRoom();
-        this.sendPart();
-      }
-      await Promise.all(this.inFlight);
-      if (this.failure) throw this.failure;
-      this.parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
-      await this.s3.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.target.Bucket,
-          Key: this.target.Key,
-          UploadId: await (this.uploadId as Promise<string>),
-          MultipartUpload: { Parts: this.parts },
-        }),
-      );
-      this.uploadId = undefined;
-    }
-    this.settle();
-  }
-
-  /** Sends the current part (the multipart upload is created with the first one). */
-  private sendPart(): void {
-    const buffer = this.buffer as Buffer;
-    const length = this.filled;
-    const checksum = crc32Base64(this.crc);
-    const partNumber = (this.partNumber += 1);
-    this.buffer = undefined;
-    this.filled = 0;
-    this.crc = 0;
-    if (partNumber > MAX_PARTS) {
-      this.buffers.give(buffer);
-      this.failure ??= new Error(`a multipart upload has at most ${MAX_PARTS} parts`);
-      return;
-    }
-    this.uploadId ??= this.s3
-      .send(
-        new CreateMultipartUploadCommand({
-          Bucket: this.target.Bucket,
-          Key: this.target.Key,
-          Tagging: this.target.Tagging,
-          ChecksumAlgorithm: 'CRC32',
-          ...this.target.attributes(),
-        }),
-      )
-      .then((out) => out.UploadId as string);
-    const sent: Promise<void> = this.uploadId
-      .then((UploadId) =>
-        this.s3.send(
-          withChecksum(
-            new UploadPartCommand({
-              Bucket: this.target.Bucket,
-              Key: this.target.Key,
-              UploadId,
-              PartNumber: partNumber,
-              Body: buffer.subarray(0, length),
-              ContentLength: length,
-              ChecksumAlgorithm: 'CRC32',
-              ChecksumCRC32: checksum,
-            }),
-          ),
-        ),
-      )
-      .then(
-        (out) => {
-          this.parts.push({ PartNumber: partNumber, ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32 ?? checksum });
-        },
-        (err: unknown) => {
-          this.failure ??= err instanceof Error ? err : new Error(String(err));
-        },
-      )
-      .finally(() => {
-        this.inFlight.delete(sent);
-        this.buffers.give(buffer);
-      });
-    this.inFlight.add(sent);
-  }
-
-  /** Resolves once a part in flight finished (they never reject: a failure is kept in `failure`). */
-  private async whenRoom(): Promise<void> {
-    await Promise.race(this.inFlight);
-  }
-
-  /** Gives back the buffer being filled. */
-  private release(): void {
-    if (this.buffer) this.buffers.give(this.buffer);
-    this.buffer = undefined;
-    this.filled = 0;
-  }
-
-  /** After a failure: waits for the parts in flight, aborts the multipart upload, settles. */
-  private async cleanUp(): Promise<void> {
-    try {
-      this.release();
-      await Promise.all(this.inFlight);
-      const uploadId = await this.uploadId?.catch(() => undefined);
-      this.uploadId = undefined;
-      if (uploadId) await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.target.Bucket, Key: this.target.Key, UploadId: uploadId }));
-    } finally {
-      this.settle();
+  /**
+   * Resolves once no request is in flight and none follows: a request's follow-up (the abort after
+   * the last part) is sent in the same turn of the event loop as the request settled, before the
+   * next turn's `setImmediate`.
+   */
+  async quiet(): Promise<void> {
+    for (;;) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.pending.size === 0) return;
+      await Promise.allSettled([...this.pending]);
     }
   }
 }

@@ -80,13 +80,15 @@ export class Uploads {
         limit: reserved,
         overLimit: (size) => (size > this.quota.maxBytes ? this.quota.tooLarge() : this.quota.exceeded()),
       });
-      const writer = this.store.fileWriter(object, () => inspector.contentType);
+      // pipeline() hands its last stage the inspector itself (a Readable), and may settle on an
+      // error before that stage did: the S3 upload's own promise says when its clean-up is over.
+      let writing: Promise<void> | undefined;
+      const toS3 = (source: AsyncIterable<Buffer>) =>
+        (writing = this.store.writeFile(object, source as Readable, { contentType: () => inspector.contentType, signal, log: this.log }));
       try {
-        await pipeline(file.stream, inspector, writer, { signal });
+        await pipeline(file.stream, inspector, toS3, { signal });
       } catch (err) {
-        // pipeline() may settle on an error before the writer has cleaned up (parts in flight,
-        // the multipart upload to abort): `settled` says when that is over.
-        await writer.settled;
+        await writing?.catch(() => undefined);
         throw signal.aborted ? signal.reason : err;
       }
       created = object;
