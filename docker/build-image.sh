@@ -12,7 +12,15 @@ args=$(node -e '
   if (!image) { console.error(`unknown image ${process.argv[1]}; known: ${Object.keys(images).join(", ")}`); process.exit(2); }
   const out = ["--target", image.target, "--build-arg", `WORKSPACE=${image.workspace}`, "--build-arg", `ENTRY=${image.entry}`];
   if (image.port) out.push("--build-arg", `PORT=${image.port}`);
-  console.log(out.join(" "));
+  if (image.nodeOptions) out.push("--build-arg", `NODE_OPTIONS=${image.nodeOptions}`);
+  console.log(out.join("\n"));
 ' "$name")
-# shellcheck disable=SC2086 # $args holds words without spaces, split on purpose
-exec ${CONTAINER_ENGINE:-docker} build -f docker/Dockerfile $args "$@" .
+# One word per line (a value may hold spaces, e.g. several Node options): split on newlines only.
+set -f
+old_ifs=$IFS
+IFS='
+'
+# shellcheck disable=SC2086 # split on purpose, on newlines
+set -- $args "$@"
+IFS=$old_ifs
+exec ${CONTAINER_ENGINE:-docker} build -f docker/Dockerfile "$@" .

@@ -4,7 +4,8 @@
 #   1. builds the local Node base image if missing (scripts/bin/build-base-image.sh)
 #   2. builds every image of docker/images.json on it (docker/build-image.sh), and the
 #      sensitive-mover's Lambda zip (target lambda-zip) when that workspace exists
-#   3. checks each image: runs as a non-root user, has a HEALTHCHECK (HTTP services), no NODE_ENV, and holds
+#   3. checks each image: runs as a non-root user, has a HEALTHCHECK (HTTP services), no NODE_ENV, the
+#      NODE_OPTIONS docker/images.json gives it (in effect), and holds
 #      no .venv, *.tfstate, test folders/files, TypeScript sources or secret-looking files
 #   4. runs the gateway image and checks GET /health on a free 127.0.0.1 port, its
 #      HEALTHCHECK, and that it stops promptly on SIGTERM
@@ -141,6 +142,27 @@ for t in "${BUILT[@]}"; do
     fail "$t sets NODE_ENV (the code never branches on it)"
   else
     pass "$t has no NODE_ENV"
+  fi
+
+  # NODE_OPTIONS as docker/images.json gives it ("nodeOptions"; none for most images), accepted by
+  # node, and in effect: a young generation capped by --max-semi-space-size stays that small.
+  want=$(node -p "require('./docker/images.json')['$t'].nodeOptions || ''")
+  got=$(podman image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$img" | sed -n 's/^NODE_OPTIONS=//p')
+  if [ "$got" = "$want" ] && podman run --rm --network none --no-healthcheck --entrypoint node "$img" -e 0 >/dev/null 2>&1; then
+    pass "$t NODE_OPTIONS='$got' (docker/images.json), node starts with it"
+  else
+    fail "$t NODE_OPTIONS='$got', docker/images.json says '$want' (or node refuses it)"
+  fi
+  semi=$(printf '%s\n' "$want" | sed -n 's/.*--max-semi-space-size=\([0-9][0-9]*\).*/\1/p')
+  if [ -n "$semi" ]; then
+    young=$(podman run --rm --network none --no-healthcheck --entrypoint node "$img" -e '
+      const keep = []; for (let i = 0; i < 3e6; i++) keep.push({ i });
+      console.log(require("v8").getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size)' 2>/dev/null)
+    if [ -n "$young" ] && [ "$young" -le $((2 * semi * 1024 * 1024)) ]; then
+      pass "$t young generation stays at $young bytes under allocation (--max-semi-space-size=$semi)"
+    else
+      fail "$t young generation is '$young' bytes under allocation: --max-semi-space-size=$semi is not in effect"
+    fi
   fi
 
   cmd=$(podman image inspect --format '{{json .Config.Cmd}}' "$img")

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { UPLOAD_NODE_ARGS } from '../src/stack/run';
 
 /** docker-compose.yml, read as Compose reads it (anchors and merge keys resolved). */
 const ROOT = join(__dirname, '../..');
@@ -9,7 +10,7 @@ const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { 
 };
 const images = JSON.parse(readFileSync(join(ROOT, 'docker/images.json'), 'utf8')) as Record<
   string,
-  { workspace: string; entry: string; port?: number; target: string }
+  { workspace: string; entry: string; port?: number; target: string; nodeOptions?: string }
 >;
 
 interface ComposeService {
@@ -46,7 +47,12 @@ describe('docker-compose.yml', () => {
         entry: image.entry,
       });
       if (image.port) expect(build?.args?.PORT).toBe(String(image.port));
+      expect({ name, nodeOptions: build?.args?.NODE_OPTIONS }).toEqual({ name, nodeOptions: image.nodeOptions });
     }
+  });
+
+  it('runs the upload service with the Node options npm start and the benchmark give it (NODE_OPTIONS in its image)', () => {
+    expect(images.upload?.nodeOptions).toBe(UPLOAD_NODE_ARGS.join(' '));
   });
 
   it('starts in dependency order: emulator healthy -> provisioning done -> services healthy -> gateway', () => {

@@ -32,8 +32,8 @@ interface NodeService {
 }
 
 /**
- * Node options the upload service runs with (here and in the benchmark; a container needs the same,
- * e.g. as NODE_OPTIONS).
+ * Node options the upload service runs with, here, in the benchmark and in its container image
+ * (as NODE_OPTIONS: "nodeOptions" in docker/images.json, which a test keeps equal to this).
  * A young generation of 1 MiB semi-spaces has V8 collect often enough that the 64 KiB buffers of
  * the request's socket reads (one per read, freed only when their Buffer objects are collected)
  * do not pile up: with V8's default (16 MiB) tens of MiB of them wait for a collection.
