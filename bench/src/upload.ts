@@ -5,9 +5,9 @@ import { ResourceNames } from '@scs/scripts/dist/provision';
 import { UPLOAD_NODE_ARGS } from '@scs/scripts/dist/stack/run';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { Agent } from 'node:http';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { barChartSvg, type Panel } from './lib/chart';
 import { type BenchContext, type Emulator, freePort, repoRoot } from './lib/context';
@@ -40,17 +40,25 @@ const GOALS = {
   rssGrowthMiB: 16,
 };
 
-export type PathName = 'ceiling' | 'floor' | 'flask' | 'buffering' | 'ours';
-const PATH_NAMES: PathName[] = ['ceiling', 'floor', 'flask', 'buffering', 'ours'];
+export type PathName = 'ceiling' | 'floor' | 'flask' | 'buffering' | 'ours' | 'other';
+const PATH_NAMES: PathName[] = ['ceiling', 'floor', 'flask', 'buffering', 'ours', 'other'];
 const LABELS: Record<PathName, string> = {
   ceiling: 'ceiling: SDK multipart upload straight to S3 (bench process)',
   floor: 'floor: socket -> SHA-256 -> one streamed PUT (baselines/floor.mjs)',
   flask: 'Flask + boto3 as tutorials write it (baselines/flask_upload.py)',
   buffering: 'buffering: toBuffer() + one PutObject (baselines/buffering.mjs)',
   ours: 'ours: POST /api/files on the upload service',
+  other: 'ours, another build: POST /api/files on the upload service of BENCH_UPLOAD_OTHER',
 };
-const SHORT: Record<PathName, string> = { ceiling: 'SDK direct (ceiling)', floor: 'floor', flask: 'Flask + boto3', buffering: 'buffering', ours: 'ours' };
-const COLORS: Record<PathName, string> = { ceiling: '#7f7f7f', floor: '#2ca02c', flask: '#9467bd', buffering: '#ff7f0e', ours: '#1f77b4' };
+const SHORT: Record<PathName, string> = {
+  ceiling: 'SDK direct (ceiling)',
+  floor: 'floor',
+  flask: 'Flask + boto3',
+  buffering: 'buffering',
+  ours: 'ours',
+  other: 'ours (other build)',
+};
+const COLORS: Record<PathName, string> = { ceiling: '#7f7f7f', floor: '#2ca02c', flask: '#9467bd', buffering: '#ff7f0e', ours: '#1f77b4', other: '#17becf' };
 
 /** The sizes of one run; BENCH_UPLOAD_SCALE (default 1) shrinks them for quick local runs. */
 export function uploadSizesFrom(env: Record<string, string | undefined>) {
@@ -60,12 +68,18 @@ export function uploadSizesFrom(env: Record<string, string | undefined>) {
   return { scale, small: size(16 * MiB), medium: size(256 * MiB), large: size(GiB), concurrent: { count: 32, each: size(16 * MiB) }, warmup: MiB };
 }
 
-/** Paths to measure: BENCH_UPLOAD_PATHS (comma-separated), all by default. */
+/**
+ * Paths to measure: BENCH_UPLOAD_PATHS (comma-separated), all by default. `other` (the upload
+ * service of another checkout of this repository, built, at BENCH_UPLOAD_OTHER: a change measured
+ * against what it replaces, in the same run) is measured when BENCH_UPLOAD_OTHER is set.
+ */
 export function uploadPathsFrom(env: Record<string, string | undefined>): PathName[] {
   const wanted = (env.BENCH_UPLOAD_PATHS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = wanted.filter((w) => !PATH_NAMES.includes(w as PathName));
   if (unknown.length) throw new Error(`BENCH_UPLOAD_PATHS: unknown path(s) ${unknown.join(', ')} (known: ${PATH_NAMES.join(', ')})`);
-  return wanted.length ? PATH_NAMES.filter((p) => wanted.includes(p)) : PATH_NAMES;
+  const other = Boolean(env.BENCH_UPLOAD_OTHER);
+  if (wanted.includes('other') && !other) throw new Error('BENCH_UPLOAD_PATHS: the path "other" needs BENCH_UPLOAD_OTHER (another checkout of this repository, built)');
+  return PATH_NAMES.filter((p) => (wanted.length ? wanted.includes(p) : p !== 'other' || other));
 }
 
 /** One upload: its answer and whether it counts (2xx with the right size, and the right SHA-256 where the path reports one). */
@@ -487,7 +501,11 @@ async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner 
         send: (file) => post(url, file, form(file)),
       };
     }
-    case 'ours': {
+    case 'ours':
+    case 'other': {
+      const root = name === 'other' ? resolve(process.env.BENCH_UPLOAD_OTHER as string) : repoRoot;
+      const script = join(root, 'services/upload/dist/server.js');
+      if (!existsSync(script)) throw new Error(`${script} is missing: build that checkout first (npm run build)`);
       const authPort = await freePort();
       const auth = await registry.startNode({
         name: 'auth',
@@ -517,11 +535,11 @@ async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner 
           }
           const port = await freePort();
           const server = await registry.startNode({
-            name: 'upload',
-            script: join(repoRoot, 'services/upload/dist/server.js'),
+            name: name === 'other' ? 'upload (other build)' : 'upload',
+            script,
             // As `npm start` and the container image run it.
             nodeArgs: [...UPLOAD_NODE_ARGS, ...prof(profileDir)],
-            cwd: repoRoot,
+            cwd: root,
             port,
             readyPath: '/ready',
             env: {
