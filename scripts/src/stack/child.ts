@@ -67,10 +67,10 @@ export class ManagedChild {
     return this.child;
   }
 
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
-  async stop(graceMs: number): Promise<ExitInfo> {
+  /** `signal` (SIGTERM unless told), then SIGKILL after `graceMs`; resolves once the process is gone. */
+  async stop(graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<ExitInfo> {
     if (this.exit) return this.exit;
-    this.signal('SIGTERM');
+    this.signal(signal);
     const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
     try {
       return await this.exited;

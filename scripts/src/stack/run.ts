@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { emulatorArgs, motoPython, waitForEmulator } from '../emulator';
 import { provision, ResourceNames } from '../provision';
-import { describeExit, ManagedChild } from './child';
+import { describeExit, type ExitInfo, ManagedChild } from './child';
 import { STACK_HELP, StackConfig } from './config';
 import { waitForHealthy } from './health';
 import { StackOutput } from './output';
@@ -13,7 +13,7 @@ import { assertPortsFree } from './ports';
 const REPO_ROOT = resolve(__dirname, '../../..');
 
 /** The emulator accepts any credentials; these are the conventional ones (the product contract). */
-const LOCAL_AWS = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' } as const;
+export const LOCAL_AWS = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' } as const;
 
 /**
  * Ctrl-C and `kill -- -pgid` signal every process of the group at once, so a child may exit a
@@ -46,15 +46,37 @@ function reachable(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+/** Ways a program that runs the stack itself (the resilience suite) changes it; `npm start` uses none. */
+export interface StackOptions {
+  /**
+   * Where a child reaches the AWS emulator, by child name (`auth`, `upload`, ...): e.g. a fault
+   * proxy in front of it. The emulator's own address when undefined. Provisioning always talks
+   * to the emulator directly.
+   */
+  awsEndpointFor?: (child: string, emulatorEndpoint: string) => string | undefined;
+}
+
+/** How a child was started, so that it can be started again the same way. */
+interface ChildLaunch {
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  /** Its `/health`, for children that listen. */
+  health?: string;
+}
+
 /**
  * The local stack: the AWS emulator, provisioning, auth, upload, backup-sync, the sensitive
  * mover's runner and the gateway. `start` brings them up in that order and waits for each
  * service's `/health`; `stop` (idempotent)
  * stops the gateway and services, then the emulator, SIGTERM first and SIGKILL after the grace
- * period. Any child dying on its own stops everything with exit code 1.
+ * period. Any child dying on its own stops everything with exit code 1, except one stopped on
+ * purpose with `stopChild` (which `restartChild` starts again).
  */
 export class Stack {
   private readonly children: ManagedChild[] = [];
+  private readonly launches = new Map<string, ChildLaunch>();
+  private readonly stoppedOnPurpose = new Set<ManagedChild>();
   private readonly aborter = new AbortController();
   private stopping: Promise<number> | undefined;
   private resolveStopped!: (code: number) => void;
@@ -66,6 +88,7 @@ export class Stack {
     /** The environment passed to every child (plus the stack's own settings). */
     private readonly env: NodeJS.ProcessEnv,
     private readonly out: StackOutput,
+    private readonly options: StackOptions = {},
   ) {}
 
   get stopRequested(): boolean {
@@ -172,26 +195,68 @@ export class Stack {
     for (const child of this.children) child.kill();
   }
 
+  /** The running child of that name (the last one started), if any. */
+  child(name: string): ManagedChild | undefined {
+    return this.children.findLast((child) => child.name === name);
+  }
+
+  /** Names of the children started so far, in start order. */
+  get childNames(): string[] {
+    return [...this.launches.keys()];
+  }
+
+  /**
+   * Stops one child on purpose while the rest keeps running: `signal` (SIGTERM unless told), then
+   * SIGKILL after STACK_STOP_GRACE_MS. Resolves with how it exited.
+   */
+  async stopChild(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<ExitInfo> {
+    const child = this.child(name);
+    if (!child) throw new Error(`no child named ${name}`);
+    this.stoppedOnPurpose.add(child);
+    return child.stop(this.config.STACK_STOP_GRACE_MS, signal);
+  }
+
+  /** Starts a child stopped with `stopChild` again, the same way as before; waits for its `/health`. */
+  async restartChild(name: string): Promise<ManagedChild> {
+    const launch = this.launches.get(name);
+    const previous = this.child(name);
+    if (!launch) throw new Error(`no child named ${name}`);
+    if (previous?.running) throw new Error(`${name} is still running`);
+    const child = this.spawn(name, launch.command, launch.args, launch.env, launch.health);
+    if (launch.health) await waitForHealthy(launch.health, child, { timeoutMs: this.config.STACK_START_TIMEOUT_MS, signal: this.aborter.signal });
+    this.out.info(`${name} restarted`);
+    return child;
+  }
+
   private async startNode(svc: NodeService, shared: NodeJS.ProcessEnv): Promise<void> {
     const script = join(REPO_ROOT, svc.script);
     if (!existsSync(script)) throw new Error(`${svc.script} is missing: the build of ${svc.name} did not produce it`);
-    const child = this.spawn(svc.name, process.execPath, [...(svc.nodeArgs ?? []), script], { ...shared, PORT: String(svc.port), ...svc.env });
     const health = `http://${reachable(this.config.STACK_HOST)}:${svc.port}/health`;
+    const child = this.spawn(svc.name, process.execPath, [...(svc.nodeArgs ?? []), script], { ...shared, PORT: String(svc.port), ...svc.env }, health);
     await waitForHealthy(health, child, { timeoutMs: this.config.STACK_START_TIMEOUT_MS, signal: this.aborter.signal });
     this.out.info(`${svc.name} ready on port ${svc.port}`);
   }
 
-  private spawn(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): ManagedChild {
+  private spawn(name: string, command: string, args: string[], baseEnv: NodeJS.ProcessEnv, health?: string): ManagedChild {
     this.checkpoint();
+    const env = this.withAwsEndpoint(name, baseEnv);
+    this.launches.set(name, { command, args, env: baseEnv, ...(health ? { health } : {}) });
     const child = new ManagedChild({ name, command, args, env, cwd: REPO_ROOT }, this.out.sink);
     this.children.push(child);
     void child.exited.then(async (exit) => {
-      if (this.stopRequested) return;
+      if (this.stopRequested || this.stoppedOnPurpose.has(child)) return;
       await sleep(SIGNAL_SETTLE_MS);
       if (this.stopRequested) return;
       void this.stop(`${name} exited unexpectedly (${describeExit(exit)}): stopping every process`, 1);
     });
     return child;
+  }
+
+  /** A child's environment with its AWS endpoint as `options.awsEndpointFor` says. */
+  private withAwsEndpoint(name: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+    const emulator = env.AWS_ENDPOINT_URL;
+    const endpoint = emulator ? this.options.awsEndpointFor?.(name, emulator) : undefined;
+    return endpoint ? { ...env, AWS_ENDPOINT_URL: endpoint } : env;
   }
 
   /** Nothing new starts once stopping has begun. */
