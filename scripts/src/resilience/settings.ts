@@ -1,0 +1,55 @@
+import { type Static, Type } from '@sinclair/typebox';
+
+const MiB = 1024 * 1024;
+
+/**
+ * Settings of `npm run test:resilience`; every key is the environment variable of the same name.
+ * The defaults are sized for CI on a 2-core machine (the whole suite in a few minutes); the README
+ * says how to run it bigger.
+ */
+export const ResilienceSettings = Type.Object({
+  /** Scenarios to run, comma-separated (R5, R4, R1, R6, R8); all when empty. */
+  RESILIENCE_ONLY: Type.String({ default: '' }),
+  /** The whole suite must finish within this; a scenario that would start after it is reported as not run. */
+  RESILIENCE_BUDGET_SECONDS: Type.Integer({ default: 600, minimum: 60 }),
+  /** Where the ledger, the stack's log and the results go; a new folder under the system temp folder when empty. */
+  RESILIENCE_OUTPUT_DIR: Type.String({ default: '' }),
+  /** LOG_LEVEL of the stack's processes (their output goes to the stack log). */
+  RESILIENCE_STACK_LOG_LEVEL: Type.String({ default: 'warn' }),
+
+  /** R5: concurrent clients, each its own user. */
+  RESILIENCE_CLIENTS: Type.Integer({ default: 64, minimum: 1 }),
+  /** R5: how long the clients keep starting uploads, in seconds. */
+  RESILIENCE_LOAD_SECONDS: Type.Integer({ default: 30, minimum: 1 }),
+  /** Size of the "5 MiB +/- 1" files (one part more or less than lib-storage's minimum). */
+  RESILIENCE_MEDIUM_BYTES: Type.Integer({ default: 5 * MiB, minimum: 2 }),
+  /** Size of the large files. */
+  RESILIENCE_LARGE_BYTES: Type.Integer({ default: 64 * MiB, minimum: 1 }),
+
+  /** R4: connections of the slow-loris client, and how long it keeps them open, in seconds. */
+  RESILIENCE_SLOW_CLIENTS: Type.Integer({ default: 48, minimum: 1 }),
+  RESILIENCE_SLOW_SECONDS: Type.Integer({ default: 15, minimum: 1 }),
+  /** R4: requests per flood. */
+  RESILIENCE_FLOOD_REQUESTS: Type.Integer({ default: 32, minimum: 1 }),
+
+  /** R1 and R6: how long the emulator (or backup-sync's way to it) stays unreachable, in seconds. */
+  RESILIENCE_OUTAGE_SECONDS: Type.Integer({ default: 6, minimum: 1 }),
+  /** R1, R6/R7: concurrent clients during the fault. */
+  RESILIENCE_FAULT_CLIENTS: Type.Integer({ default: 12, minimum: 1 }),
+
+  /** R8: uploads in flight when the upload service gets SIGTERM, and their size. */
+  RESILIENCE_LONG_UPLOADS: Type.Integer({ default: 20, minimum: 1 }),
+  RESILIENCE_LONG_UPLOAD_BYTES: Type.Integer({ default: 4 * MiB, minimum: 1 }),
+  /** R8: the upload service's bandwidth to the emulator (through the fault proxy), per connection, in bytes per second. */
+  RESILIENCE_LONG_UPLOAD_BANDWIDTH: Type.Integer({ default: 1 * MiB, minimum: 1024 }),
+
+  /** After each scenario: longest wait for the stack to settle (backups, moves, memory) before the checks count. */
+  RESILIENCE_SETTLE_SECONDS: Type.Integer({ default: 90, minimum: 1 }),
+  /** A service's RSS after settling may exceed its baseline by this factor plus RESILIENCE_MEMORY_SLACK_MIB. */
+  RESILIENCE_MEMORY_FACTOR: Type.Number({ default: 1.5, minimum: 1 }),
+  RESILIENCE_MEMORY_SLACK_MIB: Type.Integer({ default: 96, minimum: 0 }),
+});
+export type ResilienceSettings = Static<typeof ResilienceSettings>;
+
+export const SCENARIO_IDS = ['R5', 'R4', 'R1', 'R6', 'R8'] as const;
+export type ScenarioId = (typeof SCENARIO_IDS)[number];
