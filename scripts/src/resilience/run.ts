@@ -33,6 +33,8 @@ function stackEnv(s: ResilienceSettings): Record<string, string> {
     REGISTER_RATE_LIMIT_PER_MINUTE: process.env.REGISTER_RATE_LIMIT_PER_MINUTE ?? '100000',
     // In-flight uploads get the services' shutdown grace (this minus 2 s) to finish (R8).
     STACK_STOP_GRACE_MS: process.env.STACK_STOP_GRACE_MS ?? '20000',
+    // Events a killed or cut-off backup-sync had received come back after this (R6/R7), within the settle window.
+    BACKUP_VISIBILITY_SECONDS: process.env.BACKUP_VISIBILITY_SECONDS ?? '20',
   };
 }
 
