@@ -44,10 +44,13 @@ const PART_TYPES: Record<string, string> = { png: 'image/png', txt: 'text/plain'
 
 let nextSeed = 1;
 
+/** A file name from a label: `medium+1` -> `medium-plus-1`. */
+const fileName = (label: string, ext: string) => `${label.replace(/\+/g, ' plus ').replace(/-/g, ' minus ').trim().replace(/[^a-z0-9]+/gi, '-')}.${ext}`;
+
 /** Common specs: an accepted PNG or text file of some size. */
 export const png = (label: string, size: number, sensitive = false): UploadSpec => ({
   label,
-  name: `${label.replace(/[^a-z0-9]+/gi, '-')}.png`,
+  name: fileName(label, 'png'),
   size,
   content: 'binary',
   head: PNG_SIGNATURE,
@@ -56,7 +59,7 @@ export const png = (label: string, size: number, sensitive = false): UploadSpec 
 });
 export const txt = (label: string, size: number, sensitive = false): UploadSpec => ({
   label,
-  name: `${label.replace(/[^a-z0-9]+/gi, '-')}.txt`,
+  name: fileName(label, 'txt'),
   size,
   content: 'text',
   head: Buffer.alloc(0),

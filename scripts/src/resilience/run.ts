@@ -98,6 +98,8 @@ async function main(harnessRef: { current?: Harness }): Promise<number> {
   const failed = reports.filter((r) => r.failures.length > 0);
   const skipped = reports.filter((r) => r.skipped);
   for (const r of skipped) warnLoudly(`${r.id} SKIPPED: ${r.skipped}`);
+  if (!mover) warnLoudly('NOT CHECKED: sensitive files in the vault (the stack runs no sensitive mover)');
+  if (!backup) warnLoudly('NOT CHECKED: backups (the stack\'s backup-sync makes none)');
   if (warm) {
     out(warm.line);
     for (const f of warm.failures.slice(0, MAX_FAILURE_LINES)) out(`  FAIL ${f}`);
