@@ -167,7 +167,7 @@ export class StorageCheck {
       for (const key of backup) if (!storedIds.has(idOf(key))) phantom.push(`${n.BACKUP_BUCKET}/${key}: a backup of a file no 201 accounts for`);
     }
     for (const [fileId, record] of records) {
-      if (!storedIds.has(fileId)) phantom.push(`${n.FILES_TABLE} ${userId}/${fileId}: a ${String(record.status)} record no 201 accounts for`);
+      if (!storedIds.has(fileId)) phantom.push(`${n.FILES_TABLE} ${userId}/${fileId}: a record (${String(record.status)}) no 201 accounts for`);
     }
     for (const u of uploads) phantom.push(`${n.PRIMARY_BUCKET}/${u}: an open multipart upload`);
     for (const key of staged) phantom.push(`${n.PRIMARY_BUCKET}/${key}: a staged object left`);
