@@ -1,7 +1,8 @@
 // Installs what the project needs before anything else runs: npm dependencies, the local AWS
 // emulator (moto) and the TypeScript build. Plain Node ESM with node: built-ins only, because it
-// runs before node_modules exists. `npm start`, `npm test` and `npm run keys:rotate` all use it.
-import { spawnSync } from 'node:child_process';
+// runs before node_modules exists. `npm start`, `npm test`, `npm run bench`, `npm run test:resilience`
+// and `npm run keys:rotate` all use it.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +84,21 @@ export function ensureMoto({ root = repoRoot, python = process.env.PYTHON ?? 'py
 /** The incremental TypeScript build of every workspace (`tsc -b`): about a second when nothing changed. */
 export function ensureBuilt() {
   if (run(localBin('tsc'), ['-b']) !== 0) throw new SetupError('the TypeScript build failed (errors above)');
+}
+
+/**
+ * Runs a built entry point (`node <script> ...args`, relative to the repository root) as a child
+ * with the interpreter that has moto in PYTHON; SIGINT and SIGTERM are passed on (the child stops
+ * what it started), and this process exits with the child's code.
+ */
+export function runBuilt(script, python, args = []) {
+  const child = spawn(process.execPath, [join(repoRoot, script), ...args], {
+    cwd: repoRoot,
+    stdio: 'inherit',
+    env: { ...process.env, PYTHON: python },
+  });
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 }
 
 /** Runs an entry point, turning a SetupError into a clear message and exit code 1. */
