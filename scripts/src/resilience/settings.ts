@@ -21,6 +21,8 @@ export const ResilienceSettings = Type.Object({
   RESILIENCE_CLIENTS: Type.Integer({ default: 64, minimum: 1 }),
   /** R5: how long the clients keep starting uploads, in seconds. */
   RESILIENCE_LOAD_SECONDS: Type.Integer({ default: 30, minimum: 1 }),
+  /** R5: one-way delay the fault proxy adds between the services and the emulator, in ms (S3 is not next door). */
+  RESILIENCE_AWS_LATENCY_MS: Type.Integer({ default: 5, minimum: 0 }),
   /** Size of the "5 MiB +/- 1" files (one part more or less than lib-storage's minimum). */
   RESILIENCE_MEDIUM_BYTES: Type.Integer({ default: 5 * MiB, minimum: 2 }),
   /** Size of the large files. */

@@ -5,7 +5,8 @@ import { mapLimit, pipelineNote, range, type Scenario, verdictFailures } from '.
 
 /**
  * R5 load: RESILIENCE_CLIENTS clients, each its own user, upload the mix back to back for
- * RESILIENCE_LOAD_SECONDS through the gateway while the emulator is healthy. Every answer must be
+ * RESILIENCE_LOAD_SECONDS through the gateway while the emulator is healthy (behind
+ * RESILIENCE_AWS_LATENCY_MS of one-way delay, as S3 is not next door). Every answer must be
  * the one expected (201, or the refusal's 4xx): not one 5xx, not one dropped connection. Then the
  * ledger is checked against the stores.
  */
@@ -18,12 +19,17 @@ export const loadScenario: Scenario = {
     const mix = loadMix(s, h.maxUploadBytes);
     const started = performance.now();
     const until = started + s.RESILIENCE_LOAD_SECONDS * 1000;
-    await Promise.all(
-      accounts.map(async (account, i) => {
-        const next = deck(mix, i + 1);
-        while (performance.now() < until) await h.api.uploadRecorded(h.ledger, 'R5', account, next());
-      }),
-    );
+    h.proxy.set({ latencyMs: s.RESILIENCE_AWS_LATENCY_MS });
+    try {
+      await Promise.all(
+        accounts.map(async (account, i) => {
+          const next = deck(mix, i + 1);
+          while (performance.now() < until) await h.api.uploadRecorded(h.ledger, 'R5', account, next());
+        }),
+      );
+    } finally {
+      h.proxy.clear();
+    }
     const loadSeconds = (performance.now() - started) / 1000;
     const entries = h.ledger.of('R5');
     const failures: string[] = [];
@@ -37,7 +43,7 @@ export const loadScenario: Scenario = {
     const serverErrors = entries.filter((e) => e.status >= 500 || e.status === 0).length;
     const bytes = entries.filter((e) => e.status === 201).reduce((sum, e) => sum + e.size, 0);
     const line =
-      `R5 load: ${entries.length} uploads by ${accounts.length} clients in ${Math.round(loadSeconds)} s ` +
+      `R5 load: ${entries.length} uploads by ${accounts.length} clients in ${Math.round(loadSeconds)} s (AWS ${s.RESILIENCE_AWS_LATENCY_MS} ms away) ` +
       `(${(bytes / 1024 / 1024).toFixed(0)} MiB stored; ${statusSummary(entries)}), ` +
       `${verdict.lost.length} lost, ${verdict.phantom.length} phantom, ${serverErrors} 5xx/dropped, ` +
       `p99 ${Math.round(percentile(entries.map((e) => e.ms), 99))} ms; memory ${verdict.memory}${pipelineNote(h)}`;
