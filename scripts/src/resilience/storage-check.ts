@@ -4,11 +4,12 @@ import {
   HeadObjectCommand,
   type HeadObjectCommandOutput,
   ListMultipartUploadsCommand,
-  ListObjectVersionsCommand,
   paginateListObjectsV2,
 } from '@aws-sdk/client-s3';
 import { paginateQuery } from '@aws-sdk/lib-dynamodb';
-import { type AwsClients, isNotFound } from '@scs/common';
+import { type AwsClients, FILE_KEY_PREFIX, isNotFound } from '@scs/common';
+import { paginateObjectVersions } from '@scs/common/s3-versions';
+import { STAGING_PREFIX } from '@scs/upload/dist/services/object-store';
 import { createHash } from 'node:crypto';
 import type { ResourceNames } from '../provision';
 import type { LedgerEntry } from './ledger';
@@ -43,7 +44,7 @@ interface Version {
 const USAGE_ITEM = '#usage';
 
 /** Only keys `users/{userId}/{fileId}` are files (the product contract). */
-const fileKey = (userId: string, fileId: string) => `users/${userId}/${fileId}`;
+const fileKey = (userId: string, fileId: string) => `${FILE_KEY_PREFIX}${userId}/${fileId}`;
 
 /**
  * Compares the ledger with what the stores hold, straight from the emulator (not through the
@@ -90,14 +91,14 @@ export class StorageCheck {
   ): Promise<CheckOutcome> {
     const { features } = opts;
     const n = this.names;
-    const prefix = `users/${userId}/`;
+    const prefix = `${FILE_KEY_PREFIX}${userId}/`;
     const [primary, sensitive, backup, { files: records, reservedBytes }, uploads, staged] = await Promise.all([
       this.versions(n.PRIMARY_BUCKET, prefix),
       this.versions(n.SENSITIVE_BUCKET, prefix),
       this.currentKeys(n.BACKUP_BUCKET, prefix),
       this.records(userId),
       this.openUploads(n.PRIMARY_BUCKET, userId),
-      this.currentKeys(n.PRIMARY_BUCKET, `incoming/${userId}/`),
+      this.currentKeys(n.PRIMARY_BUCKET, `${STAGING_PREFIX}${userId}/`),
     ]);
     const lost: string[] = [];
     const phantom: string[] = [];
@@ -225,20 +226,15 @@ export class StorageCheck {
 
   private async versions(bucket: string, prefix: string): Promise<Version[]> {
     const found: Version[] = [];
-    let KeyMarker: string | undefined;
-    let VersionIdMarker: string | undefined;
-    for (;;) {
-      const page = await this.aws.s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker, VersionIdMarker }));
+    for await (const page of paginateObjectVersions(this.aws.s3, { Bucket: bucket, Prefix: prefix })) {
       for (const v of page.Versions ?? []) {
         found.push({ key: v.Key ?? '', versionId: v.VersionId ?? '', latest: Boolean(v.IsLatest), deleteMarker: false });
       }
       for (const m of page.DeleteMarkers ?? []) {
         found.push({ key: m.Key ?? '', versionId: m.VersionId ?? '', latest: Boolean(m.IsLatest), deleteMarker: true });
       }
-      if (!page.IsTruncated) return found;
-      KeyMarker = page.NextKeyMarker;
-      VersionIdMarker = page.NextVersionIdMarker;
     }
+    return found;
   }
 
   private async currentKeys(bucket: string, prefix: string): Promise<Set<string>> {
@@ -278,7 +274,7 @@ export class StorageCheck {
   /** Keys (with upload ids) of multipart uploads still open under the user's file and staging prefixes. */
   private async openUploads(bucket: string, userId: string): Promise<string[]> {
     const open: string[] = [];
-    for (const prefix of [`users/${userId}/`, `incoming/${userId}/`]) {
+    for (const prefix of [`${FILE_KEY_PREFIX}${userId}/`, `${STAGING_PREFIX}${userId}/`]) {
       let KeyMarker: string | undefined;
       let UploadIdMarker: string | undefined;
       for (;;) {
