@@ -13,6 +13,11 @@ S3 verifies the checksum a PUT carries (`x-amz-checksum-crc32`, `-sha1`, `-sha25
 Content-MD5) against the body it received and refuses a mismatch with 400 BadDigest; moto only
 echoes it. The same check is made here for bodies sent whole (not aws-chunked), so a part or an
 object whose bytes changed on the way is refused as on AWS.
+
+S3 ListObjectVersions: moto copies every version of every key in the bucket, bytes included,
+before it applies the prefix, so each call costs as much disk and time as the whole bucket holds
+(the sensitive mover and the tests list the versions of one key). Here only the keys under the
+prefix are handed to moto's listing; its answer is the same.
 """
 
 import argparse
@@ -25,6 +30,7 @@ import sys
 import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.s3.models import S3Backend
 from werkzeug.serving import run_simple
 
 
@@ -81,6 +87,29 @@ def verify_checksums(app):
     return wrapped
 
 
+def list_versions_under_prefix_only(backend_class):
+    original = backend_class.list_object_versions
+
+    def list_object_versions(self, bucket_name, delimiter=None, key_marker=None, max_keys=1000, prefix="", version_id_marker=None):
+        bucket = self.get_bucket(bucket_name)
+        wanted = prefix or ""
+
+        class Keys:
+            def iterlists(self):
+                return ((name, versions) for name, versions in bucket.keys.iterlists() if name.startswith(wanted))
+
+        class Bucket:
+            keys = Keys()
+
+        class Backend:
+            def get_bucket(self, _name):
+                return Bucket()
+
+        return original(Backend(), bucket_name, delimiter, key_marker, max_keys, prefix, version_id_marker)
+
+    backend_class.list_object_versions = list_object_versions
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -88,6 +117,7 @@ def main():
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    list_versions_under_prefix_only(S3Backend)
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, verify_checksums(serialise_dynamodb(app)), threaded=True)
 

@@ -1,5 +1,15 @@
-import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand, CreateMultipartUploadCommand, AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  HeadObjectCommand,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { createAwsClients } from '@scs/common';
+import { paginateObjectVersions } from '@scs/common/s3-versions';
 import { createHash, randomBytes } from 'node:crypto';
 
 const aws = createAwsClients({ AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS: 1, AWS_REQUEST_TIMEOUT_MS: 10_000 });
@@ -37,5 +47,50 @@ describe('the emulator verifies body checksums as S3 does', () => {
   it('accepts what the SDK sends with its own checksums', async () => {
     await aws.s3.send(new PutObjectCommand({ Bucket, Key: 'good', Body: randomBytes(1000) }));
     expect((await aws.s3.send(new HeadObjectCommand({ Bucket, Key: 'good' }))).ContentLength).toBe(1000);
+  });
+});
+
+/**
+ * The emulator (scripts/bin/emulator.py, started by the global setup) lists object versions from
+ * the keys under the prefix only (moto would copy the whole bucket first): the answers must be
+ * what S3 answers, pages and latest flags included.
+ */
+describe('emulator: ListObjectVersions', () => {
+  const Versioned = `t-versions-${randomBytes(4).toString('hex')}`;
+
+  beforeAll(async () => {
+    await aws.s3.send(new CreateBucketCommand({ Bucket: Versioned }));
+    await aws.s3.send(new PutBucketVersioningCommand({ Bucket: Versioned, VersioningConfiguration: { Status: 'Enabled' } }));
+    for (const [key, times] of [['users/a/1', 3], ['users/a/2', 2], ['users/b/1', 1], ['other/1', 2]] as const) {
+      for (let i = 0; i < times; i += 1) await aws.s3.send(new PutObjectCommand({ Bucket: Versioned, Key: key, Body: `${key} v${i}` }));
+    }
+    await aws.s3.send(new DeleteObjectCommand({ Bucket: Versioned, Key: 'users/a/2' }));
+  });
+
+  const list = async (Prefix: string, MaxKeys?: number) => {
+    const versions: string[] = [];
+    const markers: string[] = [];
+    for await (const page of paginateObjectVersions(aws.s3, { Bucket: Versioned, Prefix, ...(MaxKeys ? { MaxKeys } : {}) })) {
+      for (const v of page.Versions ?? []) versions.push(`${v.Key}${v.IsLatest ? ' latest' : ''}`);
+      for (const m of page.DeleteMarkers ?? []) markers.push(`${m.Key}${m.IsLatest ? ' latest' : ''}`);
+    }
+    return { versions, markers };
+  };
+
+  it('a prefix lists exactly the versions of the keys under it, the newest of each key marked latest', async () => {
+    expect(await list('users/a/')).toEqual({
+      versions: ['users/a/1 latest', 'users/a/1', 'users/a/1', 'users/a/2', 'users/a/2'],
+      markers: ['users/a/2 latest'],
+    });
+    expect(await list('users/b/1')).toEqual({ versions: ['users/b/1 latest'], markers: [] });
+    expect(await list('nothing/')).toEqual({ versions: [], markers: [] });
+  });
+
+  it('without a prefix every key is listed, and pages of one item add up to the same list', async () => {
+    const all = await list('');
+    expect(all.versions).toHaveLength(8);
+    expect(all.versions.filter((v) => v.startsWith('other/'))).toEqual(['other/1 latest', 'other/1']);
+    expect(await list('', 1)).toEqual(all);
+    expect(await list('users/', 1)).toEqual(await list('users/'));
   });
 });

@@ -103,6 +103,8 @@ export class Harness {
     const names = loadConfig(ResourceNames, env);
 
     const stackLog = createWriteStream(join(outputDir, 'stack.log'));
+    // A full disk loses the log, not the run (the scenarios report what they see).
+    stackLog.on('error', (err) => process.stderr.write(`resilience: the stack log could not be written: ${err.message}\n`));
     const out = new StackOutput({ pretty: false, emulatorRequests: false, stdout: stackLog, stderr: stackLog });
     const stack = new Stack(config, env, out, {
       awsEndpointFor: (child) => (child === 'backup-sync' ? backupProxy.url : proxy.url),

@@ -49,10 +49,11 @@ const fileKey = (userId: string, fileId: string) => `${FILE_KEY_PREFIX}${userId}
 /**
  * Compares the ledger with what the stores hold, straight from the emulator (not through the
  * product): for every 201 exactly one current object where the file belongs, with the size and
- * SHA-256 of the bytes sent (read back and hashed when `digests`), its metadata record, and its
- * backup; for the users involved, nothing else: no other object, version of a sensitive file in
- * primary, record, backup, open multipart upload or staged object, and the quota's used bytes
- * equal to the files' sizes.
+ * SHA-256 of the bytes sent, its metadata record, and its backup; for the users involved, nothing
+ * else: no other object, record, backup, open multipart upload or staged object, and the quota's
+ * used bytes equal to the files' sizes. With `digests` (the final pass) every object is read back
+ * and hashed, and the primary bucket's versions are listed too: no version of a sensitive file
+ * and no noncurrent version of a failed upload may remain there.
  */
 export class StorageCheck {
   private keyArns: Promise<{ sensitive: Set<string>; backup: Set<string> }> | undefined;
@@ -93,8 +94,9 @@ export class StorageCheck {
     const n = this.names;
     const prefix = `${FILE_KEY_PREFIX}${userId}/`;
     const [primary, sensitive, backup, { files: records, reservedBytes }, uploads, staged] = await Promise.all([
-      this.versions(n.PRIMARY_BUCKET, prefix),
-      this.versions(n.SENSITIVE_BUCKET, prefix),
+      // Versions only in the final pass: listing them costs the emulator a copy of every version's bytes.
+      opts.digests ? this.versions(n.PRIMARY_BUCKET, prefix) : this.current(n.PRIMARY_BUCKET, prefix),
+      this.current(n.SENSITIVE_BUCKET, prefix),
       this.currentKeys(n.BACKUP_BUCKET, prefix),
       this.records(userId),
       this.openUploads(n.PRIMARY_BUCKET, userId),
@@ -235,6 +237,11 @@ export class StorageCheck {
       }
     }
     return found;
+  }
+
+  /** The current objects under `prefix`, as versions marked latest (no version listing). */
+  private async current(bucket: string, prefix: string): Promise<Version[]> {
+    return [...(await this.currentKeys(bucket, prefix))].map((key) => ({ key, versionId: '', latest: true, deleteMarker: false }));
   }
 
   private async currentKeys(bucket: string, prefix: string): Promise<Set<string>> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { GeneratedFile, type MultipartBody, postStream } from '../../testing/payload';
+import { GeneratedFile, type StreamedBody, postStream } from '../../testing/payload';
 import { ProcessSampler } from '../../testing/proc-stats';
 import { type Account, png, REQUEST_IDLE_TIMEOUT_MS, txt } from '../client';
 import type { Harness } from '../harness';
@@ -19,7 +19,7 @@ const UPLOADS_PER_MINUTE = 120;
 const TRICKLE_INTERVAL_MS = 500;
 
 /** A multipart body of form fields, then file parts (their bytes generated as they are sent). */
-function form(fields: { name: string; value: string }[], files: { name: string; bytes: GeneratedFile }[] = []): MultipartBody {
+function form(fields: { name: string; value: string }[], files: { name: string; bytes: GeneratedFile }[] = []): StreamedBody {
   const boundary = `----scs-flood-${randomUUID()}`;
   const head = Buffer.from(fields.map((f) => `--${boundary}\r\nContent-Disposition: form-data; name="${f.name}"\r\n\r\n${f.value}\r\n`).join(''));
   const fileHead = (name: string) =>
@@ -46,7 +46,7 @@ interface Flood {
   expect: number;
   /** The refusal must come before most of the body was sent. */
   early: boolean;
-  body(): MultipartBody;
+  body(): StreamedBody;
   headers: Record<string, string>;
 }
 
