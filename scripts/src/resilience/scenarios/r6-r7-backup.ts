@@ -1,3 +1,5 @@
+import { GetQueueAttributesCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
+import { deadLetterQueueName } from '@scs/common';
 import { png, txt } from '../client';
 import type { Harness } from '../harness';
 import { mapLimit, range, type Scenario, verdictFailures, waitFor } from '../scenario';
@@ -7,6 +9,19 @@ interface ReconcileResult {
   copied?: number;
   alreadyInSync?: number;
   failed?: number;
+}
+
+/** The backup queue and its dead-letter queue as SQS counts them, read from the emulator. */
+async function queueDepths(h: Harness): Promise<string> {
+  const depth = async (QueueName: string) => {
+    const { QueueUrl } = await h.aws.sqs.send(new GetQueueUrlCommand({ QueueName }));
+    const names = ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'] as const;
+    const out = await h.aws.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: [...names] }));
+    const [visible, inFlight, delayed] = names.map((n) => out.Attributes?.[n] ?? '?');
+    return `${QueueName}: ${visible} visible, ${inFlight} in flight, ${delayed} delayed`;
+  };
+  const queue = h.names.BACKUP_EVENTS_QUEUE;
+  return `${await depth(queue)}; ${await depth(deadLetterQueueName(queue))}`;
 }
 
 /**
@@ -82,7 +97,7 @@ export const backupScenario: Scenario = {
       left = await pending();
     }
     const drainedMs = performance.now() - drainStarted;
-    if (left !== 0) failures.push(`backup status ${s.RESILIENCE_SETTLE_SECONDS} s after settling: ${left} events still pending`);
+    if (left !== 0) failures.push(`backup status ${s.RESILIENCE_SETTLE_SECONDS} s after settling: ${left} events still pending (${await queueDepths(h)})`);
     const reconcile = await h.api.json<ReconcileResult>('POST', '/api/backup/reconcile', { token: (await h.api.fresh(admin)).token, timeoutMs: 300_000 });
     const r = reconcile.json;
     if (reconcile.status !== 200) failures.push(`reconcile answered ${reconcile.status}: ${JSON.stringify(r)}`);
