@@ -12,11 +12,12 @@ const OVER_LIMIT_BYTES = MiB;
  * The R5 mix, with weights: empty and one-byte text files, PNGs of one byte less than, exactly,
  * and one byte more than RESILIENCE_MEDIUM_BYTES (lib-storage's part boundary at 5 MiB), large
  * PNGs, and refusals (a program, a text file named .png, an empty .png, a file over the limit
- * announced by its Content-Length and one sent without it). A quarter of the accepted files are
- * sensitive.
+ * announced by its Content-Length and one sent without it, both at RESILIENCE_REFUSED_UPLOAD_BYTES_PER_SECOND).
+ * A quarter of the accepted files are sensitive.
  */
 export function loadMix(s: ResilienceSettings, maxUploadBytes: number): { spec: UploadSpec; weight: number }[] {
   const M = s.RESILIENCE_MEDIUM_BYTES;
+  const paced = s.RESILIENCE_REFUSED_UPLOAD_BYTES_PER_SECOND;
   const accepted: { spec: UploadSpec; weight: number }[] = [
     { spec: txt('0 B', 0), weight: 10 },
     { spec: txt('1 B', 1), weight: 10 },
@@ -32,8 +33,11 @@ export function loadMix(s: ResilienceSettings, maxUploadBytes: number): { spec: 
     },
     { spec: { label: 'refused text as .png', name: 'photo.png', size: 64 * 1024, content: 'text', head: Buffer.alloc(0), sensitive: false, expect: 415 }, weight: 2 },
     { spec: { label: 'refused empty .png', name: 'empty.png', size: 0, content: 'binary', head: PNG_SIGNATURE, sensitive: false, expect: 415 }, weight: 2 },
-    { spec: { ...png('refused over the limit', maxUploadBytes + OVER_LIMIT_BYTES), expect: 413 }, weight: 1 },
-    { spec: { ...png('refused over the limit, chunked', maxUploadBytes + OVER_LIMIT_BYTES), expect: 413, chunked: true }, weight: 1 },
+    { spec: { ...png('refused over the limit', maxUploadBytes + OVER_LIMIT_BYTES), expect: 413, bytesPerSecond: paced }, weight: 1 },
+    {
+      spec: { ...png('refused over the limit, chunked', maxUploadBytes + OVER_LIMIT_BYTES), expect: 413, chunked: true, bytesPerSecond: paced },
+      weight: 1,
+    },
   ];
   return [...accepted, ...refused];
 }

@@ -28,6 +28,12 @@ export const ResilienceSettings = Type.Object({
   /** Size of the large files. */
   RESILIENCE_LARGE_BYTES: Type.Integer({ default: 64 * MiB, minimum: 1 }),
 
+  /**
+   * Clients that send a large file the service refuses early (over the limit, anonymous) send at
+   * this rate, in bytes per second: a fast uplink. On loopback an unpaced client can outrun the
+   * server's reading of the rest of an answered body, and lose the answer to the reset that ends it.
+   */
+  RESILIENCE_REFUSED_UPLOAD_BYTES_PER_SECOND: Type.Integer({ default: 10 * MiB, minimum: 1024 }),
   /** R4: connections of the slow-loris client, and how long it keeps them open, in seconds. */
   RESILIENCE_SLOW_CLIENTS: Type.Integer({ default: 48, minimum: 1 }),
   RESILIENCE_SLOW_SECONDS: Type.Integer({ default: 15, minimum: 1 }),
