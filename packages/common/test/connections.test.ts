@@ -202,6 +202,11 @@ describe('FX-02: timeouts', () => {
     await slow.register(connectionsPlugin);
     await slow.register(errorHandlerPlugin);
     slow.post('/echo', async (request) => ({ got: request.body }));
+    // The server's own work on a request that arrived whole (an upload still streaming to S3 under load).
+    slow.post('/work', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      return { stored: true };
+    });
     await slow.listen({ host: '127.0.0.1', port: 0 });
     return slow;
   };
@@ -227,6 +232,17 @@ describe('FX-02: timeouts', () => {
   it('a body that stops arriving for the connection timeout gets 408 REQUEST_TIMEOUT, not a silent close', async () => {
     const server = await serverWith({ requestTimeout: 30_000, connectionTimeout: 1_000 });
     expect(await stalled(server, false)).toEqual({ status: 408, body: expect.objectContaining({ statusCode: 408, code: 'REQUEST_TIMEOUT' }) });
+  });
+
+  it('a request that arrived whole is answered when the server is done, however long past the connection timeout (no 408 for work that succeeds)', async () => {
+    const server = await serverWith({ requestTimeout: 30_000, connectionTimeout: 500 });
+    const res = await fetch(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/work`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ stored: true });
   });
 });
 

@@ -189,8 +189,11 @@ export const connectionsPlugin = fp<ConnectionsOptions>(
     // A connection idle past the connection timeout while its request waits for the rest of its
     // body gets 408 in the product's error shape before it is closed (Node would close it
     // silently, which a proxy can only report as 502); an idle keep-alive connection just closes.
+    // A request that arrived whole is left alone: the quiet is the server's own work on it (an
+    // upload still on its way to S3), and a 408 then would deny a request that still succeeds.
     server.on('timeout', (socket: Socket) => {
       const waiting = answerInFlight(socket);
+      if (waiting && !waiting.headersSent && waiting.req.complete) return;
       if (waiting && !waiting.headersSent) answerClientError.call(app, Object.assign(new Error('connection idle too long'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
       else socket.destroy();
     });
