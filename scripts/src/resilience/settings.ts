@@ -37,8 +37,8 @@ export const ResilienceSettings = Type.Object({
   /** R4: connections of the slow-loris client, and how long it keeps them open, in seconds. */
   RESILIENCE_SLOW_CLIENTS: Type.Integer({ default: 48, minimum: 1 }),
   RESILIENCE_SLOW_SECONDS: Type.Integer({ default: 15, minimum: 1 }),
-  /** R4: requests per flood. */
-  RESILIENCE_FLOOD_REQUESTS: Type.Integer({ default: 32, minimum: 1 }),
+  /** R4: requests per flood (each flood is one user's: below its upload rate limit, so the limit under test answers). */
+  RESILIENCE_FLOOD_REQUESTS: Type.Integer({ default: 32, minimum: 1, maximum: 100 }),
 
   /** R1 and R6: how long the emulator (or backup-sync's way to it) stays unreachable, in seconds. */
   RESILIENCE_OUTAGE_SECONDS: Type.Integer({ default: 6, minimum: 1 }),

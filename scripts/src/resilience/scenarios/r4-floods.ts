@@ -8,8 +8,8 @@ import { percentile } from '../ledger';
 import { mapLimit, pipelineNote, range, type Scenario, verdictFailures } from '../scenario';
 
 const MiB = 1024 * 1024;
-/** The upload service's default UPLOADS_PER_MINUTE (the flood sends more than this). */
-const UPLOADS_PER_MINUTE = 120;
+/** The upload service's UPLOADS_PER_MINUTE (the rate flood sends more than this). */
+const UPLOADS_PER_MINUTE = Number(process.env.UPLOADS_PER_MINUTE ?? 120);
 /** How often a slow-loris connection sends its next byte(s). */
 const TRICKLE_INTERVAL_MS = 500;
 
