@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: installs what is missing (npm dependencies, moto), then runs every check in order and
 // stops at the first failure: build + type-check, type-check of each workspace's tests, lint, jest
-// (unit, integration against the emulator, end-to-end), the resilience suite, Terraform checks.
+// (unit, integration against the emulator, end-to-end), Terraform checks, the resilience suite.
 // Extra arguments go to jest and leave the resilience suite out: `npm test -- services/auth`.
 // Exit code 0 only if every step passed.
 import { spawnSync } from 'node:child_process';
@@ -24,13 +24,13 @@ function steps(jestArgs) {
     list.push({ name: 'lint (eslint .)', cmd: localBin('eslint'), args: ['.'] });
   }
   list.push({ name: `jest${jestArgs.length ? ` ${jestArgs.join(' ')}` : ''}`, cmd: localBin('jest'), args: jestArgs });
-  // The load and fault suite (npm run test:resilience) drives a whole stack for a few minutes: not
-  // part of a subset run.
+  const terraformCheck = join(repoRoot, 'scripts/bin/terraform-check.mjs');
+  if (existsSync(terraformCheck)) list.push({ name: 'terraform checks', cmd: process.execPath, args: [terraformCheck] });
+  // The load and fault suite (npm run test:resilience) drives a whole stack for a few minutes: last,
+  // and not part of a subset run.
   if (jestArgs.length === 0) {
     list.push({ name: 'resilience suite (npm run test:resilience)', cmd: process.execPath, args: [join(repoRoot, 'scripts/dist/resilience/run.js')] });
   }
-  const terraformCheck = join(repoRoot, 'scripts/bin/terraform-check.mjs');
-  if (existsSync(terraformCheck)) list.push({ name: 'terraform checks', cmd: process.execPath, args: [terraformCheck] });
   return list;
 }
 
