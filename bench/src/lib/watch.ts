@@ -1,3 +1,4 @@
+import { scrapeMetrics } from '@scs/scripts/dist/testing/metrics';
 import { type ProcessUsage, ProcessSampler } from './proc-stats';
 
 /** Event-loop delay of a service over a window, from its own Prometheus metrics (prom-client defaults). */
@@ -22,25 +23,6 @@ export interface WatchResult {
   eventLoopDelayMs?: EventLoopDelayMs;
 }
 
-/** The first sample of each metric in a Prometheus text exposition, by name (labels ignored). */
-export function parsePrometheus(text: string): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (m?.[1] && m[2] !== undefined && !values.has(m[1])) values.set(m[1], Number(m[2]));
-  }
-  return values;
-}
-
-async function scrape(url: string): Promise<Map<string, number> | undefined> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-    return res.ok ? parsePrometheus(await res.text()) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 const ms = (seconds: number | undefined) => Number(((seconds ?? Number.NaN) * 1000).toFixed(2));
 
 /**
@@ -56,7 +38,7 @@ export class Watch {
   ) {}
 
   static async start(targets: WatchTargets): Promise<Watch> {
-    if (targets.server.metricsUrl) await scrape(targets.server.metricsUrl);
+    if (targets.server.metricsUrl) await scrapeMetrics(targets.server.metricsUrl);
     return new Watch(
       targets,
       ProcessSampler.start(targets.server.pid, targets.intervalMs),
@@ -73,7 +55,7 @@ export class Watch {
     }
     const result: WatchResult = { server: server ? { name: this.targets.server.name, ...server } : null, others };
     if (this.targets.server.metricsUrl) {
-      const metrics = await scrape(this.targets.server.metricsUrl);
+      const metrics = await scrapeMetrics(this.targets.server.metricsUrl);
       if (metrics?.has('nodejs_eventloop_lag_p99_seconds')) {
         result.eventLoopDelayMs = {
           p50: ms(metrics.get('nodejs_eventloop_lag_p50_seconds')),

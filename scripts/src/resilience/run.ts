@@ -48,7 +48,7 @@ async function warmUp(h: Harness): Promise<ScenarioReport | undefined> {
   const failures = entries.filter((e) => e.status !== 201).map((e) => `${e.label}: ${e.status} ${e.code ?? e.error ?? ''}`);
   const verdict = await h.verify(entries);
   failures.push(...verdictFailures(verdict));
-  h.takeBaseline();
+  await h.takeBaseline();
   return failures.length ? { id: 'warm-up', line: 'warm-up: the stack does not store files correctly', failures } : undefined;
 }
 

@@ -53,7 +53,11 @@ export const ResilienceSettings = Type.Object({
 
   /** After each scenario: longest wait for the stack to settle (backups, moves, memory) before the checks count. */
   RESILIENCE_SETTLE_SECONDS: Type.Integer({ default: 90, minimum: 1 }),
-  /** A service's RSS after settling may exceed its baseline by this factor plus RESILIENCE_MEMORY_SLACK_MIB. */
+  /**
+   * After settling, a process's memory (services: V8 heap used + external, from their /metrics;
+   * gateway and mover: RSS) may exceed its baseline by this factor plus RESILIENCE_MEMORY_SLACK_MIB;
+   * during R4's floods a process's RSS may grow by at most RESILIENCE_MEMORY_SLACK_MIB.
+   */
   RESILIENCE_MEMORY_FACTOR: Type.Number({ default: 1.5, minimum: 1 }),
   RESILIENCE_MEMORY_SLACK_MIB: Type.Integer({ default: 96, minimum: 0 }),
 });
