@@ -23,8 +23,10 @@ export interface UploadSpec {
   /** The first bytes (a PNG signature, or nothing). */
   head: Buffer;
   sensitive: boolean;
-  /** 201, or the refusal expected (413, 415, ...). */
+  /** 201, the refusal expected (413, 415, ...), or 0: the client goes away (`disconnectAfterBytes`) before any answer. */
   expect: number;
+  /** The client disconnects after sending this many body bytes. */
+  disconnectAfterBytes?: number;
   /** Send without Content-Length. */
   chunked?: boolean;
   /** Pace the body (a slow client), in bytes per second. */
@@ -156,6 +158,7 @@ export class ApiClient {
       timeoutMs: REQUEST_IDLE_TIMEOUT_MS,
       ...(spec.chunked ? { chunked: true } : {}),
       ...(spec.bytesPerSecond ? { bytesPerSecond: spec.bytesPerSecond } : {}),
+      ...(spec.disconnectAfterBytes !== undefined ? { disconnectAfterBytes: spec.disconnectAfterBytes } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     return { res, file };

@@ -64,12 +64,10 @@ export function percentile(values: number[], p: number): number {
   return sorted[rank] as number;
 }
 
-/** `{201: 40, 415: 3}` as `201 x40, 415 x3`. */
+/** The statuses as `201 x40, 415 x3, client gone x2, no answer x1`. */
 export function statusSummary(entries: LedgerEntry[]): string {
-  const counts = new Map<number, number>();
-  for (const e of entries) counts.set(e.status, (counts.get(e.status) ?? 0) + 1);
-  return [...counts.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([status, n]) => `${status === 0 ? 'no answer' : status} x${n}`)
-    .join(', ');
+  const counts = new Map<string, number>();
+  const label = (e: LedgerEntry) => (e.status !== 0 ? String(e.status) : e.expect === 0 ? 'client gone' : 'no answer');
+  for (const e of [...entries].sort((a, b) => (a.status || 1000) - (b.status || 1000))) counts.set(label(e), (counts.get(label(e)) ?? 0) + 1);
+  return [...counts.entries()].map(([status, n]) => `${status} x${n}`).join(', ');
 }

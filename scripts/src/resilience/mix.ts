@@ -12,8 +12,8 @@ const OVER_LIMIT_BYTES = MiB;
  * The R5 mix, with weights: empty and one-byte text files, PNGs of one byte less than, exactly,
  * and one byte more than RESILIENCE_MEDIUM_BYTES (lib-storage's part boundary at 5 MiB), large
  * PNGs, and refusals (a program, a text file named .png, an empty .png, a file over the limit
- * announced by its Content-Length and one sent without it, both at RESILIENCE_REFUSED_UPLOAD_BYTES_PER_SECOND).
- * A quarter of the accepted files are sensitive.
+ * announced by its Content-Length and one sent without it, both at RESILIENCE_REFUSED_UPLOAD_BYTES_PER_SECOND),
+ * and clients that go away halfway through a file (R3). A quarter of the accepted files are sensitive.
  */
 export function loadMix(s: ResilienceSettings, maxUploadBytes: number): { spec: UploadSpec; weight: number }[] {
   const M = s.RESILIENCE_MEDIUM_BYTES;
@@ -33,6 +33,8 @@ export function loadMix(s: ResilienceSettings, maxUploadBytes: number): { spec: 
     },
     { spec: { label: 'refused text as .png', name: 'photo.png', size: 64 * 1024, content: 'text', head: Buffer.alloc(0), sensitive: false, expect: 415 }, weight: 2 },
     { spec: { label: 'refused empty .png', name: 'empty.png', size: 0, content: 'binary', head: PNG_SIGNATURE, sensitive: false, expect: 415 }, weight: 2 },
+    // R3: the client goes away mid-file (its upload to S3 has begun): nothing of it may stay.
+    { spec: { ...png('client gone mid-upload', M + 1), expect: 0, disconnectAfterBytes: Math.floor(M / 2) }, weight: 2 },
     { spec: { ...png('refused over the limit', maxUploadBytes + OVER_LIMIT_BYTES), expect: 413, bytesPerSecond: paced }, weight: 1 },
     {
       spec: { ...png('refused over the limit, chunked', maxUploadBytes + OVER_LIMIT_BYTES), expect: 413, chunked: true, bytesPerSecond: paced },
@@ -49,7 +51,7 @@ export function loadMix(s: ResilienceSettings, maxUploadBytes: number): { spec: 
 export function deck(mix: { spec: UploadSpec; weight: number }[], seed: number): () => UploadSpec {
   const cards: UploadSpec[] = [];
   for (const { spec, weight } of mix) {
-    for (let k = 0; k < weight; k += 1) cards.push(spec.expect === 201 ? { ...spec, sensitive: k % 4 === 0 } : spec);
+    for (let k = 0; k < weight; k += 1) cards.push(spec.expect === 201 || spec.expect === 0 ? { ...spec, sensitive: k % 4 === 0 } : spec);
   }
   const random = seededRandom(seed);
   for (let i = cards.length - 1; i > 0; i -= 1) {

@@ -138,6 +138,8 @@ export interface PostStreamOptions {
   bytesPerSecond?: number;
   /** Aborting it disconnects mid-request (a client that goes away). */
   signal?: AbortSignal;
+  /** Disconnect once this many body bytes were handed to the socket (a client that goes away mid-upload). */
+  disconnectAfterBytes?: number;
 }
 
 /** Splits chunks into slices of at most a tenth of a second's worth and hands them out at `bytesPerSecond`. */
@@ -180,7 +182,10 @@ export function postStream(url: string, opts: PostStreamOptions): Promise<Stream
     req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`no progress for ${opts.timeoutMs} ms`)));
     const chunks = opts.body.chunks();
     const source = Readable.from(opts.bytesPerSecond ? paced(chunks, opts.bytesPerSecond) : chunks, { objectMode: false, highWaterMark: 1024 * 1024 });
-    source.on('data', (chunk: Buffer) => (bytesSent += chunk.length));
+    source.on('data', (chunk: Buffer) => {
+      bytesSent += chunk.length;
+      if (opts.disconnectAfterBytes !== undefined && bytesSent >= opts.disconnectAfterBytes) req.destroy(new Error('the client went away'));
+    });
     source.on('end', () => (bodyDone = true));
     source.on('error', (err) => req.destroy(err));
     source.pipe(req);

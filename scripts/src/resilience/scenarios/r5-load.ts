@@ -40,7 +40,7 @@ export const loadScenario: Scenario = {
     }
     const verdict = await h.verify(entries);
     failures.push(...verdictFailures(verdict));
-    const serverErrors = entries.filter((e) => e.status >= 500 || e.status === 0).length;
+    const serverErrors = entries.filter((e) => e.status >= 500 || (e.status === 0 && e.expect !== 0)).length;
     const bytes = entries.filter((e) => e.status === 201).reduce((sum, e) => sum + e.size, 0);
     const line =
       `R5 load: ${entries.length} uploads by ${accounts.length} clients in ${Math.round(loadSeconds)} s (AWS ${s.RESILIENCE_AWS_LATENCY_MS} ms away) ` +
