@@ -91,11 +91,11 @@ export const floodsScenario: Scenario = {
       for (const r of wrong.slice(0, 3)) failures.push(`${flood.name}: ${r.status || 'no answer'} ${r.error ?? r.body.slice(0, 200)}, not ${flood.expect}`);
       if (wrong.length > 3) failures.push(`${flood.name}: ${wrong.length - 3} more answers that were not ${flood.expect}`);
       if (flood.early) {
-        const late = results.filter((r, i) => r.status === flood.expect && r.bytesSent >= (bodies[i] as MultipartBody).contentLength);
+        const late = results.filter((r, i) => r.status === flood.expect && r.bytesSent >= (bodies[i] as StreamedBody).contentLength);
         if (late.length) failures.push(`${flood.name}: ${late.length} refusals came only after the whole body was sent`);
       }
       const sent = flood.early
-        ? `, answered after at most ${(Math.max(...results.map((r) => r.bytesSent)) / MiB).toFixed(1)} of ${((bodies[0] as MultipartBody).contentLength / MiB).toFixed(0)} MiB sent`
+        ? `, answered after at most ${(Math.max(...results.map((r) => r.bytesSent)) / MiB).toFixed(1)} of ${((bodies[0] as StreamedBody).contentLength / MiB).toFixed(0)} MiB sent`
         : '';
       floodLines.push(`${flood.name} ${results.length - wrong.length}/${results.length} x ${flood.expect} (p99 ${Math.round(percentile(results.map((r) => r.ms), 99))} ms${sent})`);
     }
