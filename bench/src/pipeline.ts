@@ -5,7 +5,7 @@ import { Backups } from '@scs/backup-sync/dist/services/backups';
 import { Reconciler } from '@scs/backup-sync/dist/services/reconciler';
 import { type AwsClients, createAwsClients, loadConfig, ServerSideCopier } from '@scs/common';
 import { provision, ResourceNames } from '@scs/scripts/dist/provision';
-import { FileRepository } from '@scs/upload/dist/repositories/files';
+import { FileRepository } from '@scs/common/files';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';

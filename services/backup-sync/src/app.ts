@@ -1,7 +1,7 @@
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { type AwsClients, createServiceApp, ServerSideCopier, usersTableRoleLookup } from '@scs/common';
-import { FileRepository } from '@scs/upload/dist/repositories/files';
+import { FileRepository } from '@scs/common/files';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { BackupConfig } from './config';
 import { BackupMetrics } from './metrics';

@@ -1,7 +1,7 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetQueueUrlCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { ServerSideCopier } from '@scs/common';
-import { FileRepository } from '@scs/upload/dist/repositories/files';
+import { FileRepository } from '@scs/common/files';
 import type { FastifyInstance } from 'fastify';
 import { createHash, randomUUID } from 'node:crypto';
 import pino from 'pino';

@@ -1,6 +1,6 @@
 import { HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { type AwsClients, loadConfig } from '@scs/common';
-import { FileRepository } from '@scs/upload/dist/repositories/files';
+import { FileRepository } from '@scs/common/files';
 import type { FastifyInstance } from 'fastify';
 import { buildTestApp as buildAuth, type TestApp as AuthApp, signedIn, uniqueName } from '../../auth/test/helpers';
 import { asEnv, isolatedResources, testAwsClients } from '../../../scripts/src/testing/isolated';

@@ -2,7 +2,7 @@ import { createAwsClients } from '@scs/common/aws';
 import { loadConfig } from '@scs/common/config';
 import { loggerOptions } from '@scs/common/logger';
 import { ServerSideCopier } from '@scs/common/s3-copy';
-import { FileRepository } from '@scs/upload/dist/repositories/files';
+import { FileRepository } from '@scs/common/files';
 import type { Context } from 'aws-lambda';
 import pino, { type Logger } from 'pino';
 import { MoverConfig } from './config';

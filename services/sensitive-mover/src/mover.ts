@@ -10,7 +10,7 @@ import { isObjectGone as isGone } from '@scs/common/aws';
 import { FILE_KEY_PREFIX, parseFileKey } from '@scs/common/resources';
 import { headWithChecksum, isSha256Hex as isSha256, type ServerSideCopier, sha256Base64 } from '@scs/common/s3-copy';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
-import type { FileRecord, FileRepository } from '@scs/upload/dist/repositories/files';
+import type { FileRecord, FileRepository } from '@scs/common/files';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MoverConfig } from './config';
 import type { CreatedObject } from './events';

@@ -9,7 +9,7 @@ import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, type S
 import type { AwsClients } from '@scs/common';
 import { deadLetterQueueName } from '@scs/common';
 import { ServerSideCopier, type ServerSideCopierOptions } from '@scs/common/s3-copy';
-import { type FileRecord, FileRepository } from '@scs/upload/dist/repositories/files';
+import { type FileRecord, FileRepository } from '@scs/common/files';
 import { createHash, randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { isolatedResources, testAwsClients } from '../../../scripts/src/testing/isolated';

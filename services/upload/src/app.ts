@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
 import type { UploadConfig } from './config';
-import { FileRepository } from './repositories/files';
+import { FileRepository } from '@scs/common/files';
 import { filesRoutes } from './routes/files';
 import { DirectUploads } from './services/direct-uploads';
 import { Downloads } from './services/downloads';

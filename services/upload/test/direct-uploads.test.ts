@@ -1,5 +1,5 @@
 import { GetObjectTaggingCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
-import { FileRepository } from '../src/repositories/files';
+import { FileRepository } from '@scs/common/files';
 import { COMPLETE_LEASE_SECONDS } from '../src/services/direct-uploads';
 import {
   buildUploadApp,

@@ -1,5 +1,5 @@
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { FileRepository } from '../src/repositories/files';
+import { FileRepository } from '@scs/common/files';
 import {
   buildUploadApp,
   closeAuth,

@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { UploadConfig } from '../config';
 import { BadMultipart, FileTooLarge, NoFile, RequestAborted } from '../errors';
-import type { FileRecord } from '../repositories/files';
+import type { FileRecord } from '@scs/common/files';
 import type { DirectUploads } from '../services/direct-uploads';
 import type { Downloads } from '../services/downloads';
 import type { AllowedTypes } from '../services/file-types';

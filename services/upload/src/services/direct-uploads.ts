@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { UploadConfig } from '../config';
 import { FileNotFound, NothingUploaded, UnsupportedFileType, UploadInProgress, UploadMismatch } from '../errors';
-import type { FileRecord, FileRepository } from '../repositories/files';
+import type { FileRecord, FileRepository } from '@scs/common/files';
 import type { AllowedTypes } from './file-types';
 import { uuidv7 } from './ids';
 import { Inspector } from './inspector';

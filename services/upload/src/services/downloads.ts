@@ -1,5 +1,5 @@
 import { FileNotFound } from '../errors';
-import type { FileRecord, FileRepository } from '../repositories/files';
+import type { FileRecord, FileRepository } from '@scs/common/files';
 import type { ObjectStore } from './object-store';
 
 /**

@@ -1,6 +1,6 @@
 import type { UploadConfig } from '../config';
 import { FileTooLarge, QuotaExceeded } from '../errors';
-import type { FileRepository } from '../repositories/files';
+import type { FileRepository } from '@scs/common/files';
 
 /** Bytes in words a person reads, in IEC units: 104857600 -> "100 MiB", 1536 -> "1.5 KiB". */
 export function humanBytes(n: number): string {

@@ -1,5 +1,5 @@
 import type { UploadConfig } from '../config';
-import type { FileRepository } from '../repositories/files';
+import type { FileRepository } from '@scs/common/files';
 import { FILE_PREFIX, type ObjectStore, STAGING_PREFIX } from './object-store';
 
 interface Logger {

@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import type { FileRecord, FileRepository } from '../repositories/files';
+import type { FileRecord, FileRepository } from '@scs/common/files';
 import type { AllowedTypes } from './file-types';
 import { uuidv7 } from './ids';
 import { Inspector } from './inspector';

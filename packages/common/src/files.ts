@@ -7,8 +7,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-// Subpath: the sensitive-mover Lambda bundles this repository without the rest of @scs/common.
-import { isConditionFailed, isTransactionConflict } from '@scs/common/dynamo';
+import { isConditionFailed, isTransactionConflict } from './dynamo';
 import { randomUUID } from 'node:crypto';
 
 export interface FileRecord {
