@@ -146,7 +146,7 @@ export async function pipelineBenchmark(ctx: BenchContext): Promise<BenchmarkRep
   const sdk = { AWS_REGION: emulator.env.AWS_REGION as string, AWS_ENDPOINT_URL: emulator.endpoint, AWS_MAX_ATTEMPTS: 3, AWS_REQUEST_TIMEOUT_MS: 60_000 };
   const aws = createAwsClients(sdk);
   const names = loadConfig(ResourceNames, {});
-  const files = new FileRepository(aws.dynamo, names.FILES_TABLE, { error: (o, m) => ctx.log(`${m} ${JSON.stringify(o)}`) });
+  const files = new FileRepository(aws.dynamo, names.FILES_TABLE, { warn: (o, m) => ctx.log(`${m} ${JSON.stringify(o)}`), error: (o, m) => ctx.log(`${m} ${JSON.stringify(o)}`) });
   const common = { ...emulator.env, LOG_LEVEL: 'info', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
   const created: { bucket: string; prefix: string }[] = [];
 
@@ -293,7 +293,7 @@ async function reconcileScenario(
       );
     });
     const config = loadConfig(BackupConfig, { ...Object.fromEntries(Object.entries(names).map(([k, v]) => [k, String(v)])) });
-    const backups = new Backups(counted.s3, new ServerSideCopier(counted.s3, counted.kms), new FileRepository(counted.dynamo, names.FILES_TABLE, { error: () => undefined }), config);
+    const backups = new Backups(counted.s3, new ServerSideCopier(counted.s3, counted.kms), new FileRepository(counted.dynamo, names.FILES_TABLE, { warn: () => undefined, error: () => undefined }), config);
     const reconciler = new Reconciler(counted.s3, backups, config, { warn: (o, m) => ctx.log(`${m} ${JSON.stringify(o)}`) });
     ctx.log('reconcile: measuring');
     const cpu = process.cpuUsage();
@@ -351,7 +351,7 @@ async function memoryScenarios(
     setup.destroy();
   }
   created.push({ bucket: names.SENSITIVE_BUCKET, prefix: 'users/' }, { bucket: names.PRIMARY_BUCKET, prefix: 'users/' });
-  const files = new FileRepository(aws.dynamo, names.FILES_TABLE, { error: (o, m) => ctx.log(`${m} ${JSON.stringify(o)}`) });
+  const files = new FileRepository(aws.dynamo, names.FILES_TABLE, { warn: (o, m) => ctx.log(`${m} ${JSON.stringify(o)}`), error: (o, m) => ctx.log(`${m} ${JSON.stringify(o)}`) });
   const results: { size: number; usage: ProcessUsage | undefined; ms: number; outcome: string }[] = [];
   for (const size of moveSizes) {
     ctx.log(`handler memory: writing a ${sizeLabel(size)} sensitive object`);

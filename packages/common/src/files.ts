@@ -7,8 +7,10 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
+import { isDependencyOutage } from './aws';
 import { isConditionFailed, isTransactionConflict } from './dynamo';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface FileRecord {
   userId: string;
@@ -52,7 +54,27 @@ type OwnFields = Omit<FileRecord, 'userId' | 'fileId' | (typeof MOVER_FIELDS)[nu
 const USAGE = '#usage';
 
 interface Logger {
+  warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
+}
+
+/**
+ * How long a usage-counter update that failed for a reason a retry may fix (DynamoDB unreachable,
+ * throttled) is retried in the background, in ms. Each update is a one-item transaction with its
+ * own `ClientRequestToken`, which DynamoDB remembers for 10 minutes: a retry inside that window
+ * whose earlier attempt did land (only its answer was lost) is not applied twice.
+ */
+const USAGE_RETRY_WINDOW_MS = 9 * 60_000;
+/** Delay before the first background retry of a usage update, in ms; doubled up to the next. */
+const USAGE_RETRY_FIRST_DELAY_MS = 250;
+const USAGE_RETRY_MAX_DELAY_MS = 15_000;
+
+/** An update of a user's usage item: what `settlement` builds. */
+interface UsageUpdate {
+  TableName: string;
+  Key: { userId: string; fileId: string };
+  UpdateExpression: string;
+  ExpressionAttributeValues: Record<string, number>;
 }
 
 type Conditional = ConstructorParameters<typeof UpdateCommand>[0] | { Delete: ConstructorParameters<typeof DeleteCommand>[0] };
@@ -66,9 +88,11 @@ type Conditional = ConstructorParameters<typeof UpdateCommand>[0] | { Delete: Co
  * item, before or after the upload service writes it. A record counts as created once it has a
  * `status`. Bytes move between "reserved" and "used" only right after a conditional change of the
  * record's state succeeded, so each reservation is settled or released exactly once however many
- * requests race for the same record: the record's condition alone decides who acts. When the usage
- * update that follows fails, the state change stands and the failure is logged for an operator:
- * the counter is then off by the logged bytes, never the file.
+ * requests race for the same record: the record's condition alone decides who acts. A usage update
+ * (a release, or the one that follows a state change) that fails for a reason a retry may fix is
+ * retried in the background until DynamoDB takes it (R1: a dependency outage must not leave quota
+ * reserved for ever); one that fails for good, or for longer than the retry window, is logged
+ * for an operator with its bytes: the counter is then off by those bytes, never the file.
  */
 export class FileRepository {
   constructor(
@@ -76,6 +100,9 @@ export class FileRepository {
     private readonly table: string,
     private readonly log: Logger,
   ) {}
+
+  /** Usage updates being retried in the background (see `adjustUsage`). */
+  private readonly retrying = new Set<Promise<void>>();
 
   async get(userId: string, fileId: string): Promise<FileRecord | undefined> {
     const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { userId, fileId }, ConsistentRead: true }));
@@ -165,14 +192,17 @@ export class FileRepository {
     }
   }
 
-  /** Gives a reservation back unused. */
+  /** Gives a reservation back unused; never throws (see `adjustUsage`). */
   async release(userId: string, reserved: number): Promise<void> {
-    await this.db.send(new UpdateCommand(this.settlement(userId, reserved, 0)));
+    await this.adjustUsage(this.settlement(userId, reserved, 0));
   }
 
-  /** Turns a reservation of `reserved` bytes into usage of `actual` bytes. */
-  async settle(userId: string, reserved: number, actual: number): Promise<void> {
-    await this.db.send(new UpdateCommand(this.settlement(userId, reserved, actual)));
+  /**
+   * Resolves once every usage update still being retried in the background has been applied or
+   * given up (at most the retry window): for a graceful shutdown, and for tests.
+   */
+  async settled(): Promise<void> {
+    while (this.retrying.size > 0) await Promise.all([...this.retrying]);
   }
 
   /** Creates a pending record (a direct upload waiting for its bytes); false when the record exists. */
@@ -385,7 +415,7 @@ export class FileRepository {
   }
 
   /** Turns a reservation of `reserved` bytes into usage of `actual` bytes (0: a release). */
-  private settlement(userId: string, reserved: number, actual: number) {
+  private settlement(userId: string, reserved: number, actual: number): UsageUpdate {
     return {
       TableName: this.table,
       Key: { userId, fileId: USAGE },
@@ -398,18 +428,58 @@ export class FileRepository {
    * A conditional change of a record's state, then (only if it was made) the usage update that
    * goes with it. True when the change was made; false when its condition failed.
    */
-  private async changeState(change: Conditional, usage: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
+  private async changeState(change: Conditional, usage: UsageUpdate): Promise<boolean> {
     try {
       await this.db.send('Delete' in change ? new DeleteCommand(change.Delete) : new UpdateCommand(change));
     } catch (err) {
       if (isConditionFailed(err)) return false;
       throw err;
     }
-    try {
-      await this.db.send(new UpdateCommand(usage));
-    } catch (err) {
-      this.log.error({ err, usage: { key: usage.Key, update: usage.UpdateExpression, values: usage.ExpressionAttributeValues } }, 'a usage counter update failed after its record changed');
-    }
+    await this.adjustUsage(usage);
     return true;
+  }
+
+  /**
+   * Applies a usage-counter update that must not be lost, as a one-item transaction with its own
+   * `ClientRequestToken`. The first attempt is awaited; when it fails for a reason a retry may fix
+   * (`isDependencyOutage`), the same request (same token) is retried in the background with a
+   * doubling delay for up to `USAGE_RETRY_WINDOW_MS`. Never throws: the caller's state change
+   * already stands; a failure for good is logged for an operator with the bytes it concerns.
+   */
+  private async adjustUsage(update: UsageUpdate): Promise<void> {
+    const request = { TransactItems: [{ Update: update }], ClientRequestToken: randomUUID() };
+    const usage = { key: update.Key, update: update.UpdateExpression, values: update.ExpressionAttributeValues };
+    try {
+      await this.db.send(new TransactWriteCommand(request));
+      return;
+    } catch (err) {
+      if (!isDependencyOutage(err)) {
+        this.log.error({ err, usage }, 'a usage counter update failed; the counter is off by these bytes');
+        return;
+      }
+      this.log.warn({ err, usage }, 'a usage counter update failed; retrying it in the background');
+    }
+    const retry = this.retryUsage(request, usage).finally(() => this.retrying.delete(retry));
+    this.retrying.add(retry);
+  }
+
+  private async retryUsage(request: ConstructorParameters<typeof TransactWriteCommand>[0], usage: object): Promise<void> {
+    const giveUpAt = Date.now() + USAGE_RETRY_WINDOW_MS;
+    let delay = USAGE_RETRY_FIRST_DELAY_MS;
+    for (;;) {
+      // Unreferenced: a pending retry alone does not keep the process alive.
+      await sleep(delay, undefined, { ref: false });
+      try {
+        await this.db.send(new TransactWriteCommand(request));
+        this.log.warn({ usage }, 'a usage counter update went through on a retry');
+        return;
+      } catch (err) {
+        if (!isDependencyOutage(err) || Date.now() + delay > giveUpAt) {
+          this.log.error({ err, usage }, 'a usage counter update failed for good; the counter is off by these bytes');
+          return;
+        }
+      }
+      delay = Math.min(delay * 2, USAGE_RETRY_MAX_DELAY_MS);
+    }
   }
 }

@@ -47,7 +47,7 @@ export async function backupWorld(tag: string, nameOverrides: Partial<Record<key
   return {
     names,
     aws,
-    files: new FileRepository(aws.dynamo, names.FILES_TABLE, { error: () => undefined }),
+    files: new FileRepository(aws.dynamo, names.FILES_TABLE, { warn: () => undefined, error: () => undefined }),
     auth,
     uploadApp,
     async backupApp(overrides = {}, opts = {}) {

@@ -1,0 +1,66 @@
+import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
+import { FileRepository } from '@scs/common/files';
+import { randomUUID } from 'node:crypto';
+import { ResourceNames } from '../src/provision';
+import { FaultProxy } from '../src/testing/fault-proxy';
+
+/**
+ * R1: a quota reservation given back while DynamoDB is unreachable must not stay reserved for
+ * ever (the user could no longer upload what their quota allows). The repository's client goes
+ * through a fault proxy in front of the tests' emulator (global setup), stopped and started again.
+ */
+describe('usage updates during a DynamoDB outage', () => {
+  let direct: AwsClients;
+  let proxied: AwsClients;
+  let proxy: FaultProxy;
+  let names: ResourceNames;
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  const log = { warn: (_: object, msg: string) => void warnings.push(msg), error: (_: object, msg: string) => void errors.push(msg) };
+
+  beforeAll(async () => {
+    const endpoint = new URL(process.env.AWS_ENDPOINT_URL ?? '');
+    proxy = new FaultProxy({ host: endpoint.hostname, port: Number(endpoint.port) });
+    await proxy.start();
+    const settings = { AWS_REGION: 'us-east-1', AWS_MAX_ATTEMPTS: 2, AWS_REQUEST_TIMEOUT_MS: 5_000 };
+    direct = createAwsClients({ ...settings, AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL });
+    proxied = createAwsClients({ ...settings, AWS_ENDPOINT_URL: proxy.url });
+    names = loadConfig(ResourceNames, process.env);
+  });
+  afterAll(async () => {
+    await proxy.stop();
+    direct.destroy();
+    proxied.destroy();
+  });
+  beforeEach(() => {
+    warnings.length = 0;
+    errors.length = 0;
+  });
+
+  it('R1: a release that fails while DynamoDB is down is applied once it is back, exactly once', async () => {
+    const userId = randomUUID();
+    const observer = new FileRepository(direct.dynamo, names.FILES_TABLE, log);
+    const files = new FileRepository(proxied.dynamo, names.FILES_TABLE, log);
+    expect(await files.reserve(userId, 5000, 1_000_000)).toBe(true);
+    expect(await files.reserve(userId, 700, 1_000_000)).toBe(true);
+
+    await proxy.stop();
+    await expect(files.release(userId, 5000)).resolves.toBeUndefined();
+    expect(warnings).toContain('a usage counter update failed; retrying it in the background');
+    expect(await observer.usage(userId)).toEqual({ usedBytes: 0, reservedBytes: 5700 });
+
+    await proxy.start();
+    await files.settled();
+    expect(await observer.usage(userId)).toEqual({ usedBytes: 0, reservedBytes: 700 });
+    expect(warnings).toContain('a usage counter update went through on a retry');
+    expect(errors).toEqual([]);
+  });
+
+  it('a release DynamoDB refuses for good is logged for an operator and not retried', async () => {
+    const files = new FileRepository(proxied.dynamo, 'no-such-table', log);
+    await expect(files.release(randomUUID(), 5000)).resolves.toBeUndefined();
+    await files.settled();
+    expect(errors).toEqual(['a usage counter update failed; the counter is off by these bytes']);
+    expect(warnings).toEqual([]);
+  });
+});
