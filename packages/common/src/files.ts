@@ -7,10 +7,9 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { isDependencyOutage } from './aws';
+import { BackgroundRetries } from './background-retries';
 import { isConditionFailed, isTransactionConflict } from './dynamo';
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface FileRecord {
   userId: string;
@@ -58,17 +57,6 @@ interface Logger {
   error(obj: object, msg: string): void;
 }
 
-/**
- * How long a usage-counter update that failed for a reason a retry may fix (DynamoDB unreachable,
- * throttled) is retried in the background, in ms. Each update is a one-item transaction with its
- * own `ClientRequestToken`, which DynamoDB remembers for 10 minutes: a retry inside that window
- * whose earlier attempt did land (only its answer was lost) is not applied twice.
- */
-const USAGE_RETRY_WINDOW_MS = 9 * 60_000;
-/** Delay before the first background retry of a usage update, in ms; doubled up to the next. */
-const USAGE_RETRY_FIRST_DELAY_MS = 250;
-const USAGE_RETRY_MAX_DELAY_MS = 15_000;
-
 /** An update of a user's usage item: what `settlement` builds. */
 interface UsageUpdate {
   TableName: string;
@@ -101,8 +89,8 @@ export class FileRepository {
     private readonly log: Logger,
   ) {}
 
-  /** Usage updates being retried in the background (see `adjustUsage`). */
-  private readonly retrying = new Set<Promise<void>>();
+  /** Usage updates being retried after a DynamoDB outage (see `adjustUsage`). */
+  private readonly retries = new BackgroundRetries();
 
   async get(userId: string, fileId: string): Promise<FileRecord | undefined> {
     const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { userId, fileId }, ConsistentRead: true }));
@@ -202,7 +190,7 @@ export class FileRepository {
    * given up (at most the retry window): for a graceful shutdown, and for tests.
    */
   async settled(): Promise<void> {
-    while (this.retrying.size > 0) await Promise.all([...this.retrying]);
+    await this.retries.settled();
   }
 
   /** Creates a pending record (a direct upload waiting for its bytes); false when the record exists. */
@@ -441,45 +429,14 @@ export class FileRepository {
 
   /**
    * Applies a usage-counter update that must not be lost, as a one-item transaction with its own
-   * `ClientRequestToken`. The first attempt is awaited; when it fails for a reason a retry may fix
-   * (`isDependencyOutage`), the same request (same token) is retried in the background with a
-   * doubling delay for up to `USAGE_RETRY_WINDOW_MS`. Never throws: the caller's state change
-   * already stands; a failure for good is logged for an operator with the bytes it concerns.
+   * `ClientRequestToken`: DynamoDB remembers the token for 10 minutes, longer than the background
+   * retries last (`BackgroundRetries`), so a retry whose earlier attempt did land (only its answer
+   * was lost) is not counted twice. Never throws: the caller's state change already stands; a
+   * failure for good is logged for an operator with the bytes it concerns.
    */
   private async adjustUsage(update: UsageUpdate): Promise<void> {
     const request = { TransactItems: [{ Update: update }], ClientRequestToken: randomUUID() };
     const usage = { key: update.Key, update: update.UpdateExpression, values: update.ExpressionAttributeValues };
-    try {
-      await this.db.send(new TransactWriteCommand(request));
-      return;
-    } catch (err) {
-      if (!isDependencyOutage(err)) {
-        this.log.error({ err, usage }, 'a usage counter update failed; the counter is off by these bytes');
-        return;
-      }
-      this.log.warn({ err, usage }, 'a usage counter update failed; retrying it in the background');
-    }
-    const retry = this.retryUsage(request, usage).finally(() => this.retrying.delete(retry));
-    this.retrying.add(retry);
-  }
-
-  private async retryUsage(request: ConstructorParameters<typeof TransactWriteCommand>[0], usage: object): Promise<void> {
-    const giveUpAt = Date.now() + USAGE_RETRY_WINDOW_MS;
-    let delay = USAGE_RETRY_FIRST_DELAY_MS;
-    for (;;) {
-      // Unreferenced: a pending retry alone does not keep the process alive.
-      await sleep(delay, undefined, { ref: false });
-      try {
-        await this.db.send(new TransactWriteCommand(request));
-        this.log.warn({ usage }, 'a usage counter update went through on a retry');
-        return;
-      } catch (err) {
-        if (!isDependencyOutage(err) || Date.now() + delay > giveUpAt) {
-          this.log.error({ err, usage }, 'a usage counter update failed for good; the counter is off by these bytes');
-          return;
-        }
-      }
-      delay = Math.min(delay * 2, USAGE_RETRY_MAX_DELAY_MS);
-    }
+    await this.retries.run(this.log, 'a usage counter update', { usage }, () => this.db.send(new TransactWriteCommand(request)));
   }
 }

@@ -1,5 +1,6 @@
 export * from './accounts';
 export * from './aws';
+export * from './background-retries';
 export * from './config';
 export * from './dynamo';
 export * from './errors';

@@ -79,8 +79,8 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
   await app.register(rateLimitsPlugin, { perUser: true });
 
   const files = new FileRepository(aws.dynamo, config.FILES_TABLE, app.log);
-  // Quota releases still being retried after a DynamoDB outage get the shutdown grace to land.
-  app.addHook('onClose', async () => files.settled());
+  // Clean-ups and quota releases still being retried after an outage get the shutdown grace to land.
+  app.addHook('onClose', async () => void (await Promise.all([files.settled(), store.settled()])));
   const quota = new Quota(files, config, app.log);
   const sweeper = new Sweeper(store, files, config, app.log);
   app.decorate('sweeper', sweeper);

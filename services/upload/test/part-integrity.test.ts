@@ -23,7 +23,7 @@ interface Sent {
  * SDK built and signed it (checksum header included), as a bad link or bad memory would; `before`
  * runs as a request leaves, and fails it by throwing.
  */
-function recordingAws(opts: { corrupt?: (s: Sent) => boolean; before?: (s: Sent) => void } = {}) {
+function recordingAws(opts: { corrupt?: (s: Sent) => boolean; before?: (s: Sent) => void; after?: (s: Sent) => void } = {}) {
   const aws: AwsClients = createAwsClients({ AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS: 3, AWS_REQUEST_TIMEOUT_MS: 10_000 });
   const sent: Sent[] = [];
   const parts = { inFlight: 0, maxInFlight: 0 };
@@ -38,7 +38,9 @@ function recordingAws(opts: { corrupt?: (s: Sent) => boolean; before?: (s: Sent)
       const isPart = s.command === 'UploadPartCommand';
       if (isPart) parts.maxInFlight = Math.max(parts.maxInFlight, (parts.inFlight += 1));
       try {
-        return await next(args);
+        const out = await next(args);
+        opts.after?.(s);
+        return out;
       } finally {
         if (isPart) parts.inFlight -= 1;
       }
@@ -220,14 +222,37 @@ describe('an upload that fails once S3 holds its bytes leaves nothing', () => {
     const rec = recordingAws({ before: (s) => s.command === 'PutObjectCommand' && gone.abort(new Error('the client went away')) });
     const config = loadConfig(UploadConfig, process.env);
     const store = await ObjectStore.create(rec.aws.s3, config);
-    const warn = jest.fn();
+    const log = { warn: jest.fn(), error: jest.fn() };
     try {
       const file = { userId: randomUUID(), fileId: uuidv7(), name: 'late.png', contentType: 'image/png', sensitive: false };
-      const writing = store.writeFile(file, Readable.from([pngBytes(100_000)]), { contentType: () => undefined, signal: gone.signal, log: { warn } });
+      const writing = store.writeFile(file, Readable.from([pngBytes(100_000)]), { contentType: () => undefined, signal: gone.signal, log });
       await expect(writing).rejects.toThrow('Upload aborted.');
       expect(rec.sent.filter((s) => s.command === 'PutObjectCommand')).toHaveLength(1);
       expect(await s3Leftovers(rec.aws, config.PRIMARY_BUCKET, file.userId)).toEqual({ objects: 0, multipartUploads: 0 });
-      expect(warn).not.toHaveBeenCalled();
+      expect(log.warn).not.toHaveBeenCalled();
+      expect(log.error).not.toHaveBeenCalled();
+    } finally {
+      rec.aws.destroy();
+    }
+  });
+
+  it('R1: a single PUT S3 stored but whose every answer was lost (connections reset): the write fails and the object is removed', async () => {
+    // The emulator cannot lose an answer after it stored the bytes; the reset is injected after each PUT landed.
+    const rec = recordingAws({
+      after: (s) => {
+        if (s.command === 'PutObjectCommand') throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+      },
+    });
+    const config = loadConfig(UploadConfig, process.env);
+    const store = await ObjectStore.create(rec.aws.s3, config);
+    const log = { warn: jest.fn(), error: jest.fn() };
+    try {
+      const file = { userId: randomUUID(), fileId: uuidv7(), name: 'lost.png', contentType: 'image/png', sensitive: false };
+      const writing = store.writeFile(file, Readable.from([pngBytes(100_000)]), { contentType: () => undefined, signal: new AbortController().signal, log });
+      await expect(writing).rejects.toThrow('ECONNRESET');
+      expect(rec.sent.filter((s) => s.command === 'PutObjectCommand').length).toBeGreaterThanOrEqual(1);
+      expect(await s3Leftovers(rec.aws, config.PRIMARY_BUCKET, file.userId)).toEqual({ objects: 0, multipartUploads: 0 });
+      expect(log.error).not.toHaveBeenCalled();
     } finally {
       rec.aws.destroy();
     }

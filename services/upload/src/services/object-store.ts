@@ -17,10 +17,13 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { isNotFound } from '@scs/common';
+import { BackgroundRetries, isNotFound } from '@scs/common';
 import type { Readable } from 'node:stream';
 import type { UploadConfig } from '../config';
 import { unsignedPayloadWithChecksum } from './unsigned-payload';
+
+/** The logger clean-ups report to. */
+type RetryLogger = Parameters<BackgroundRetries['run']>[0];
 
 /** Object keys of files: the only keys consumers (the mover, backups) treat as files. */
 export const FILE_PREFIX = 'users/';
@@ -89,6 +92,9 @@ export class ObjectStore {
     this.sensitive = config.SENSITIVE_BUCKET;
   }
 
+  /** Clean-ups of failed uploads being retried while S3 is unreachable. */
+  private readonly retries = new BackgroundRetries();
+
   /** Readiness: the primary bucket answers. */
   async ping(): Promise<void> {
     await this.s3.send(new HeadBucketCommand({ Bucket: this.primary }));
@@ -123,13 +129,15 @@ export class ObjectStore {
    * `signal` (the client went away, the multipart parser's size limit) calls the upload's
    * `abort()`. Resolves once S3 completed the object. Rejects only once the upload is over for
    * good: the requests in flight finished, the multipart upload was aborted (`leavePartsOnError:
-   * false`), and an object that S3 completed after all (an abort that came too late) was deleted.
-   * A clean-up that itself fails is logged and left to the sweep and the buckets' lifecycle rule.
+   * false`), and an object that S3 completed after all (an abort that came too late, a completion
+   * whose answer was lost) was deleted. A clean-up that fails because S3 is unreachable is retried
+   * in the background (`BackgroundRetries`); one that fails for good is logged and left to the
+   * sweep and the buckets' lifecycle rule.
    */
   async writeFile(
     file: FileObject,
     body: Readable,
-    opts: { contentType: () => string | undefined; signal: AbortSignal; log: { warn(obj: object, msg: string): void } },
+    opts: { contentType: () => string | undefined; signal: AbortSignal; log: RetryLogger },
   ): Promise<void> {
     const Key = fileKey(file.userId, file.fileId);
     const params = {
@@ -157,15 +165,14 @@ export class ObjectStore {
     } catch (err) {
       // done() rejects at once on abort(), while parts may still be in flight and lib-storage aborts
       // the multipart upload only after them: wait for its last request, then remove what is left.
+      // A creating request (the single PUT, the completion) whose answer was lost may still have
+      // stored the object, so that is looked for too; through an outage, in the background.
       await requests.quiet();
-      try {
-        if (requests.completed) await this.deleteIfPresent(this.primary, Key);
-        else if (upload.uploadId && !requests.aborted) {
-          await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.primary, Key, UploadId: upload.uploadId }));
-        }
-      } catch (cleanupErr) {
-        opts.log.warn({ err: cleanupErr, key: Key }, 'removing what a failed upload left in S3 failed');
-      }
+      const uploadId = upload.uploadId;
+      await this.retries.run(opts.log, 'removing what a failed upload left in S3', { key: Key }, async () => {
+        if (requests.mayHaveCreated) await this.deleteIfPresent(this.primary, Key);
+        if (uploadId && !requests.aborted) await this.abortMultipart(Key, uploadId);
+      });
       throw err;
     } finally {
       opts.signal.removeEventListener('abort', abort);
@@ -194,6 +201,28 @@ export class ObjectStore {
   async deleteFile(key: string, sensitive: boolean): Promise<void> {
     const buckets = sensitive ? [this.primary, this.sensitive] : [this.primary];
     await Promise.all(buckets.map((Bucket) => this.deleteIfPresent(Bucket, key)));
+  }
+
+  /**
+   * Deletes what a failed upload left under `key` (as `deleteFile`), retried in the background
+   * while S3 is unreachable; never throws (failures are logged).
+   */
+  async discardFile(key: string, sensitive: boolean, log: RetryLogger): Promise<void> {
+    await this.retries.run(log, 'removing the object of a failed upload', { key }, () => this.deleteFile(key, sensitive));
+  }
+
+  /** Resolves once no clean-up is being retried in the background: for shutdown and tests. */
+  async settled(): Promise<void> {
+    await this.retries.settled();
+  }
+
+  /** Aborts a multipart upload; one that is gone already (an earlier attempt landed) is fine. */
+  private async abortMultipart(Key: string, UploadId: string): Promise<void> {
+    try {
+      await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.primary, Key, UploadId }));
+    } catch (err) {
+      if ((err as { name?: string }).name !== 'NoSuchUpload') throw err;
+    }
   }
 
   /**
@@ -369,8 +398,11 @@ export class ObjectStore {
  */
 class UploadRequests {
   readonly client: S3Client;
-  /** A PutObject or CompleteMultipartUpload succeeded: the object exists. */
-  completed = false;
+  /**
+   * A PutObject or CompleteMultipartUpload was sent and S3 did not refuse it: the object exists,
+   * or may (an answer lost to a reset connection or a timeout).
+   */
+  mayHaveCreated = false;
   /** An AbortMultipartUpload succeeded. */
   aborted = false;
   private readonly pending = new Set<Promise<unknown>>();
@@ -379,13 +411,18 @@ class UploadRequests {
     const send = (command: Parameters<S3Client['send']>[0]): Promise<unknown> => {
       const sent = s3.send(command);
       this.pending.add(sent);
+      const creating = command instanceof PutObjectCommand || command instanceof CompleteMultipartUploadCommand;
       void sent
         .then(
           () => {
-            if (command instanceof PutObjectCommand || command instanceof CompleteMultipartUploadCommand) this.completed = true;
+            if (creating) this.mayHaveCreated = true;
             if (command instanceof AbortMultipartUploadCommand) this.aborted = true;
           },
-          () => undefined,
+          (err: unknown) => {
+            // Only an answer from S3 refusing the request (4xx) says that nothing was stored.
+            const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+            if (creating && !(status !== undefined && status >= 400 && status < 500)) this.mayHaveCreated = true;
+          },
         )
         .finally(() => this.pending.delete(sent));
       return sent;

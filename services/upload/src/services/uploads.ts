@@ -36,6 +36,7 @@ const MULTIPART_OVERHEAD = 64 * 1024;
 
 interface Logger {
   warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
 }
 
 /**
@@ -115,9 +116,7 @@ export class Uploads {
       // No record may point at nothing, no object may stay without a record, no reservation may leak.
       if (created) {
         const { fileId, sensitive } = created;
-        await this.store
-          .deleteFile(fileKey(userId, fileId), sensitive)
-          .catch((e: unknown) => this.log.warn({ err: e, fileId }, 'removing the object of a failed upload failed'));
+        await this.store.discardFile(fileKey(userId, fileId), sensitive, this.log);
       }
       if (!settled) await this.quota.release(userId, reserved);
       throw err;
