@@ -1,3 +1,4 @@
+import { ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -252,6 +253,9 @@ describe('an upload that fails once S3 holds its bytes leaves nothing', () => {
       await expect(writing).rejects.toThrow('ECONNRESET');
       expect(rec.sent.filter((s) => s.command === 'PutObjectCommand').length).toBeGreaterThanOrEqual(1);
       expect(await s3Leftovers(rec.aws, config.PRIMARY_BUCKET, file.userId)).toEqual({ objects: 0, multipartUploads: 0 });
+      // Not even a noncurrent version of the bytes stays in the versioned bucket.
+      const versions = await rec.aws.s3.send(new ListObjectVersionsCommand({ Bucket: config.PRIMARY_BUCKET, Prefix: `users/${file.userId}/` }));
+      expect([...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]).toEqual([]);
       expect(log.error).not.toHaveBeenCalled();
     } finally {
       rec.aws.destroy();

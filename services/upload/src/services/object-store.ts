@@ -7,7 +7,6 @@ import {
   GetObjectTaggingCommand,
   HeadBucketCommand,
   HeadObjectCommand,
-  ListObjectVersionsCommand,
   paginateListObjectsV2,
   PutObjectCommand,
   PutObjectTaggingCommand,
@@ -18,6 +17,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { BackgroundRetries, isNotFound } from '@scs/common';
+import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { Readable } from 'node:stream';
 import type { UploadConfig } from '../config';
 import { unsignedPayloadWithChecksum } from './unsigned-payload';
@@ -170,7 +170,7 @@ export class ObjectStore {
       await requests.quiet();
       const uploadId = upload.uploadId;
       await this.retries.run(opts.log, 'removing what a failed upload left in S3', { key: Key }, async () => {
-        if (requests.mayHaveCreated) await this.deleteIfPresent(this.primary, Key);
+        if (requests.mayHaveCreated) await this.deleteEveryVersion(this.primary, Key);
         if (uploadId && !requests.aborted) await this.abortMultipart(Key, uploadId);
       });
       throw err;
@@ -204,11 +204,13 @@ export class ObjectStore {
   }
 
   /**
-   * Deletes what a failed upload left under `key` (as `deleteFile`), retried in the background
-   * while S3 is unreachable; never throws (failures are logged).
+   * Deletes every version of what a failed upload left under `key` (its own key: no file has
+   * it), in the sensitive bucket too for a sensitive file, retried in the background while S3 is
+   * unreachable; never throws (failures are logged).
    */
   async discardFile(key: string, sensitive: boolean, log: RetryLogger): Promise<void> {
-    await this.retries.run(log, 'removing the object of a failed upload', { key }, () => this.deleteFile(key, sensitive));
+    const buckets = sensitive ? [this.primary, this.sensitive] : [this.primary];
+    await this.retries.run(log, 'removing the object of a failed upload', { key }, () => Promise.all(buckets.map((b) => this.deleteEveryVersion(b, key))));
   }
 
   /** Resolves once no clean-up is being retried in the background: for shutdown and tests. */
@@ -367,16 +369,17 @@ export class ObjectStore {
 
   /** Removes a staged upload for good: every version of its staging key (a form may be posted more than once). */
   async deleteStaged(userId: string, fileId: string): Promise<void> {
-    const Key = stagingKey(userId, fileId);
-    let markers: { KeyMarker?: string; VersionIdMarker?: string } = {};
-    for (;;) {
-      const page = await this.s3.send(new ListObjectVersionsCommand({ Bucket: this.primary, Prefix: Key, ...markers }));
+    await this.deleteEveryVersion(this.primary, stagingKey(userId, fileId));
+  }
+
+  /** Deletes every version and delete marker of one key: nothing of it stays in a versioned bucket. */
+  private async deleteEveryVersion(Bucket: string, Key: string): Promise<void> {
+    for await (const page of paginateObjectVersions(this.s3, { Bucket, Prefix: Key })) {
       const versions = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].filter((v) => v.Key === Key);
-      for (const v of versions) await this.s3.send(new DeleteObjectCommand({ Bucket: this.primary, Key, VersionId: v.VersionId }));
-      if (!page.IsTruncated) return;
-      markers = { KeyMarker: page.NextKeyMarker, VersionIdMarker: page.NextVersionIdMarker };
+      for (const v of versions) await this.s3.send(new DeleteObjectCommand({ Bucket, Key, VersionId: v.VersionId }));
     }
   }
+
 
   /** Every object under `prefix` in `bucket`: key and last modification (SDK paginator). */
   async *list(bucket: 'primary' | 'sensitive', prefix: string): AsyncGenerator<{ bucket: string; key: string; lastModified?: Date }> {
