@@ -50,16 +50,28 @@ describe('usage updates during a DynamoDB outage', () => {
     expect(await observer.usage(userId)).toEqual({ usedBytes: 0, reservedBytes: 5700 });
 
     await proxy.start();
-    await files.settled();
+    await files.settled(60_000);
     expect(await observer.usage(userId)).toEqual({ usedBytes: 0, reservedBytes: 700 });
     expect(warnings).toContain('a usage counter update went through on a retry');
     expect(errors).toEqual([]);
   });
 
+  it('a release still failing when the service shuts down is given up within the wait and logged for an operator', async () => {
+    const files = new FileRepository(proxied.dynamo, names.FILES_TABLE, log);
+    await proxy.stop();
+    try {
+      await files.release(randomUUID(), 5000);
+      await files.settled(300);
+      expect(errors).toEqual(['a usage counter update was still failing at shutdown; given up']);
+    } finally {
+      await proxy.start();
+    }
+  });
+
   it('a release DynamoDB refuses for good is logged for an operator and not retried', async () => {
     const files = new FileRepository(proxied.dynamo, 'no-such-table', log);
     await expect(files.release(randomUUID(), 5000)).resolves.toBeUndefined();
-    await files.settled();
+    await files.settled(60_000);
     expect(errors).toEqual(['a usage counter update failed for good']);
     expect(warnings).toEqual([]);
   });

@@ -1,4 +1,4 @@
-import { backOff } from 'exponential-backoff';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isDependencyOutage } from './aws';
 
 interface Logger {
@@ -15,12 +15,16 @@ const MAX_DELAY_MS = 15_000;
  * Work that must happen even though a dependency is down right now (R1): giving a quota
  * reservation back, removing what a failed upload left in S3. `run` makes one attempt and awaits
  * it; when that fails with a dependency outage (`isDependencyOutage`), the same work is retried in
- * the background with a doubling delay (250 ms up to 15 s, full jitter) for up to
+ * the background with a doubling, fully jittered delay (250 ms up to 15 s) for up to
  * `BACKGROUND_RETRY_WINDOW_MS`. The work must be safe to repeat (idempotent). Failures are logged
  * with `what` and the context, never thrown: the caller is already failing or its change stands.
+ *
+ * Written here rather than taken from a backoff package because the waits must neither keep the
+ * process alive (unreferenced timers) nor outlive a shutdown (cancelled by `settled`).
  */
 export class BackgroundRetries {
-  private readonly pending = new Set<Promise<void>>();
+  private readonly pending = new Map<Promise<void>, { log: Logger; what: string; context: object }>();
+  private readonly stop = new AbortController();
 
   /**
    * Runs `work` once; on an outage, again in the background. Resolves after the first attempt.
@@ -37,25 +41,50 @@ export class BackgroundRetries {
       }
       log.warn({ err, ...context }, `${what} failed; retrying it in the background`);
     }
-    const giveUpAt = Date.now() + BACKGROUND_RETRY_WINDOW_MS;
-    const retry = backOff(work, {
-      delayFirstAttempt: true,
-      startingDelay: FIRST_DELAY_MS,
-      maxDelay: MAX_DELAY_MS,
-      jitter: 'full',
-      numOfAttempts: Number.MAX_SAFE_INTEGER,
-      retry: (err: unknown) => isDependencyOutage(err) && Date.now() < giveUpAt,
-    })
-      .then(
-        () => log.warn(context, `${what} went through on a retry`),
-        (err: unknown) => log.error({ err, ...context }, `${what} failed for good`),
-      )
-      .finally(() => this.pending.delete(retry));
-    this.pending.add(retry);
+    const retry = this.retry(log, what, context, work).finally(() => this.pending.delete(retry));
+    this.pending.set(retry, { log, what, context });
   }
 
-  /** Resolves once no work is being retried (each within the window): for shutdown and tests. */
-  async settled(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  /**
+   * Waits up to `withinMs` for the work being retried (for a shutdown, and for tests); if some is
+   * still pending then, it is given up and logged for an operator, and nothing is retried any more.
+   */
+  async settled(withinMs: number): Promise<void> {
+    const finished = new AbortController();
+    let timedOut = false;
+    const deadline = sleep(withinMs, undefined, { signal: finished.signal }).then(
+      () => void (timedOut = true),
+      () => undefined,
+    );
+    try {
+      while (this.pending.size > 0 && !timedOut) await Promise.race([Promise.all([...this.pending.keys()]), deadline]);
+    } finally {
+      finished.abort();
+    }
+    if (this.pending.size === 0) return;
+    for (const { log, what, context } of this.pending.values()) log.error(context, `${what} was still failing at shutdown; given up`);
+    this.stop.abort();
+  }
+
+  private async retry(log: Logger, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
+    const giveUpAt = Date.now() + BACKGROUND_RETRY_WINDOW_MS;
+    for (let ceiling = FIRST_DELAY_MS; ; ceiling = Math.min(ceiling * 2, MAX_DELAY_MS)) {
+      try {
+        // Unreferenced: a pending retry alone does not keep the process alive.
+        await sleep(Math.random() * ceiling, undefined, { signal: this.stop.signal, ref: false });
+      } catch {
+        return; // given up at shutdown (logged by `settled`)
+      }
+      try {
+        await work();
+        log.warn(context, `${what} went through on a retry`);
+        return;
+      } catch (err) {
+        if (!isDependencyOutage(err) || Date.now() >= giveUpAt) {
+          log.error({ err, ...context }, `${what} failed for good`);
+          return;
+        }
+      }
+    }
   }
 }

@@ -186,11 +186,11 @@ export class FileRepository {
   }
 
   /**
-   * Resolves once every usage update still being retried in the background has been applied or
-   * given up (at most the retry window): for a graceful shutdown, and for tests.
+   * Waits up to `withinMs` for the usage updates still being retried in the background; gives up
+   * (and logs) the rest (see `BackgroundRetries.settled`): for a graceful shutdown, and for tests.
    */
-  async settled(): Promise<void> {
-    await this.retries.settled();
+  async settled(withinMs: number): Promise<void> {
+    await this.retries.settled(withinMs);
   }
 
   /** Creates a pending record (a direct upload waiting for its bytes); false when the record exists. */

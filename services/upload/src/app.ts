@@ -15,6 +15,9 @@ import { Quota } from './services/quota';
 import { Sweeper } from './services/sweeper';
 import { Uploads } from './services/uploads';
 
+/** How long a closing service waits for clean-ups and quota releases still being retried, in ms. */
+const RETRIES_AT_SHUTDOWN_MS = 5_000;
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** The leftovers sweep (run periodically by the server; tests call it directly). */
@@ -79,8 +82,8 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
   await app.register(rateLimitsPlugin, { perUser: true });
 
   const files = new FileRepository(aws.dynamo, config.FILES_TABLE, app.log);
-  // Clean-ups and quota releases still being retried after an outage get the shutdown grace to land.
-  app.addHook('onClose', async () => void (await Promise.all([files.settled(), store.settled()])));
+  // Clean-ups and quota releases still being retried after an outage get a few seconds to land.
+  app.addHook('onClose', async () => void (await Promise.all([files.settled(RETRIES_AT_SHUTDOWN_MS), store.settled(RETRIES_AT_SHUTDOWN_MS)])));
   const quota = new Quota(files, config, app.log);
   const sweeper = new Sweeper(store, files, config, app.log);
   app.decorate('sweeper', sweeper);

@@ -213,9 +213,9 @@ export class ObjectStore {
     await this.retries.run(log, 'removing the object of a failed upload', { key }, () => Promise.all(buckets.map((b) => this.deleteEveryVersion(b, key))));
   }
 
-  /** Resolves once no clean-up is being retried in the background: for shutdown and tests. */
-  async settled(): Promise<void> {
-    await this.retries.settled();
+  /** Waits up to `withinMs` for clean-ups being retried in the background, then gives up the rest. */
+  async settled(withinMs: number): Promise<void> {
+    await this.retries.settled(withinMs);
   }
 
   /** Aborts a multipart upload; one that is gone already (an earlier attempt landed) is fine. */
