@@ -43,6 +43,33 @@ export interface FileRecord {
 /** `primary`: the primary bucket (SSE-S3); `sensitive`: the KMS-encrypted vault. */
 export type FileLocation = 'primary' | 'sensitive';
 
+/** What the HTTP APIs show of a file (the upload API's file; backup-sync's restore answer adds `userId`). */
+export interface FileView {
+  id: string;
+  name: string;
+  size: number;
+  contentType: string;
+  sha256: string;
+  sensitive: boolean;
+  /** Where the file is now; `primary` until the mover (or a restore) says otherwise. */
+  location: FileLocation;
+  createdAt: string;
+}
+
+/** A record as the APIs show it (see `FileView`). */
+export function fileView(r: FileRecord): FileView {
+  return {
+    id: r.fileId,
+    name: r.name,
+    size: r.size,
+    contentType: r.contentType,
+    sha256: r.sha256,
+    sensitive: r.sensitive,
+    location: r.location ?? 'primary',
+    createdAt: r.createdAt,
+  };
+}
+
 /** Attributes the sensitive mover (and a restore) write; the upload service's writes leave them alone. */
 const MOVER_FIELDS = ['location', 'movedAt'] as const;
 

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorResponse } from '@scs/common';
+import { fileView } from '@scs/common/files';
 import { Type } from '@sinclair/typebox';
 import { BackupNotFound } from '../errors';
 import type { BackupService } from '../services/backup-service';
@@ -96,17 +97,7 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ service: BackupService }>
       }
       const r = restored.record;
       request.audit('backup.restore', 'success', { ownerId: userId, fileId, restoredObject: restored.restoredObject, sensitive: r.sensitive });
-      return {
-        id: r.fileId,
-        userId: r.userId,
-        name: r.name,
-        size: r.size,
-        contentType: r.contentType,
-        sha256: r.sha256,
-        sensitive: r.sensitive,
-        location: r.location ?? 'primary',
-        createdAt: r.createdAt,
-      };
+      return { ...fileView(r), userId: r.userId };
     },
   );
 };

@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { UploadConfig } from '../config';
 import { BadMultipart, FileTooLarge, NoFile, RequestAborted } from '../errors';
-import type { FileRecord } from '@scs/common/files';
+import { fileView } from '@scs/common/files';
 import type { DirectUploads } from '../services/direct-uploads';
 import type { Downloads } from '../services/downloads';
 import type { AllowedTypes } from '../services/file-types';
@@ -33,19 +33,6 @@ const StoredFileView = Type.Composite([
     }),
   }),
 ]);
-type StoredFileView = Static<typeof StoredFileView>;
-
-/** What the API shows of a record (the upload and complete answers' schema leaves `location` out). */
-export const toView = (r: FileRecord): StoredFileView => ({
-  id: r.fileId,
-  name: r.name,
-  size: r.size,
-  contentType: r.contentType,
-  sha256: r.sha256,
-  sensitive: r.sensitive,
-  location: r.location ?? 'primary',
-  createdAt: r.createdAt,
-});
 
 const IdParams = Type.Object({ id: Type.String({ pattern: FILE_ID_PATTERN, description: 'File id (UUID)' }) });
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
@@ -164,7 +151,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
       socket?.setTimeout?.(uploadIdleMs);
       try {
         const form = uploadForm(request, limits, request.query.sensitive === 'true');
-        stored = toView(await uploads.upload(request.user.sub, form));
+        stored = fileView(await uploads.upload(request.user.sub, form));
       } catch (err) {
         const mapped = multipartError(err, config.MAX_UPLOAD_BYTES);
         const reason = (mapped as { code?: string }).code ?? 'error';
@@ -194,7 +181,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
     },
     async (request) => {
       const page = await downloads.list(request.user.sub, request.query.limit, request.query.cursor);
-      return { items: page.items.map(toView), nextCursor: page.nextCursor };
+      return { items: page.items.map(fileView), nextCursor: page.nextCursor };
     },
   );
 
@@ -237,7 +224,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         response: { 200: StoredFileView, ...errors(400, 401, 404) },
       },
     },
-    async (request) => toView(await downloads.get(request.user.sub, request.params.id)),
+    async (request) => fileView(await downloads.get(request.user.sub, request.params.id)),
   );
 
   app.get(
@@ -346,7 +333,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
       try {
         const record = await directUploads.complete(request.user.sub, request.params.id);
         request.audit('upload', 'success', { fileId: record.fileId, size: record.size, direct: true });
-        return reply.status(201).send(toView(record));
+        return reply.status(201).send(fileView(record));
       } catch (err) {
         request.audit('upload', 'failure', { fileId: request.params.id, direct: true, reason: (err as { code?: string }).code ?? 'error' });
         throw err;
