@@ -18,6 +18,11 @@ S3 ListObjectVersions: moto copies every version of every key in the bucket, byt
 before it applies the prefix, so each call costs as much disk and time as the whole bucket holds
 (the sensitive mover and the tests list the versions of one key). Here only the keys under the
 prefix are handed to moto's listing; its answer is the same.
+
+DynamoDB TransactWriteItems with a ClientRequestToken is idempotent for 10 minutes: a repeat of a
+request that succeeded (the SDK's retry after a lost answer, a service's own retry) succeeds
+again without applying anything, and a different request under the same token is refused with
+IdempotentParameterMismatchException. moto applies every repeat, so the same is done here.
 """
 
 import argparse
@@ -25,26 +30,75 @@ import base64
 import binascii
 import hashlib
 import io
+import json
 import signal
 import sys
 import threading
+import time
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.s3.models import S3Backend
 from werkzeug.serving import run_simple
 
 
+TRANSACT_WRITE = "DynamoDB_20120810.TransactWriteItems"
+# DynamoDB remembers a TransactWriteItems ClientRequestToken for 10 minutes.
+IDEMPOTENCY_SECONDS = 600
+
+
 def serialise_dynamodb(app):
     lock = threading.Lock()
+    # ClientRequestToken -> (when, digest of the request body, status, headers, response body)
+    done = {}
 
     def wrapped(environ, start_response):
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("DynamoDB_"):
             return app(environ, start_response)
         with lock:
-            # The whole response is produced inside the lock.
+            if target != TRANSACT_WRITE:
+                # The whole response is produced inside the lock.
+                return list(app(environ, start_response))
+            return idempotent_transaction(environ, start_response)
+
+    def idempotent_transaction(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            token = json.loads(body).get("ClientRequestToken")
+        except ValueError:
+            token = None
+        if not token:
             return list(app(environ, start_response))
+        now = time.monotonic()
+        for old in [t for t, entry in done.items() if now - entry[0] > IDEMPOTENCY_SECONDS]:
+            del done[old]
+        digest = hashlib.sha256(body).digest()
+        if token in done:
+            _, seen, status, headers, answer = done[token]
+            if seen != digest:
+                return dynamodb_error(start_response, "IdempotentParameterMismatchException",
+                                      "The request uses the same client token as a previous, but non-identical request.")
+            start_response(status, headers)
+            return answer
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+            return start_response(status, headers, exc_info)
+
+        answer = list(app(environ, capture))
+        if captured.get("status", "").startswith("200"):
+            done[token] = (now, digest, captured["status"], captured["headers"], answer)
+        return answer
 
     return wrapped
+
+
+def dynamodb_error(start_response, code, message):
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}).encode()
+    start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 CHECKSUMS = {

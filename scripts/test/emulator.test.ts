@@ -8,9 +8,11 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { createAwsClients } from '@scs/common';
+import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { createAwsClients, loadConfig } from '@scs/common';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { ResourceNames } from '../src/provision';
 
 const aws = createAwsClients({ AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS: 1, AWS_REQUEST_TIMEOUT_MS: 10_000 });
 const Bucket = `scs-emulator-test-${randomBytes(4).toString('hex')}`;
@@ -92,5 +94,39 @@ describe('emulator: ListObjectVersions', () => {
     expect(all.versions.filter((v) => v.startsWith('other/'))).toEqual(['other/1 latest', 'other/1']);
     expect(await list('', 1)).toEqual(all);
     expect(await list('users/', 1)).toEqual(await list('users/'));
+  });
+});
+
+/**
+ * DynamoDB applies a TransactWriteItems whose ClientRequestToken it has seen succeed (within 10
+ * minutes) only once; moto applies every repeat, so the emulator keeps the tokens. The product's
+ * usage-counter retries rely on it (a retry after a lost answer must not count twice).
+ */
+describe('emulator: TransactWriteItems ClientRequestToken', () => {
+  const TableName = loadConfig(ResourceNames, process.env).FILES_TABLE;
+  const Key = { userId: `emulator-test-${randomBytes(4).toString('hex')}`, fileId: '#usage' };
+  const add = (n: number, ClientRequestToken: string) =>
+    new TransactWriteCommand({
+      ClientRequestToken,
+      TransactItems: [{ Update: { TableName, Key, UpdateExpression: 'ADD reservedBytes :n', ExpressionAttributeValues: { ':n': n } } }],
+    });
+  const reserved = async () =>
+    Number((await aws.dynamo.send(new GetCommand({ TableName, Key, ConsistentRead: true }))).Item?.reservedBytes ?? 0);
+
+  it('a repeat of a transaction that succeeded succeeds without applying it again', async () => {
+    const token = randomUUID();
+    await aws.dynamo.send(add(5, token));
+    await aws.dynamo.send(add(5, token));
+    expect(await reserved()).toBe(5);
+    await aws.dynamo.send(add(5, randomUUID()));
+    expect(await reserved()).toBe(10);
+  });
+
+  it('another request under the same token is refused with IdempotentParameterMismatchException', async () => {
+    const token = randomUUID();
+    const before = await reserved();
+    await aws.dynamo.send(add(1, token));
+    await expect(aws.dynamo.send(add(2, token))).rejects.toMatchObject({ name: 'IdempotentParameterMismatchException' });
+    expect(await reserved()).toBe(before + 1);
   });
 });
