@@ -190,20 +190,24 @@ export class FileRepository {
    */
   async reserve(userId: string, bytes: number, quota: number): Promise<boolean> {
     if (bytes > quota) return false;
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { userId, fileId: USAGE },
-          UpdateExpression: 'ADD reservedBytes :n, committedBytes :n',
-          ConditionExpression: 'attribute_not_exists(committedBytes) OR committedBytes <= :max',
-          ExpressionAttributeValues: { ':n': bytes, ':max': quota - bytes },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailed(err)) return false;
-      throw err;
+    const update = {
+      TableName: this.table,
+      Key: { userId, fileId: USAGE },
+      UpdateExpression: 'ADD reservedBytes :n, committedBytes :n',
+      ConditionExpression: 'attribute_not_exists(committedBytes) OR committedBytes <= :max',
+      ExpressionAttributeValues: { ':n': bytes, ':max': quota - bytes },
+    };
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        // A one-item transaction for its ClientRequestToken: the SDK's retry after a lost answer
+        // must not reserve the bytes twice. A cancelled attempt applied nothing: a new token.
+        await this.db.send(new TransactWriteCommand({ ClientRequestToken: randomUUID(), TransactItems: [{ Update: update }] }));
+        return true;
+      } catch (err) {
+        if (isConditionFailed(err)) return false;
+        // Another transaction on the user's usage item at that moment (a parallel upload): again.
+        if (!isTransactionConflict(err) || attempt >= 5) throw err;
+      }
     }
   }
 
