@@ -31,6 +31,13 @@ export class BackgroundRetries {
    * `what` names the work in log lines ("a usage counter update").
    */
   async run(log: Logger, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
+    // Tracked from the first attempt on, so `settled` also waits for a run nobody awaits.
+    const first = this.attempt(log, what, context, work).finally(() => this.pending.delete(first));
+    this.pending.set(first, { log, what, context });
+    await first;
+  }
+
+  private async attempt(log: Logger, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
     try {
       await work();
       return;

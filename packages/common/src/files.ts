@@ -7,6 +7,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
+import { isDependencyOutage } from './aws';
 import { BackgroundRetries } from './background-retries';
 import { isConditionFailed, isTransactionConflict } from './dynamo';
 import { randomUUID } from 'node:crypto';
@@ -198,17 +199,39 @@ export class FileRepository {
       ExpressionAttributeValues: { ':n': bytes, ':max': quota - bytes },
     };
     for (let attempt = 1; ; attempt += 1) {
+      // A one-item transaction for its ClientRequestToken: the SDK's retry after a lost answer
+      // must not reserve the bytes twice. A cancelled attempt applied nothing: a new token.
+      const request = { ClientRequestToken: randomUUID(), TransactItems: [{ Update: update }] };
       try {
-        // A one-item transaction for its ClientRequestToken: the SDK's retry after a lost answer
-        // must not reserve the bytes twice. A cancelled attempt applied nothing: a new token.
-        await this.db.send(new TransactWriteCommand({ ClientRequestToken: randomUUID(), TransactItems: [{ Update: update }] }));
+        await this.db.send(new TransactWriteCommand(request));
         return true;
       } catch (err) {
         if (isConditionFailed(err)) return false;
         // Another transaction on the user's usage item at that moment (a parallel upload): again.
-        if (!isTransactionConflict(err) || attempt >= 5) throw err;
+        if (isTransactionConflict(err) && attempt < 5) continue;
+        if (isDependencyOutage(err)) this.undoUnanswered(request, userId, bytes);
+        throw err;
       }
     }
+  }
+
+  /**
+   * A reservation whose answer was lost (DynamoDB unreachable, a reset connection) may have been
+   * made. In the background: repeat it (its token makes it count once, whether or not the first
+   * one landed), then give the bytes back, each retried through the outage (R1).
+   */
+  private undoUnanswered(request: ConstructorParameters<typeof TransactWriteCommand>[0], userId: string, bytes: number): void {
+    const release = { ClientRequestToken: randomUUID(), TransactItems: [{ Update: this.settlement(userId, bytes, 0) }] };
+    const usage = { key: { userId, fileId: USAGE }, reserved: bytes };
+    void this.retries.run(this.log, 'undoing a quota reservation whose answer was lost', { usage }, async () => {
+      try {
+        await this.db.send(new TransactWriteCommand(request));
+      } catch (err) {
+        if (isConditionFailed(err)) return; // it was never made, and cannot be now
+        throw err;
+      }
+      await this.db.send(new TransactWriteCommand(release));
+    });
   }
 
   /** Gives a reservation back unused; never throws (see `adjustUsage`). */
