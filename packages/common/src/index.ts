@@ -28,6 +28,7 @@ export {
   hasUnreadBody,
   settleUnreadBody,
   type ConnectionsOptions,
+  type LingerOutcome,
 } from './plugins/connections';
 export { errorBody, errorHandlerPlugin, type ErrorBody } from './plugins/error-handler';
 export { inputPlugin } from './plugins/input';
