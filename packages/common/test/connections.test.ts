@@ -208,6 +208,34 @@ describe('a body left unread by an early answer', () => {
     }
   });
 
+  it('FU-01: a server that stalls (a busy machine) does not mistake its own stall for the client pausing: the client goes on sending, no reset', async () => {
+    let ended: (linger: LingerOutcome) => void = () => undefined;
+    const lingerEnd = new Promise<LingerOutcome>((resolve) => (ended = resolve));
+    const busy = Fastify(serverOptions({ LOG_LEVEL: 'silent', TRUSTED_PROXIES: '' }));
+    await busy.register(connectionsPlugin, { lingeringTimeoutMs: 300, onLingerEnd: (l) => ended(l) });
+    busy.post('/private', { onRequest: async () => Promise.reject(new Unauthorized('Sign in first')) }, async () => ({ ok: true }));
+    await busy.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const c = converse((busy.server.address() as AddressInfo).port);
+      c.socket.write(post('/private', 'chunked'));
+      expect(await c.answers(1)).toMatch(/^HTTP\/1\.1 401 /);
+      // The client's next bytes reach the kernel, then the whole process (the server with it) stalls
+      // for longer than the pause limit: when it wakes, the bytes are waiting to be read.
+      c.socket.write(CHUNK);
+      const until = performance.now() + 900;
+      while (performance.now() < until) {
+        /* a stalled event loop */
+      }
+      const sent = await sendUntil(c.socket, CHUNK, (n) => n >= 4 * MiB);
+      expect(sent).toBeGreaterThanOrEqual(4 * MiB);
+      c.socket.write('0\r\n\r\n');
+      expect(await lingerEnd).toEqual(expect.objectContaining({ outcome: 'complete', mode: 'close' }));
+      c.socket.destroy();
+    } finally {
+      await busy.close();
+    }
+  });
+
   it('a lingering close ends as soon as the client has sent its whole body, and says so', async () => {
     let ended: (linger: LingerOutcome) => void = () => undefined;
     const lingerEnd = new Promise<LingerOutcome>((resolve) => (ended = resolve));

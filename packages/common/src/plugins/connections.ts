@@ -103,7 +103,18 @@ function discardRest(req: IncomingMessage, res: ServerResponse, limits: DiscardL
   };
   const total = setTimeout(() => cut('time'), limits.totalMs);
   total.unref();
-  const pause = setTimeout(() => cut('paused'), limits.pauseMs);
+  // A pause is the client's only if nothing is waiting to be read: after the server's own event
+  // loop stalled (a busy machine), timers run before sockets are read, so the decision waits for
+  // one pass of the I/O phase (setImmediate), whose reads refresh `lastData`.
+  let lastData = performance.now();
+  const pause = setTimeout(function paused() {
+    setImmediate(() => {
+      if (ended) return;
+      const idle = performance.now() - lastData;
+      if (idle >= limits.pauseMs) cut('paused');
+      else pause.refresh();
+    });
+  }, limits.pauseMs);
   pause.unref();
   const settle = () => {
     if (!bodyDone || !answered) return;
@@ -118,6 +129,7 @@ function discardRest(req: IncomingMessage, res: ServerResponse, limits: DiscardL
   req.on('data', (chunk: Buffer) => {
     bytes += chunk.length;
     if (bytes > limits.maxBytes) return cut('bytes');
+    lastData = performance.now();
     pause.refresh();
   });
   req.on('error', () => undefined);
