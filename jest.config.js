@@ -38,5 +38,6 @@ module.exports = {
     project('services/backup-sync'),
     project('services/sensitive-mover'),
     project('scripts'),
+    project('bench'),
   ],
 };
