@@ -1,5 +1,7 @@
+import { ConfigError, loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
+import { UploadConfig } from '../src/config';
 import { buildUploadApp, multipart, newUser, type UploadTestApp } from './helpers';
 
 /**
@@ -43,5 +45,15 @@ describe('UPLOADS_PER_MINUTE across instances', () => {
     expect((await uploadTo(urls[1]!, user.headers, 'again.txt')).status).toBe(429);
     expect((await uploadTo(urls[0]!, other.headers, 'o1.txt')).status).toBe(201);
     expect((await uploadTo(urls[1]!, other.headers, 'o2.txt')).status).toBe(201);
+  });
+});
+
+describe('upload configuration of the shared limits', () => {
+  it.each([
+    ['THROTTLE_TABLE', 'x'],
+    ['UPLOADS_PER_MINUTE', '0'],
+  ])('refuses a bad %s (%s) and names the variable', (variable, value) => {
+    expect(() => loadConfig(UploadConfig, { [variable]: value })).toThrow(ConfigError);
+    expect(() => loadConfig(UploadConfig, { [variable]: value })).toThrow(new RegExp(`^Invalid configuration: ${variable} `));
   });
 });
