@@ -36,4 +36,4 @@ export { observabilityPlugin, type ObservabilityOptions } from './plugins/observ
 export { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
 export { ErrorResponse } from './schemas';
 export * from './service-app';
-export { extraRateLimit, rateLimitsPlugin, type RateLimitsOptions } from './plugins/rate-limits';
+export { addressKey, extraRateLimit, rateLimitsPlugin, type RateLimitsOptions } from './plugins/rate-limits';

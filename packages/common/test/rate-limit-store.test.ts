@@ -1,7 +1,7 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import Fastify from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { createAwsClients, loadConfig, rateLimitsPlugin, resourceNameProperties, SharedRateLimitStore } from '../src';
+import { addressKey, createAwsClients, loadConfig, rateLimitsPlugin, resourceNameProperties, SharedRateLimitStore } from '../src';
 import { errorHandlerPlugin } from '../src/plugins/error-handler';
 import { Type } from '@sinclair/typebox';
 
@@ -112,5 +112,19 @@ describe('rateLimitsPlugin with the shared store', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('addressKey', () => {
+  it.each([
+    ['198.51.100.7', '198.51.100.7'],
+    ['::ffff:198.51.100.7', '198.51.100.7'],
+    ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+    ['2001:DB8:1:2::9', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+  ])('counts %s as %s', (ip, key) => {
+    expect(addressKey(ip)).toBe(key);
   });
 });

@@ -2,6 +2,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import rateLimit, { type FastifyRateLimitStoreCtor, type RateLimitOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { isIPv4, isIPv6 } from 'node:net';
 import { RateLimited } from '../errors';
 import { type RateLimitHit, SharedRateLimitStore } from '../rate-limit-store';
 
@@ -62,6 +63,26 @@ export const rateLimitsPlugin = fp<RateLimitsOptions>(
   },
   { name: 'scs-rate-limits', fastify: '5.x' },
 );
+
+/**
+ * The address a per-address limit counts: an IPv4 address as it is (also when IPv4-mapped), an
+ * IPv6 address as its /64 (`2001:db8:1:2::/64`), which one client holds whole, as
+ * @fastify/rate-limit's own key does.
+ */
+export function addressKey(ip: string): string {
+  const address = ip.split('%', 1)[0] ?? '';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped?.[1] && isIPv4(mapped[1])) return mapped[1];
+  if (!isIPv6(address)) return address.toLowerCase();
+  const [head = '', tail] = address.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}
 
 /**
  * A further limit for routes that need two (e.g. per minute and per hour), counted in the same store

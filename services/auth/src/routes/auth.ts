@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ErrorResponse, extraRateLimit, type PublicJwk, Unauthorized } from '@scs/common';
+import { addressKey, ErrorResponse, extraRateLimit, type PublicJwk, Unauthorized } from '@scs/common';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
@@ -89,7 +89,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
   const registrationsPerHour = extraRateLimit(app, {
     max: config.REGISTER_RATE_LIMIT_PER_HOUR,
     timeWindow: 3_600_000,
-    keyGenerator: (request) => `hour#${request.ip}`,
+    keyGenerator: (request) => `hour#${addressKey(request.ip)}`,
   });
 
   app.post(
