@@ -1,7 +1,7 @@
 import { baseConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 
-const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, SENSITIVE_KMS_KEY_ID } = resourceNameProperties;
+const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, THROTTLE_TABLE, SENSITIVE_KMS_KEY_ID } = resourceNameProperties;
 
 /** The upload service's configuration; every key is the environment variable of the same name. */
 export const UploadConfig = Type.Object({
@@ -10,6 +10,8 @@ export const UploadConfig = Type.Object({
   PRIMARY_BUCKET,
   SENSITIVE_BUCKET,
   FILES_TABLE,
+  /** Where the per-user rate limits are counted, shared by every upload instance. */
+  THROTTLE_TABLE,
   SENSITIVE_KMS_KEY_ID,
   MAX_UPLOAD_BYTES: Type.Integer({ default: 104_857_600, minimum: 1 }),
   QUOTA_BYTES: Type.Integer({ default: 1_073_741_824, minimum: 1 }),
