@@ -279,6 +279,13 @@ describe('FX-02: timeouts', () => {
     await slow.register(connectionsPlugin);
     await slow.register(errorHandlerPlugin);
     slow.post('/echo', async (request) => ({ got: request.body }));
+    // Hooks at work before the body is read (a rate limit's DynamoDB update on a busy machine).
+    slow.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+    slow.post('/late', { onRequest: async () => new Promise((resolve) => setTimeout(resolve, 1_500)) }, async (request) => {
+      let bytes = 0;
+      for await (const chunk of request.body as AsyncIterable<Buffer>) bytes += chunk.length;
+      return { bytes };
+    });
     // The server's own work on a request that arrived whole (an upload still streaming to S3 under load).
     slow.post('/work', async () => {
       await new Promise((resolve) => setTimeout(resolve, 1_500));
@@ -309,6 +316,18 @@ describe('FX-02: timeouts', () => {
   it('a body that stops arriving for the connection timeout gets 408 REQUEST_TIMEOUT, not a silent close', async () => {
     const server = await serverWith({ requestTimeout: 30_000, connectionTimeout: 1_000 });
     expect(await stalled(server, false)).toEqual({ status: 408, body: expect.objectContaining({ statusCode: 408, code: 'REQUEST_TIMEOUT' }) });
+  });
+
+  it('a large body the server does not read yet (its hooks still at work) is not the client\'s delay: no 408, the request succeeds', async () => {
+    const server = await serverWith({ requestTimeout: 30_000, connectionTimeout: 500 });
+    const body = Buffer.alloc(16 * MiB, 1);
+    const res = await fetch(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/late`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body,
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ bytes: body.length });
   });
 
   it('a request that arrived whole is answered when the server is done, however long past the connection timeout (no 408 for work that succeeds)', async () => {

@@ -185,6 +185,16 @@ export function settleUnreadBody(request: FastifyRequest, reply: FastifyReply, o
   );
 }
 
+/**
+ * True when the server is reading `req`'s body and has consumed all it received: it waits for the
+ * client. False while nobody reads it yet, while its reader is paused (back-pressure), or while
+ * received bytes wait in its buffer.
+ */
+function waitsForBody(req: IncomingMessage): boolean {
+  const reading = req.readableFlowing === true || req.listenerCount('readable') > 0;
+  return reading && req.readableLength === 0;
+}
+
 /** The answer Node is writing (or about to write) on this connection, if a request is in progress. */
 function answerInFlight(socket: Socket): ServerResponse | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
@@ -263,11 +273,13 @@ export const connectionsPlugin = fp<ConnectionsOptions>(
     // A connection idle past the connection timeout while its request waits for the rest of its
     // body gets 408 in the product's error shape before it is closed (Node would close it
     // silently, which a proxy can only report as 502); an idle keep-alive connection just closes.
-    // A request that arrived whole is left alone: the quiet is the server's own work on it (an
-    // upload still on its way to S3), and a 408 then would deny a request that still succeeds.
+    // The quiet must be the client's: a request that arrived whole, or whose body the server is
+    // not reading yet (its hooks still at work, e.g. a rate limit's DynamoDB update on a busy
+    // machine) or not reading now (back-pressure from S3), is left alone: the quiet is the
+    // server's own, and a 408 then would deny a request that still succeeds.
     server.on('timeout', (socket: Socket) => {
       const waiting = answerInFlight(socket);
-      if (waiting && !waiting.headersSent && waiting.req.complete) return;
+      if (waiting && !waiting.headersSent && (waiting.req.complete || !waitsForBody(waiting.req))) return;
       if (waiting && !waiting.headersSent) answerClientError.call(app, Object.assign(new Error('connection idle too long'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
       else socket.destroy();
     });
