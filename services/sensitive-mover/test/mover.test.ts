@@ -270,9 +270,10 @@ describe('the window between the object and its record', () => {
 
   it('a file deleted before its event is handled leaves no plaintext version behind', async () => {
     const file = await storeFile(world, { sensitive: true });
-    // What the upload service's delete does: a delete marker, then the record goes.
+    // What the upload service's delete does: the record is marked, a delete marker, then the record goes.
+    await world.files.beginDelete(file.record, Math.floor(Date.now() / 1000) + 300);
     await world.aws.s3.send(new DeleteObjectCommand({ Bucket: world.names.PRIMARY_BUCKET, Key: file.key }));
-    await world.files.deleteActive(file.record);
+    await world.files.finishDelete(file.record);
     const result = await createHandler(world.mover(), silent)(s3Event(world.names.PRIMARY_BUCKET, file.key, file.versionId), { awsRequestId: 'r' });
     expect(result.results[0]?.outcome).toBe('superseded');
     expect((await versionsOf(world.aws.s3, world.names.PRIMARY_BUCKET, file.key)).versions).toHaveLength(0);
@@ -286,7 +287,10 @@ describe('the window between the object and its record', () => {
       (next, context) => async (args) => {
         const out = await next(args);
         // The user's delete lands right after the copy.
-        if (context.commandName === 'CopyObjectCommand') await world.files.deleteActive(file.record);
+        if (context.commandName === 'CopyObjectCommand') {
+          await world.files.beginDelete(file.record, Math.floor(Date.now() / 1000) + 300);
+          await world.files.finishDelete(file.record);
+        }
         return out;
       },
       { step: 'initialize', name: 'deleteDuringMove' },
