@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type BackupWorld, backupWorld, until } from './helpers';
+import { FileRepository } from '@scs/common/files';
+import { type BackupWorld, backupWorld, testAws, until } from './helpers';
 
 let world: BackupWorld;
 let app: FastifyInstance;
@@ -168,6 +169,46 @@ describe('usage reconciliation', () => {
     expect(await reconciling).toBeGreaterThan(0);
     expect(await world.files.usage(userId)).toEqual({ usedBytes: expected, reservedBytes: 0 });
     expect((await world.files.reconcileUsage(userId, nowSeconds())).corrected).toBe(false);
+  });
+
+  it('a settlement that lands between the reconciliation\'s reading and its rewrite makes it compute again (nothing counted twice)', async () => {
+    const userId = randomUUID();
+    const other = await world.files.reserve(userId, 5000, 1_000_000_000, nowSeconds() + 600);
+    if (!other) throw new Error('reserve refused');
+    // Counters that disagree with the records, so the reconciliation has something to rewrite.
+    await world.files.createActive(
+      { userId, fileId: randomUUID(), name: 'd.txt', size: 300, contentType: 'text/plain', sha256: 'd'.repeat(64), sensitive: false, status: 'active', key: 'k', createdAt: new Date().toISOString() },
+      0,
+    );
+    const lost = randomUUID();
+    await world.files.createActive(
+      { userId, fileId: lost, name: 'e.txt', size: 77, contentType: 'text/plain', sha256: 'e'.repeat(64), sensitive: false, status: 'active', key: 'k', createdAt: new Date().toISOString() },
+      0,
+    );
+    await world.aws.dynamo.send(new DeleteCommand({ TableName: world.names.FILES_TABLE, Key: { userId, fileId: lost } }));
+    // The reconciliation's client: just before its first rewrite, the other upload settles.
+    const clients = testAws();
+    let settledMeanwhile = false;
+    clients.dynamo.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { UpdateExpression?: string };
+        if (!settledMeanwhile && input.UpdateExpression?.startsWith('SET usedBytes')) {
+          settledMeanwhile = true;
+          const record = { userId, fileId: randomUUID(), name: 'f.txt', size: 4000, contentType: 'text/plain', sha256: 'f'.repeat(64), sensitive: false, status: 'active' as const, key: 'k', createdAt: new Date().toISOString() };
+          expect(await world.files.createActive(record, other)).toBe(true);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'settleDuringReconcile' },
+    );
+    try {
+      const reconciling = new FileRepository(clients.dynamo, world.names.FILES_TABLE, { warn: () => undefined, error: () => undefined });
+      expect((await reconciling.reconcileUsage(userId, nowSeconds())).corrected).toBe(true);
+      expect(settledMeanwhile).toBe(true);
+      expect(await world.files.usage(userId)).toEqual({ usedBytes: 4300, reservedBytes: 0 });
+    } finally {
+      clients.destroy();
+    }
   });
 
   it('an upload that settles after the reconciliation released its reservation (it stalled past its lease) is counted once', async () => {
