@@ -4,7 +4,10 @@ import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FileRepository } from '@scs/common/files';
-import { type BackupWorld, backupWorld, testAws, until } from './helpers';
+import { loadConfig } from '@scs/common';
+import { buildApp as buildUpload } from '../../upload/src/app';
+import { UploadConfig } from '../../upload/src/config';
+import { asEnv, type BackupWorld, backupWorld, testAws, until } from './helpers';
 
 let world: BackupWorld;
 let app: FastifyInstance;
@@ -41,13 +44,13 @@ async function truth(userId: string): Promise<{ files: number; reservations: num
  * A streamed upload over a real connection whose body is sent in two halves: `between` runs after
  * the first half, while the upload holds its reservation. Resolves with the status.
  */
-function uploadInTwoHalves(headers: Record<string, string>, content: Buffer, between: () => Promise<void>): Promise<number> {
+function uploadInTwoHalves(headers: Record<string, string>, content: Buffer, between: () => Promise<void>, base = uploadUrl): Promise<number> {
   const boundary = `----scs${randomUUID()}`;
   const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="half.txt"\r\nContent-Type: text/plain\r\n\r\n`);
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   const half = Math.floor(content.length / 2);
   return new Promise((resolve, reject) => {
-    const req = httpRequest(new URL('/api/files', uploadUrl), {
+    const req = httpRequest(new URL('/api/files', base), {
       method: 'POST',
       headers: { ...headers, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': head.length + content.length + tail.length },
     });
@@ -128,6 +131,49 @@ describe('usage reconciliation', () => {
     expect(await world.files.usage(user.userId)).toEqual({ usedBytes: total, reservedBytes: 0 });
     // And a reconciliation after it all finds nothing to correct.
     expect((await reconcile({ userId: user.userId })).json()).toMatchObject({ corrected: 0, releasedReservations: 0 });
+  });
+
+  it('a live upload renews its reservation: a reconciliation after its first lease ran out keeps it', async () => {
+    const shortLease = await buildUpload(
+      loadConfig(UploadConfig, { ...process.env, ...asEnv(world.names), LOG_LEVEL: 'silent', UPLOADS_PER_MINUTE: '100000', RESERVATION_LEASE_SECONDS: '3' }),
+      { aws: world.aws },
+    );
+    try {
+      await shortLease.listen({ port: 0, host: '127.0.0.1' });
+      const base = new URL(`http://127.0.0.1:${(shortLease.server.address() as AddressInfo).port}`);
+      const user = await world.user();
+      const content = Buffer.alloc(30_000, 'l');
+      const status = await uploadInTwoHalves(
+        user.headers,
+        content,
+        async () => {
+          const held = async () => {
+            const out = await world.aws.dynamo.send(
+              new QueryCommand({
+                TableName: world.names.FILES_TABLE,
+                KeyConditionExpression: 'userId = :u AND begins_with(fileId, :r)',
+                ExpressionAttributeValues: { ':u': user.userId, ':r': '#reservation#' },
+                ConsistentRead: true,
+              }),
+            );
+            return Number(out.Items?.[0]?.until ?? 0);
+          };
+          await until(async () => (await held()) > 0, 'the upload reserved its bytes');
+          const first = await held();
+          // The upload renews its lease (every third of it) while its body is still coming.
+          await until(async () => (await held()) > first, 'the upload renewed its reservation');
+          // A reconciliation at the moment its first lease ran out: the reservation is alive.
+          const one = await world.files.reconcileUsage(user.userId, first + 1);
+          expect(one.releasedReservations).toBe(0);
+          expect(one.after.reservedBytes).toBeGreaterThan(0);
+        },
+        base,
+      );
+      expect(status).toBe(201);
+      expect(await world.files.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
+    } finally {
+      await shortLease.close();
+    }
   });
 
   it('reconciliations racing settlements and releases never leave usage off', async () => {
