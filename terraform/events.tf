@@ -22,6 +22,14 @@ resource "aws_s3_bucket_notification" "primary" {
     filter_prefix       = local.file_prefix
   }
 
+  # Bytes posted to a direct upload's staging key after /complete are removed on arrival.
+  lambda_function {
+    id                  = "sensitive-mover-staging"
+    lambda_function_arn = aws_lambda_function.sensitive_mover.arn
+    events              = ["s3:ObjectCreated:*"]
+    filter_prefix       = local.staging_prefix
+  }
+
   depends_on = [aws_lambda_permission.primary_bucket]
 }
 

@@ -259,10 +259,19 @@ data "aws_iam_policy_document" "backup_sync" {
     resources = [local.backup_queue_arns.queue]
   }
 
+  # Restores (records, usage) and the usage reconciliation (a scan for the users, a query of
+  # each user's partition, reservations of dead uploads deleted with their bytes).
   statement {
     sid       = "FilesTable"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"]
     resources = [local.table_arns.files]
+  }
+
+  # An admin's current role, and whether a restore's owner still has an account (a scan by id).
+  statement {
+    sid       = "Accounts"
+    actions   = ["dynamodb:GetItem", "dynamodb:Scan"]
+    resources = [local.table_arns.users]
   }
 }
 
@@ -311,13 +320,14 @@ data "aws_iam_policy_document" "sensitive_mover" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.file_prefix}*"]
+      values   = ["${local.file_prefix}*", "${local.staging_prefix}*"]
     }
   }
 
+  # The vault's versions of a key: a copy is checked against the copies made before it (R10).
   statement {
     sid       = "ListVault"
-    actions   = ["s3:ListBucket"]
+    actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
     resources = [local.bucket_arns.sensitive]
 
     condition {
@@ -337,6 +347,13 @@ data "aws_iam_policy_document" "sensitive_mover" {
       "s3:GetObjectVersionTagging",
     ]
     resources = ["${local.bucket_arns.primary}/${local.file_prefix}*"]
+  }
+
+  # A direct upload's form posted again after /complete: the late bytes go at once.
+  statement {
+    sid       = "RemoveLateStagedUploads"
+    actions   = ["s3:DeleteObjectVersion"]
+    resources = ["${local.bucket_arns.primary}/${local.staging_prefix}*"]
   }
 
   statement {

@@ -24,6 +24,7 @@ import {
   deadLetterQueueName,
   ensureSigningKey,
   FILE_KEY_PREFIX,
+  STAGING_KEY_PREFIX,
   isNotFound,
   resourceNameProperties,
   TABLE_SPECS,
@@ -82,8 +83,9 @@ type EventNames = Pick<ResourceNames, 'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'O
 
 /**
  * The event pipeline, as Terraform builds it on AWS:
- * - the primary bucket notifies `s3:ObjectCreated:*` under `users/` to OBJECT_EVENTS_QUEUE (on AWS
- *   the sensitive-mover Lambda directly; locally its runner polls this queue);
+ * - the primary bucket notifies `s3:ObjectCreated:*` under `users/` and `incoming/` to
+ *   OBJECT_EVENTS_QUEUE (on AWS the sensitive-mover Lambda directly; locally its runner polls this
+ *   queue);
  * - the primary and sensitive buckets send their events to EventBridge, where one rule on the
  *   default bus (source aws.s3, Object Created / Object Deleted, those two buckets, keys under
  *   `users/`) targets BACKUP_EVENTS_QUEUE, which backup-sync consumes.
@@ -102,6 +104,13 @@ export async function wireEvents(aws: AwsClients, names: EventNames): Promise<vo
             QueueArn: objectEvents.arn,
             Events: ['s3:ObjectCreated:*'],
             Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: FILE_KEY_PREFIX }] } },
+          },
+          {
+            // A direct upload's form posted again after /complete: the mover removes the late bytes.
+            Id: 'sensitive-mover-staging',
+            QueueArn: objectEvents.arn,
+            Events: ['s3:ObjectCreated:*'],
+            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: STAGING_KEY_PREFIX }] } },
           },
         ],
         EventBridgeConfiguration: {},

@@ -41,11 +41,13 @@ describe('usage updates during a DynamoDB outage', () => {
     const userId = randomUUID();
     const observer = new FileRepository(direct.dynamo, names.FILES_TABLE, log);
     const files = new FileRepository(proxied.dynamo, names.FILES_TABLE, log);
-    expect(await files.reserve(userId, 5000, 1_000_000)).toBe(true);
-    expect(await files.reserve(userId, 700, 1_000_000)).toBe(true);
+    const until = Math.floor(Date.now() / 1000) + 600;
+    const first = await files.reserve(userId, 5000, 1_000_000, until);
+    expect(first).toBeDefined();
+    expect(await files.reserve(userId, 700, 1_000_000, until)).toBeDefined();
 
     await proxy.stop();
-    await expect(files.release(userId, 5000)).resolves.toBeUndefined();
+    await expect(files.release(first as NonNullable<typeof first>)).resolves.toBeUndefined();
     expect(warnings).toContain('a usage counter update failed; retrying it in the background');
     expect(await observer.usage(userId)).toEqual({ usedBytes: 0, reservedBytes: 5700 });
 
@@ -60,7 +62,7 @@ describe('usage updates during a DynamoDB outage', () => {
     const files = new FileRepository(proxied.dynamo, names.FILES_TABLE, log);
     await proxy.stop();
     try {
-      await files.release(randomUUID(), 5000);
+      await files.release({ userId: randomUUID(), id: randomUUID(), bytes: 5000 });
       await files.settled(300);
       expect(errors).toEqual(['a usage counter update was still failing at shutdown; given up']);
     } finally {
@@ -70,7 +72,7 @@ describe('usage updates during a DynamoDB outage', () => {
 
   it('a release DynamoDB refuses for good is logged for an operator and not retried', async () => {
     const files = new FileRepository(proxied.dynamo, 'no-such-table', log);
-    await expect(files.release(randomUUID(), 5000)).resolves.toBeUndefined();
+    await expect(files.release({ userId: randomUUID(), id: randomUUID(), bytes: 5000 })).resolves.toBeUndefined();
     await files.settled(60_000);
     expect(errors).toEqual(['a usage counter update failed for good']);
     expect(warnings).toEqual([]);

@@ -1,5 +1,4 @@
 import {
-  DeleteCommand,
   GetCommand,
   QueryCommand,
   ScanCommand,
@@ -9,7 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { isDependencyOutage } from './aws';
 import { BackgroundRetries } from './background-retries';
-import { isConditionFailed, isTransactionConflict } from './dynamo';
+import { cancellationReasons, isConditionFailed, isTransactionConflict } from './dynamo';
 import { randomUUID } from 'node:crypto';
 
 export interface FileRecord {
@@ -22,12 +21,13 @@ export interface FileRecord {
   sensitive: boolean;
   /**
    * `active` once the object is verified and counted; `pending` while a direct upload is
-   * outstanding; `verifying` while one `/complete` request checks it (see `claim`).
+   * outstanding; `verifying` while one `/complete` request checks it (see `claim`); `deleting`
+   * while its owner's delete removes the object (still counted, no longer listed: see `beginDelete`).
    */
-  status: 'active' | 'pending' | 'verifying';
+  status: 'active' | 'pending' | 'verifying' | 'deleting';
   key: string;
   createdAt: string;
-  /** For pending and verifying records: epoch seconds after which the sweep removes them. */
+  /** For pending, verifying and deleting records: epoch seconds after which the sweep removes them. */
   expiresAt?: number;
   /** For verifying records: the token of the one `/complete` request allowed to act. */
   claim?: string;
@@ -79,6 +79,39 @@ type OwnFields = Omit<FileRecord, 'userId' | 'fileId' | (typeof MOVER_FIELDS)[nu
 
 /** The per-user usage counter lives in the same partition under a key no file id can take. */
 const USAGE = '#usage';
+/** Reservations of streamed uploads: `#reservation#<id>` items in the owner's partition (never a file id). */
+const RESERVATION = '#reservation#';
+/**
+ * Every change of the usage item adds 1 to this attribute, in the same write (or transaction) as
+ * the change of the item it accounts for: the usage reconciliation rewrites the counters only if
+ * nothing changed since it read them (`reconcileUsage`).
+ */
+const SEQ = 'usageSeq';
+
+/**
+ * Bytes a streamed upload holds of its owner's quota: one item in the owner's partition, created
+ * with the reservation and removed with its settlement or release (in the same transaction as the
+ * usage change), kept alive by its upload (`renewReservation`) until `until`. One whose upload no
+ * longer renews it (the process was killed) is released by the usage reconciliation.
+ */
+export interface Reservation {
+  userId: string;
+  id: string;
+  bytes: number;
+}
+
+/** What one user's usage reconciliation found and did (`reconcileUsage`). */
+export interface UsageReconciliation {
+  userId: string;
+  /** The counters before and after (bytes). */
+  before: { usedBytes: number; reservedBytes: number };
+  after: { usedBytes: number; reservedBytes: number };
+  /** Reservations whose upload no longer renewed them, released. */
+  releasedReservations: number;
+  releasedBytes: number;
+  /** True when the counters were rewritten (they differed from the records). */
+  corrected: boolean;
+}
 
 interface Logger {
   warn(obj: object, msg: string): void;
@@ -91,9 +124,10 @@ interface UsageUpdate {
   Key: { userId: string; fileId: string };
   UpdateExpression: string;
   ExpressionAttributeValues: Record<string, number>;
+  ConditionExpression?: string;
 }
 
-type Conditional = ConstructorParameters<typeof UpdateCommand>[0] | { Delete: ConstructorParameters<typeof DeleteCommand>[0] };
+type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>[number];
 
 /**
  * File metadata and per-user usage in DynamoDB. File ids are UUIDv7 (time-ordered), so a user's
@@ -102,13 +136,17 @@ type Conditional = ConstructorParameters<typeof UpdateCommand>[0] | { Delete: Co
  * Records are written with `UpdateItem ... SET` of the upload service's own fields only, never
  * replaced whole: other writers (the sensitive mover) add attributes of their own to the same
  * item, before or after the upload service writes it. A record counts as created once it has a
- * `status`. Bytes move between "reserved" and "used" only right after a conditional change of the
- * record's state succeeded, so each reservation is settled or released exactly once however many
- * requests race for the same record: the record's condition alone decides who acts. A usage update
- * (a release, or the one that follows a state change) that fails for a reason a retry may fix is
- * retried in the background until DynamoDB takes it (R1: a dependency outage must not leave quota
- * reserved for ever); one that fails for good, or for longer than the retry window, is logged
- * for an operator with its bytes: the counter is then off by those bytes, never the file.
+ * `status`.
+ *
+ * Bytes are counted in the user's usage item (`usedBytes`, `reservedBytes`, and their sum
+ * `committedBytes` for the quota condition). Every change of the counters happens in one
+ * transaction with the change of the item it accounts for (a record's state, a streamed upload's
+ * reservation item, a direct upload's pending record) and adds 1 to `usageSeq`; each such item
+ * change is conditional, so each reservation is settled or released exactly once however many
+ * requests race for it. Therefore the counters can always be recomputed from the partition:
+ * used = the sizes of active (and deleting) records, reserved = the reservation items plus the
+ * pending and verifying records (`reconcileUsage`). A release that fails for a reason a retry may
+ * fix is retried in the background (R1); one that fails for good is left to the reconciliation.
  */
 export class FileRepository {
   constructor(
@@ -117,7 +155,7 @@ export class FileRepository {
     private readonly log: Logger,
   ) {}
 
-  /** Usage updates being retried after a DynamoDB outage (see `adjustUsage`). */
+  /** Releases being retried after a DynamoDB outage (see `release`). */
   private readonly retries = new BackgroundRetries();
 
   async get(userId: string, fileId: string): Promise<FileRecord | undefined> {
@@ -179,37 +217,75 @@ export class FileRepository {
     return found;
   }
 
+  /**
+   * Deleting records whose delete stopped half-way (its request died) and whose time is up: all of
+   * them (a scan: the sweep runs rarely), or one user's. The sweep finishes them (`finishDelete`).
+   */
+  async expiredDeletes(nowSeconds: number, userId?: string): Promise<FileRecord[]> {
+    const found: FileRecord[] = [];
+    const values: Record<string, unknown> = { ':deleting': 'deleting', ':now': nowSeconds };
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = {
+        TableName: this.table,
+        FilterExpression: '#status = :deleting AND expiresAt < :now',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: values,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      };
+      const out = userId
+        ? await this.db.send(new QueryCommand({ ...page, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ...values, ':u': userId } }))
+        : await this.db.send(new ScanCommand(page));
+      found.push(...((out.Items ?? []) as FileRecord[]));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return found;
+  }
+
   async usage(userId: string): Promise<{ usedBytes: number; reservedBytes: number }> {
     const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { userId, fileId: USAGE }, ConsistentRead: true }));
     return { usedBytes: Number(out.Item?.usedBytes ?? 0), reservedBytes: Number(out.Item?.reservedBytes ?? 0) };
   }
 
   /**
-   * Reserves `bytes` of the user's quota (FU-03). `committedBytes` (used + reserved) is kept as one
-   * number because DynamoDB conditions cannot add: the condition compares it with quota - bytes,
-   * so parallel uploads can never overshoot. False when the quota would be exceeded.
+   * Reserves `bytes` of the user's quota (FU-03) for a streamed upload, held until `until` (epoch
+   * seconds; the upload renews it while it runs: `renewReservation`). `committedBytes` (used +
+   * reserved) is kept as one number because DynamoDB conditions cannot add: the condition compares
+   * it with quota - bytes, so parallel uploads can never overshoot. The reservation item and the
+   * counters change in one transaction. Undefined when the quota would be exceeded.
    */
-  async reserve(userId: string, bytes: number, quota: number): Promise<boolean> {
-    if (bytes > quota) return false;
-    const update = {
-      TableName: this.table,
-      Key: { userId, fileId: USAGE },
-      UpdateExpression: 'ADD reservedBytes :n, committedBytes :n',
-      ConditionExpression: 'attribute_not_exists(committedBytes) OR committedBytes <= :max',
-      ExpressionAttributeValues: { ':n': bytes, ':max': quota - bytes },
-    };
+  async reserve(userId: string, bytes: number, quota: number, until: number): Promise<Reservation | undefined> {
+    if (bytes > quota) return undefined;
+    const reservation: Reservation = { userId, id: randomUUID(), bytes };
+    const items: TransactItem[] = [
+      {
+        Put: {
+          TableName: this.table,
+          Item: { userId, fileId: `${RESERVATION}${reservation.id}`, bytes, until, createdAt: new Date().toISOString() },
+          ConditionExpression: 'attribute_not_exists(fileId)',
+        },
+      },
+      {
+        Update: {
+          ...this.settlement(userId, 0, 0),
+          UpdateExpression: `ADD reservedBytes :n, committedBytes :n, ${SEQ} :one`,
+          ConditionExpression: 'attribute_not_exists(committedBytes) OR committedBytes <= :max',
+          ExpressionAttributeValues: { ':n': bytes, ':max': quota - bytes, ':one': 1 },
+        },
+      },
+    ];
     for (let attempt = 1; ; attempt += 1) {
-      // A one-item transaction for its ClientRequestToken: the SDK's retry after a lost answer
-      // must not reserve the bytes twice. A cancelled attempt applied nothing: a new token.
-      const request = { ClientRequestToken: randomUUID(), TransactItems: [{ Update: update }] };
+      // A transaction with a ClientRequestToken: the SDK's retry after a lost answer must not
+      // reserve the bytes twice. A cancelled attempt applied nothing: a new token.
+      const request = { ClientRequestToken: randomUUID(), TransactItems: items };
       try {
         await this.db.send(new TransactWriteCommand(request));
-        return true;
+        return reservation;
       } catch (err) {
-        if (isConditionFailed(err)) return false;
+        if (isConditionFailed(err)) return undefined;
         // Another transaction on the user's usage item at that moment (a parallel upload): again.
         if (isTransactionConflict(err) && attempt < 5) continue;
-        if (isDependencyOutage(err)) this.undoUnanswered(request, userId, bytes);
+        if (isDependencyOutage(err)) this.undoUnanswered(request, reservation);
         throw err;
       }
     }
@@ -218,11 +294,10 @@ export class FileRepository {
   /**
    * A reservation whose answer was lost (DynamoDB unreachable, a reset connection) may have been
    * made. In the background: repeat it (its token makes it count once, whether or not the first
-   * one landed), then give the bytes back, each retried through the outage (R1).
+   * one landed), then release it, each retried through the outage (R1).
    */
-  private undoUnanswered(request: ConstructorParameters<typeof TransactWriteCommand>[0], userId: string, bytes: number): void {
-    const release = { ClientRequestToken: randomUUID(), TransactItems: [{ Update: this.settlement(userId, bytes, 0) }] };
-    const usage = { key: { userId, fileId: USAGE }, reserved: bytes };
+  private undoUnanswered(request: ConstructorParameters<typeof TransactWriteCommand>[0], reservation: Reservation): void {
+    const usage = { key: { userId: reservation.userId, fileId: USAGE }, reserved: reservation.bytes };
     void this.retries.run(this.log, 'undoing a quota reservation whose answer was lost', { usage }, async () => {
       try {
         await this.db.send(new TransactWriteCommand(request));
@@ -230,13 +305,56 @@ export class FileRepository {
         if (isConditionFailed(err)) return; // it was never made, and cannot be now
         throw err;
       }
-      await this.db.send(new TransactWriteCommand(release));
+      await this.releaseOnce(reservation);
     });
   }
 
-  /** Gives a reservation back unused; never throws (see `adjustUsage`). */
-  async release(userId: string, reserved: number): Promise<void> {
-    await this.adjustUsage(this.settlement(userId, reserved, 0));
+  /**
+   * Keeps a streamed upload's reservation alive until `until` (epoch seconds). False when it is
+   * gone (released: the upload was silent for longer than its lease).
+   */
+  async renewReservation(reservation: Reservation, until: number): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { userId: reservation.userId, fileId: `${RESERVATION}${reservation.id}` },
+          UpdateExpression: 'SET #until = :until',
+          ConditionExpression: 'attribute_exists(fileId) AND #until < :until',
+          ExpressionAttributeNames: { '#until': 'until' },
+          ExpressionAttributeValues: { ':until': until },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailed(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Gives a reservation back unused, exactly once (the reservation item is removed in the same
+   * transaction; a second release finds nothing to do). Never throws: a failure a retry may fix is
+   * retried in the background (R1), one for good is logged (the reconciliation repairs it).
+   */
+  async release(reservation: Reservation): Promise<void> {
+    const usage = { key: { userId: reservation.userId, fileId: USAGE }, reservation: reservation.id, reserved: reservation.bytes };
+    await this.retries.run(this.log, 'a usage counter update', { usage }, () => this.releaseOnce(reservation));
+  }
+
+  private async releaseOnce(reservation: Reservation, condition?: { expiredBefore: number }): Promise<boolean> {
+    return this.transact([
+      {
+        Delete: {
+          TableName: this.table,
+          Key: { userId: reservation.userId, fileId: `${RESERVATION}${reservation.id}` },
+          ...(condition
+            ? { ConditionExpression: '#until < :now', ExpressionAttributeNames: { '#until': 'until' }, ExpressionAttributeValues: { ':now': condition.expiredBefore } }
+            : { ConditionExpression: 'attribute_exists(fileId)' }),
+        },
+      },
+      { Update: this.settlement(reservation.userId, reservation.bytes, 0) },
+    ]);
   }
 
   /**
@@ -247,26 +365,50 @@ export class FileRepository {
     await this.retries.settled(withinMs);
   }
 
-  /** Creates a pending record (a direct upload waiting for its bytes); false when the record exists. */
-  async createPending(record: FileRecord): Promise<boolean> {
-    try {
-      await this.db.send(new UpdateCommand({ ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' }));
-      return true;
-    } catch (err) {
-      if (isConditionFailed(err)) return false;
-      throw err;
-    }
+  /**
+   * Creates a pending record (a direct upload waiting for its bytes) and reserves its size of the
+   * user's `quota` (FU-03), in one transaction: the record is the reservation. False (nothing
+   * changed) when the quota would be exceeded or the record exists.
+   */
+  async createPending(record: FileRecord, quota: number): Promise<boolean> {
+    if (record.size > quota) return false;
+    return this.transact([
+      { Update: { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' } },
+      {
+        Update: {
+          ...this.settlement(record.userId, 0, 0),
+          UpdateExpression: `ADD reservedBytes :n, committedBytes :n, ${SEQ} :one`,
+          ConditionExpression: 'attribute_not_exists(committedBytes) OR committedBytes <= :max',
+          ExpressionAttributeValues: { ':n': record.size, ':max': quota - record.size, ':one': 1 },
+        },
+      },
+    ]);
   }
 
   /**
-   * Creates an active record for a streamed upload, then turns its reservation into usage of
-   * `record.size` bytes. False (and nothing changed) when a record with this id already exists.
+   * Creates an active record for a streamed upload and turns its reservation into usage of
+   * `record.size` bytes, in one transaction. False (and nothing changed) when a record with this
+   * id already exists. A reservation already released (the upload was silent for longer than its
+   * lease and the reconciliation gave the bytes back) no longer counts: the file's size is added
+   * to the usage on its own. `reserved` 0: no reservation (tools and tests).
    */
-  async createActive(record: FileRecord, reserved: number): Promise<boolean> {
-    return this.changeState(
-      { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' },
-      this.settlement(record.userId, reserved, record.size),
-    );
+  async createActive(record: FileRecord, reserved: Reservation | 0): Promise<boolean> {
+    const create: TransactItem = { Update: { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' } };
+    if (reserved === 0) return this.transact([create, { Update: this.settlement(record.userId, 0, record.size) }]);
+    try {
+      return await this.transact(
+        [
+          create,
+          { Delete: { TableName: this.table, Key: { userId: record.userId, fileId: `${RESERVATION}${reserved.id}` }, ConditionExpression: 'attribute_exists(fileId)' } },
+          { Update: this.settlement(record.userId, reserved.bytes, record.size) },
+        ],
+        { throwOn: 1 },
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionOn)) throw err;
+      this.log.warn({ userId: record.userId, reservation: reserved.id }, 'an upload settled after its reservation was released (its lease ran out)');
+      return this.transact([create, { Update: this.settlement(record.userId, 0, record.size) }]);
+    }
   }
 
   /**
@@ -320,26 +462,28 @@ export class FileRepository {
 
   /**
    * Makes a claimed direct upload a file: the record becomes `record` (active), only if the claim
-   * still holds, then the reservation of `reserved` bytes becomes usage of `record.size`. False
-   * when the claim no longer holds (the sweep took the record).
+   * still holds, and the reservation of `reserved` bytes becomes usage of `record.size` (one
+   * transaction). False when the claim no longer holds (the sweep took the record).
    */
   async activateClaimed(record: FileRecord, claim: string, reserved: number): Promise<boolean> {
     const update = this.setOwnFields(record);
-    return this.changeState(
+    return this.transact([
       {
-        ...update,
-        UpdateExpression: `${update.UpdateExpression} REMOVE expiresAt, claim`,
-        ConditionExpression: '#status = :verifying AND claim = :claim',
-        ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':verifying': 'verifying', ':claim': claim },
+        Update: {
+          ...update,
+          UpdateExpression: `${update.UpdateExpression} REMOVE expiresAt, claim`,
+          ConditionExpression: '#status = :verifying AND claim = :claim',
+          ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':verifying': 'verifying', ':claim': claim },
+        },
       },
-      this.settlement(record.userId, reserved, record.size),
-    );
+      { Update: this.settlement(record.userId, reserved, record.size) },
+    ]);
   }
 
   /**
-   * Removes a record that never became a file, then releases its reservation: a claimed record
-   * only by its claim holder; an unclaimed one only once `expiresAt` is before `expiredBefore`
-   * (the sweep). False when the condition no longer holds (someone else acted).
+   * Removes a record that never became a file and releases its reservation (one transaction): a
+   * claimed record only by its claim holder; an unclaimed one only once `expiresAt` is before
+   * `expiredBefore` (the sweep). False when the condition no longer holds (someone else acted).
    */
   async discard(record: FileRecord, by: { claim: string } | { expiredBefore: number }): Promise<boolean> {
     const condition =
@@ -349,7 +493,7 @@ export class FileRepository {
             ConditionExpression: '#status IN (:pending, :verifying) AND expiresAt < :now',
             values: { ':pending': 'pending', ':verifying': 'verifying', ':now': by.expiredBefore },
           };
-    return this.changeState(
+    return this.transact([
       {
         Delete: {
           TableName: this.table,
@@ -359,29 +503,52 @@ export class FileRepository {
           ExpressionAttributeValues: condition.values,
         },
       },
-      this.settlement(record.userId, record.size, 0),
-    );
+      { Update: this.settlement(record.userId, record.size, 0) },
+    ]);
   }
 
-  /** Deletes an active file's record, then frees its bytes; false when it was already gone. */
-  async deleteActive(record: FileRecord): Promise<boolean> {
-    return this.changeState(
+  /**
+   * The first step of an owner's delete: the active record becomes `deleting` until `until` (epoch
+   * seconds). From then on the file is no longer listed or downloadable, a restore of it waits or
+   * is refused, and only `finishDelete` (after the object is gone) removes the record and frees
+   * its bytes. False when the record is not active (deleted or being deleted already).
+   */
+  async beginDelete(record: FileRecord, until: number): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { userId: record.userId, fileId: record.fileId },
+          UpdateExpression: 'SET #status = :deleting, expiresAt = :until',
+          ConditionExpression: '#status = :active AND sha256 = :sha256',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':deleting': 'deleting', ':active': 'active', ':until': until, ':sha256': record.sha256 },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailed(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * The last step of a delete, once the object is gone: the deleting record is removed and its
+   * bytes freed, in one transaction. False when it was already gone.
+   */
+  async finishDelete(record: FileRecord): Promise<boolean> {
+    return this.transact([
       {
         Delete: {
           TableName: this.table,
           Key: { userId: record.userId, fileId: record.fileId },
-          ConditionExpression: '#status = :active',
+          ConditionExpression: '#status = :deleting',
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':active': 'active' },
+          ExpressionAttributeValues: { ':deleting': 'deleting' },
         },
       },
-      {
-        TableName: this.table,
-        Key: { userId: record.userId, fileId: USAGE },
-        UpdateExpression: 'ADD usedBytes :minus, committedBytes :minus',
-        ExpressionAttributeValues: { ':minus': -record.size },
-      },
-    );
+      { Update: { ...this.settlement(record.userId, 0, 0), UpdateExpression: `ADD usedBytes :minus, committedBytes :minus, ${SEQ} :one`, ExpressionAttributeValues: { ':minus': -record.size, ':one': 1 } } },
+    ]);
   }
 
   /**
@@ -426,8 +593,8 @@ export class FileRepository {
     const usage = {
       TableName: this.table,
       Key: { userId: record.userId, fileId: USAGE },
-      UpdateExpression: 'ADD usedBytes :n, committedBytes :n',
-      ExpressionAttributeValues: { ':n': record.size },
+      UpdateExpression: `ADD usedBytes :n, committedBytes :n, ${SEQ} :one`,
+      ExpressionAttributeValues: { ':n': record.size, ':one': 1 },
     };
     for (let attempt = 1; ; attempt += 1) {
       try {
@@ -439,6 +606,115 @@ export class FileRepository {
         if (!isTransactionConflict(err) || attempt >= 5) throw err;
       }
     }
+  }
+
+  /** Every user who has a usage item (a scan of the table: for the usage reconciliation, which runs rarely). */
+  async *usersWithUsage(): AsyncGenerator<string> {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.db.send(
+        new ScanCommand({
+          TableName: this.table,
+          FilterExpression: 'fileId = :usage',
+          ProjectionExpression: 'userId',
+          ExpressionAttributeValues: { ':usage': USAGE },
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      for (const item of out.Items ?? []) yield String(item.userId);
+      start = out.LastEvaluatedKey;
+    } while (start);
+  }
+
+  /**
+   * Recomputes one user's usage from the partition (the usage reconciliation). First releases the
+   * reservations whose upload stopped renewing them before `nowSeconds` (its process was killed),
+   * each in one conditional transaction (a renewal that came meanwhile keeps it). Then: used = the
+   * sizes of the active and deleting records, reserved = the live reservations plus the pending
+   * and verifying direct uploads (the sweep releases those once their time is up). The counters
+   * are rewritten only when they differ, and only if `usageSeq` is still what it was when they
+   * were read: any settlement, release or reservation that landed meanwhile changed it, and the
+   * computation starts again. Uploads may run throughout.
+   */
+  async reconcileUsage(userId: string, nowSeconds: number): Promise<UsageReconciliation> {
+    let releasedReservations = 0;
+    let releasedBytes = 0;
+    let first: { usedBytes: number; reservedBytes: number } | undefined;
+    for (let attempt = 1; ; attempt += 1) {
+      const usageItem = (await this.db.send(new GetCommand({ TableName: this.table, Key: { userId, fileId: USAGE }, ConsistentRead: true }))).Item;
+      const before = { usedBytes: Number(usageItem?.usedBytes ?? 0), reservedBytes: Number(usageItem?.reservedBytes ?? 0) };
+      first ??= before;
+      const seq = usageItem?.[SEQ] as number | undefined;
+      let usedBytes = 0;
+      let reservedBytes = 0;
+      let released = false;
+      for await (const item of this.partition(userId)) {
+        const fileId = String(item.fileId);
+        if (fileId.startsWith(RESERVATION)) {
+          const reservation = { userId, id: fileId.slice(RESERVATION.length), bytes: Number(item.bytes ?? 0) };
+          if (Number(item.until ?? 0) < nowSeconds && (await this.releaseOnce(reservation, { expiredBefore: nowSeconds }))) {
+            releasedReservations += 1;
+            releasedBytes += reservation.bytes;
+            released = true;
+          } else {
+            reservedBytes += reservation.bytes;
+          }
+        } else if (item.status === 'active' || item.status === 'deleting') {
+          usedBytes += Number(item.size ?? 0);
+        } else if (item.status === 'pending' || item.status === 'verifying') {
+          reservedBytes += Number(item.size ?? 0);
+        }
+      }
+      const after = { usedBytes, reservedBytes };
+      const result = (corrected: boolean): UsageReconciliation => ({ userId, before: first as typeof before, after, releasedReservations, releasedBytes, corrected });
+      // A release changed the counters: read them again before comparing.
+      if (released) continue;
+      if (usageItem && before.usedBytes === usedBytes && before.reservedBytes === reservedBytes && Number(usageItem.committedBytes) === usedBytes + reservedBytes) {
+        return result(false);
+      }
+      try {
+        await this.db.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { userId, fileId: USAGE },
+            UpdateExpression: `SET usedBytes = :used, reservedBytes = :reserved, committedBytes = :committed, ${SEQ} = :next`,
+            ConditionExpression: seq === undefined ? `attribute_not_exists(${SEQ})` : `${SEQ} = :seq`,
+            ExpressionAttributeValues: {
+              ':used': usedBytes,
+              ':reserved': reservedBytes,
+              ':committed': usedBytes + reservedBytes,
+              ':next': (seq ?? 0) + 1,
+              ...(seq === undefined ? {} : { ':seq': seq }),
+            },
+          }),
+        );
+        if (first.usedBytes !== usedBytes || first.reservedBytes !== reservedBytes) {
+          this.log.warn({ userId, before: first, after }, 'usage reconciliation corrected the counters');
+        }
+        return result(true);
+      } catch (err) {
+        // Something changed the counters since they were read: compute again.
+        if (!isConditionFailed(err) || attempt >= 10) throw err;
+      }
+    }
+  }
+
+  /** Every item of a user's partition (records, reservations, the usage item), strongly consistent. */
+  private async *partition(userId: string): AsyncGenerator<Record<string, unknown>> {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'userId = :u',
+          ExpressionAttributeValues: { ':u': userId },
+          ConsistentRead: true,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      yield* out.Items ?? [];
+      start = out.LastEvaluatedKey;
+    } while (start);
   }
 
   /** `SET` of the upload service's own fields (never the key, never another writer's attributes). */
@@ -461,36 +737,43 @@ export class FileRepository {
     return {
       TableName: this.table,
       Key: { userId, fileId: USAGE },
-      UpdateExpression: 'ADD reservedBytes :minusReserved, committedBytes :delta, usedBytes :actual',
-      ExpressionAttributeValues: { ':minusReserved': -reserved, ':delta': actual - reserved, ':actual': actual },
+      UpdateExpression: `ADD reservedBytes :minusReserved, committedBytes :delta, usedBytes :actual, ${SEQ} :one`,
+      ExpressionAttributeValues: { ':minusReserved': -reserved, ':delta': actual - reserved, ':actual': actual, ':one': 1 },
     };
   }
 
   /**
-   * A conditional change of a record's state, then (only if it was made) the usage update that
-   * goes with it. True when the change was made; false when its condition failed.
+   * One transaction (a conditional change of an item and the usage change that goes with it),
+   * with a `ClientRequestToken` (an SDK retry after a lost answer does not apply it twice),
+   * repeated when it collided with another transaction on the same items. True when it was made;
+   * false when a condition failed (nothing changed). With `throwOn`, a failed condition of that
+   * item alone throws `ConditionOn` instead, so the caller can tell which condition failed.
    */
-  private async changeState(change: Conditional, usage: UsageUpdate): Promise<boolean> {
-    try {
-      await this.db.send('Delete' in change ? new DeleteCommand(change.Delete) : new UpdateCommand(change));
-    } catch (err) {
-      if (isConditionFailed(err)) return false;
-      throw err;
+  private async transact(items: TransactItem[], opts: { throwOn?: number } = {}): Promise<boolean> {
+    const request = { ClientRequestToken: randomUUID(), TransactItems: items };
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.db.send(new TransactWriteCommand(request));
+        return true;
+      } catch (err) {
+        if (isConditionFailed(err)) {
+          const reasons = cancellationReasons(err) ?? [];
+          const failed = reasons.flatMap((r, i) => (r === 'ConditionalCheckFailed' ? [i] : []));
+          if (opts.throwOn !== undefined && failed.length === 1 && failed[0] === opts.throwOn) throw new ConditionOn(opts.throwOn);
+          return false;
+        }
+        if (!isTransactionConflict(err) || attempt >= 8) throw err;
+        // A cancelled transaction applied nothing: the next attempt gets a token of its own.
+        request.ClientRequestToken = randomUUID();
+      }
     }
-    await this.adjustUsage(usage);
-    return true;
   }
+}
 
-  /**
-   * Applies a usage-counter update that must not be lost, as a one-item transaction with its own
-   * `ClientRequestToken`: DynamoDB remembers the token for 10 minutes, longer than the background
-   * retries last (`BackgroundRetries`), so a retry whose earlier attempt did land (only its answer
-   * was lost) is not counted twice. Never throws: the caller's state change already stands; a
-   * failure for good is logged for an operator with the bytes it concerns.
-   */
-  private async adjustUsage(update: UsageUpdate): Promise<void> {
-    const request = { TransactItems: [{ Update: update }], ClientRequestToken: randomUUID() };
-    const usage = { key: update.Key, update: update.UpdateExpression, values: update.ExpressionAttributeValues };
-    await this.retries.run(this.log, 'a usage counter update', { usage }, () => this.db.send(new TransactWriteCommand(request)));
+/** The condition of one item of a transaction failed (see `transact`'s `throwOn`). */
+class ConditionOn extends Error {
+  constructor(readonly index: number) {
+    super(`the condition of transaction item ${index} failed`);
+    this.name = 'ConditionOn';
   }
 }

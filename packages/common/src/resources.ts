@@ -45,5 +45,19 @@ export function parseFileKey(key: string): { userId: string; fileId: string } | 
   return { userId: parts[1], fileId: parts[2] };
 }
 
+/**
+ * Direct uploads are posted here (`incoming/{userId}/{fileId}`), never a file: `/complete` copies
+ * the verified bytes to the file key. The primary bucket notifies the mover of these keys too, so
+ * bytes posted after `/complete` are removed on arrival.
+ */
+export const STAGING_KEY_PREFIX = 'incoming/';
+
+/** The user and upload a staging key names, or undefined for any other key. */
+export function parseStagingKey(key: string): { userId: string; fileId: string } | undefined {
+  const parts = key.split('/');
+  if (parts.length !== 3 || `${parts[0]}/` !== STAGING_KEY_PREFIX || !parts[1] || !parts[2]) return undefined;
+  return { userId: parts[1], fileId: parts[2] };
+}
+
 /** Every queue has a dead-letter queue of this name (provisioning, Terraform and the local runner agree on it). */
 export const deadLetterQueueName = (queue: string): string => `${queue}-dlq`;

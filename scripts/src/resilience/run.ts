@@ -10,13 +10,14 @@ import { floodsScenario } from './scenarios/r4-floods';
 import { loadScenario } from './scenarios/r5-load';
 import { backupScenario } from './scenarios/r6-r7-backup';
 import { sigtermScenario } from './scenarios/r8-sigterm';
+import { killedUploadScenario } from './scenarios/r16-killed-upload';
 import { ResilienceSettings, SCENARIO_IDS } from './settings';
 
 const MiB = 1024 * 1024;
 /** At most this many failure lines per scenario are printed (all are in the output folder's ledger and log). */
 const MAX_FAILURE_LINES = 25;
 
-const SCENARIOS: Scenario[] = [loadScenario, floodsScenario, emulatorOutageScenario, backupScenario, sigtermScenario];
+const SCENARIOS: Scenario[] = [loadScenario, floodsScenario, emulatorOutageScenario, backupScenario, sigtermScenario, killedUploadScenario];
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 const log = (line: string) => process.stderr.write(`resilience: ${line}\n`);
@@ -37,6 +38,8 @@ function stackEnv(s: ResilienceSettings): Record<string, string> {
     STACK_STOP_GRACE_MS: process.env.STACK_STOP_GRACE_MS ?? '20000',
     // Events a killed or cut-off backup-sync had received come back after this (R6/R7), within the settle window.
     BACKUP_VISIBILITY_SECONDS: process.env.BACKUP_VISIBILITY_SECONDS ?? '20',
+    // The reservations of uploads a killed upload service held run out this soon after it died (R16).
+    RESERVATION_LEASE_SECONDS: process.env.RESERVATION_LEASE_SECONDS ?? '10',
   };
 }
 

@@ -8,7 +8,7 @@ const MiB = 1024 * 1024;
  * says how to run it bigger.
  */
 export const ResilienceSettings = Type.Object({
-  /** Scenarios to run, comma-separated (R5, R4, R1, R6, R8); all when empty. */
+  /** Scenarios to run, comma-separated (R5, R4, R1, R6, R8, R16); all when empty. */
   RESILIENCE_ONLY: Type.String({ default: '' }),
   /** The whole suite must finish within this; a scenario that would start after it is reported as not run. */
   RESILIENCE_BUDGET_SECONDS: Type.Integer({ default: 600, minimum: 60 }),
@@ -51,6 +51,14 @@ export const ResilienceSettings = Type.Object({
   /** R8: the upload service's bandwidth to the emulator (through the fault proxy), per connection, in bytes per second. */
   RESILIENCE_LONG_UPLOAD_BANDWIDTH: Type.Integer({ default: 1 * MiB, minimum: 1024 }),
 
+  /**
+   * R16: uploads in flight (each its own user, paced) when the upload service is killed (SIGKILL),
+   * their size (below one S3 part, so a killed one has sent S3 nothing yet) and pace.
+   */
+  RESILIENCE_KILLED_UPLOADS: Type.Integer({ default: 8, minimum: 1 }),
+  RESILIENCE_KILLED_UPLOAD_BYTES: Type.Integer({ default: 2 * MiB, minimum: 1024 }),
+  RESILIENCE_KILLED_UPLOAD_BYTES_PER_SECOND: Type.Integer({ default: 128 * 1024, minimum: 1024 }),
+
   /** After each scenario: longest wait for the stack to settle (backups, moves, memory) before the checks count. */
   RESILIENCE_SETTLE_SECONDS: Type.Integer({ default: 90, minimum: 1 }),
   /**
@@ -63,5 +71,5 @@ export const ResilienceSettings = Type.Object({
 });
 export type ResilienceSettings = Static<typeof ResilienceSettings>;
 
-export const SCENARIO_IDS = ['R5', 'R4', 'R1', 'R6', 'R8'] as const;
+export const SCENARIO_IDS = ['R5', 'R4', 'R1', 'R6', 'R8', 'R16'] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];

@@ -42,6 +42,8 @@ interface Version {
 
 /** The upload service's per-user usage counter in the files table (its sort key). */
 const USAGE_ITEM = '#usage';
+/** A streamed upload's quota reservation (the upload service's `#reservation#<id>` items). */
+const RESERVATION_ITEM = '#reservation#';
 
 /** Only keys `users/{userId}/{fileId}` are files (the product contract). */
 const fileKey = (userId: string, fileId: string) => `${FILE_KEY_PREFIX}${userId}/${fileId}`;
@@ -93,7 +95,7 @@ export class StorageCheck {
     const { features } = opts;
     const n = this.names;
     const prefix = `${FILE_KEY_PREFIX}${userId}/`;
-    const [primary, sensitive, backup, { files: records, reservedBytes }, uploads, staged] = await Promise.all([
+    const [primary, sensitive, backup, { files: records, reservedBytes, reservations }, uploads, staged] = await Promise.all([
       // Versions only in the final pass: listing them costs the emulator a copy of every version's bytes.
       opts.digests ? this.versions(n.PRIMARY_BUCKET, prefix) : this.current(n.PRIMARY_BUCKET, prefix),
       this.current(n.SENSITIVE_BUCKET, prefix),
@@ -178,6 +180,7 @@ export class StorageCheck {
     const used = await opts.usedBytes(userId);
     if (used !== expectedBytes) phantom.push(`user ${userId}: the quota counts ${used} bytes, the files stored hold ${expectedBytes}`);
     if (reservedBytes !== 0) phantom.push(`user ${userId}: ${reservedBytes} bytes of quota still reserved with no upload under way`);
+    if (reservations !== 0) phantom.push(`user ${userId}: ${reservations} quota reservation item(s) left with no upload under way`);
     return { checked, lost, phantom };
   }
 
@@ -253,12 +256,14 @@ export class StorageCheck {
   }
 
   /**
-   * The user's file records by file id, and the bytes its usage counter holds reserved for uploads
-   * under way (the upload service's `#usage` item; 0 when there is none).
+   * The user's file records by file id, the bytes its usage counter holds reserved for uploads
+   * under way (the upload service's `#usage` item; 0 when there is none), and the reservation
+   * items of streamed uploads (`#reservation#...`) still there.
    */
-  private async records(userId: string): Promise<{ files: Map<string, Record<string, unknown>>; reservedBytes: number }> {
+  private async records(userId: string): Promise<{ files: Map<string, Record<string, unknown>>; reservedBytes: number; reservations: number }> {
     const found = new Map<string, Record<string, unknown>>();
     let reservedBytes = 0;
+    let reservations = 0;
     const pages = paginateQuery(
       { client: this.aws.dynamo },
       {
@@ -273,9 +278,10 @@ export class StorageCheck {
         const fileId = String(item.fileId ?? '');
         if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(fileId)) found.set(fileId, item);
         else if (fileId === USAGE_ITEM) reservedBytes = Number(item.reservedBytes ?? 0);
+        else if (fileId.startsWith(RESERVATION_ITEM)) reservations += 1;
       }
     }
-    return { files: found, reservedBytes };
+    return { files: found, reservedBytes, reservations };
   }
 
   /** Keys (with upload ids) of multipart uploads still open under the user's file and staging prefixes. */

@@ -9,7 +9,9 @@ import { backupRoutes } from './routes/backup';
 import { BackupService } from './services/backup-service';
 import { Backups } from './services/backups';
 import { BackupEventConsumer } from './services/consumer';
+import { Accounts } from './services/accounts';
 import { Reconciler } from './services/reconciler';
+import { UsageReconciler } from './services/usage';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,7 +28,8 @@ export interface BackupDeps {
 
 /**
  * The backup-sync service: the common foundation, the admin API under /api/backup, and (when
- * `background`) the event consumer and the periodic reconciliation, stopped on close.
+ * `background`) the event consumer, the periodic reconciliation and the periodic usage
+ * reconciliation, stopped on close.
  */
 export async function buildApp(config: BackupConfig, deps: BackupDeps): Promise<FastifyInstance> {
   const { aws } = deps;
@@ -47,10 +50,13 @@ export async function buildApp(config: BackupConfig, deps: BackupDeps): Promise<
   const queueUrl = queue.QueueUrl;
 
   const metrics = new BackupMetrics(app.metrics);
-  const backups = new Backups(aws.s3, new ServerSideCopier(aws.s3, aws.kms), new FileRepository(aws.dynamo, config.FILES_TABLE, app.log), config);
+  const files = new FileRepository(aws.dynamo, config.FILES_TABLE, app.log);
+  const backups = new Backups(aws.s3, new ServerSideCopier(aws.s3, aws.kms), files, config);
   const reconciler = new Reconciler(aws.s3, backups, config, app.log, () => metrics.copies.inc({ trigger: 'reconcile' }));
   const consumer = new BackupEventConsumer(aws.sqs, queueUrl, backups, metrics, config, app.log);
-  const service = new BackupService(aws.s3, aws.sqs, queueUrl, backups, reconciler, consumer, metrics, config, app.log);
+  const usage = new UsageReconciler(files, app.log);
+  const accounts = new Accounts(aws.dynamo, config.USERS_TABLE);
+  const service = new BackupService(aws.s3, aws.sqs, queueUrl, backups, reconciler, consumer, metrics, config, app.log, usage, accounts);
   app.decorate('backup', service);
   await app.register(backupRoutes, { prefix: '/api/backup', service });
 

@@ -18,6 +18,8 @@ export const BackupConfig = Type.Object({
   USERS_TABLE,
   BACKUP_EVENTS_QUEUE,
   RECONCILE_INTERVAL_SECONDS: Type.Integer({ default: 900, minimum: 10 }),
+  /** How often each instance recomputes every user's quota usage from the records (and releases reservations of dead uploads). */
+  USAGE_RECONCILE_INTERVAL_SECONDS: Type.Integer({ default: 3600, minimum: 10 }),
   BACKUP_RETENTION_DAYS: Type.Integer({ default: 30, minimum: 1 }),
   /** Copies, and event messages handled, at once (each a server-side S3 request or a few). */
   BACKUP_CONCURRENCY: Type.Integer({ default: 8, minimum: 1, maximum: 64 }),

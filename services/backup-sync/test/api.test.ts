@@ -53,7 +53,7 @@ describe('admin API shapes', () => {
     expect(status.lastReconcile).toMatchObject({ ...res.json(), durationMs: expect.any(Number), finishedAt: expect.any(String) });
   });
 
-  it('restore: ids are validated (400), an unknown file is 404 BACKUP_NOT_FOUND', async () => {
+  it('restore: ids are validated (400), an unknown account is 404 ACCOUNT_NOT_FOUND, an unknown file 404 BACKUP_NOT_FOUND', async () => {
     const admin = await world.admin();
     for (const payload of [{}, { userId: '../x', fileId: 'y' }, { userId: '00000000-0000-4000-8000-000000000000' }, 'not json']) {
       const res = await app.inject({ method: 'POST', url: '/api/backup/restore', headers: { ...admin, 'content-type': 'application/json' }, payload: JSON.stringify(payload) });
@@ -67,7 +67,16 @@ describe('admin API shapes', () => {
       payload: { userId: '00000000-0000-4000-8000-000000000000', fileId: '00000000-0000-7000-8000-000000000000' },
     });
     expect(missing.statusCode).toBe(404);
-    expect(missing.json()).toMatchObject({ statusCode: 404, code: 'BACKUP_NOT_FOUND' });
+    expect(missing.json()).toMatchObject({ statusCode: 404, code: 'ACCOUNT_NOT_FOUND' });
+    const user = await world.user();
+    const unknownFile = await app.inject({
+      method: 'POST',
+      url: '/api/backup/restore',
+      headers: admin,
+      payload: { userId: user.userId, fileId: '00000000-0000-7000-8000-000000000000' },
+    });
+    expect(unknownFile.statusCode).toBe(404);
+    expect(unknownFile.json()).toMatchObject({ statusCode: 404, code: 'BACKUP_NOT_FOUND' });
   });
 
   it('answers /health, /ready and /metrics with the backup metrics', async () => {

@@ -1,6 +1,9 @@
 import { GetObjectCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
+import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import type { FastifyInstance } from 'fastify';
-import { type BackupWorld, backupWorld, headOrNothing } from './helpers';
+import type { AddressInfo } from 'node:net';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { type BackupWorld, backupWorld, headOrNothing, signedIn } from './helpers';
 
 let world: BackupWorld;
 let app: FastifyInstance;
@@ -107,5 +110,71 @@ describe('restore', () => {
     const res = await restore(other.userId, file.id);
     expect(res.statusCode).toBe(404);
     expect(res.json().code).toBe('BACKUP_NOT_FOUND');
+  });
+
+  it("a restore for an account that no longer exists is 404 ACCOUNT_NOT_FOUND and recreates nothing", async () => {
+    const account = await signedIn(world.auth.app);
+    const headers = { authorization: `Bearer ${account.accessToken}` };
+    const file = await world.upload(headers, { name: 'gone-with-its-owner.txt', content: Buffer.from('orphaned') });
+    await app.backup.backups.backup({ Bucket: world.names.PRIMARY_BUCKET, Key: file.key });
+    expect((await world.uploadApp.inject({ method: 'DELETE', url: `/api/files/${file.id}`, headers })).statusCode).toBe(204);
+    const before = await world.files.usage(account.userId);
+    // The account is removed (an operator's delete of the users item).
+    await world.aws.dynamo.send(new DeleteCommand({ TableName: world.names.USERS_TABLE, Key: { username: account.username } }));
+
+    const res = await restore(account.userId, file.id);
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toMatchObject({ code: 'ACCOUNT_NOT_FOUND' });
+    expect(await world.files.get(account.userId, file.id)).toBeUndefined();
+    expect(await world.files.usage(account.userId)).toEqual(before);
+    expect(await headOrNothing(world.aws, world.names.PRIMARY_BUCKET, file.key)).toBeUndefined();
+  });
+
+  it("a restore racing the owner's delete, 24 times over real connections: the file ends restored whole or deleted whole", async () => {
+    const user = await world.user();
+    const base = async (a: FastifyInstance) => {
+      if (!a.server.listening) await a.listen({ port: 0, host: '127.0.0.1' });
+      return `http://127.0.0.1:${(a.server.address() as AddressInfo).port}`;
+    };
+    const [uploadBase, backupBase] = [await base(world.uploadApp), await base(app)];
+    const adminHeaders = { ...(await world.admin()), 'content-type': 'application/json' };
+    const outcomes = { restored: 0, deleted: 0 };
+    for (let i = 0; i < 24; i += 1) {
+      const sensitive = i % 4 === 3;
+      const file = await world.upload(user.headers, { name: `race-${i}.txt`, content: Buffer.alloc(100 + i, 'r'), sensitive });
+      await app.backup.backups.backup({ Bucket: world.names.PRIMARY_BUCKET, Key: file.key });
+      const [deleted, restored] = await Promise.all([
+        fetch(`${uploadBase}/api/files/${file.id}`, { method: 'DELETE', headers: user.headers }),
+        (async () => {
+          // The restore starts a few event-loop turns after the delete: a different interleaving each time.
+          for (let turn = 0; turn < i % 6; turn += 1) await nextTurn();
+          return fetch(`${backupBase}/api/backup/restore`, { method: 'POST', headers: adminHeaders, body: JSON.stringify({ userId: user.userId, fileId: file.id }) });
+        })(),
+      ]);
+      expect(deleted.status).toBe(204);
+      expect([200, 409]).toContain(restored.status);
+      if (restored.status === 409) expect(await restored.json()).toMatchObject({ code: 'DELETE_IN_PROGRESS' });
+      else await restored.arrayBuffer();
+
+      const record = await world.files.get(user.userId, file.id);
+      const objects = await Promise.all(
+        [world.names.PRIMARY_BUCKET, world.names.SENSITIVE_BUCKET].map((bucket) => headOrNothing(world.aws, bucket, file.key)),
+      );
+      const present = objects.filter((o) => o !== undefined);
+      if (record) {
+        // Restored whole: an active record, and its object with the recorded bytes.
+        expect(record.status).toBe('active');
+        expect(present.map((o) => o?.ChecksumSHA256)).toContain(Buffer.from(file.sha256, 'hex').toString('base64'));
+        outcomes.restored += 1;
+      } else {
+        // Deleted whole: no record and no object in either bucket.
+        expect(present).toEqual([]);
+        outcomes.deleted += 1;
+      }
+    }
+    // Usage counts exactly the files that are there.
+    const listed = (await world.uploadApp.inject({ method: 'GET', url: '/api/files?limit=100', headers: user.headers })).json<{ items: { size: number }[] }>();
+    expect(listed.items).toHaveLength(outcomes.restored);
+    expect(await usage(user.headers)).toBe(listed.items.reduce((n, f) => n + f.size, 0));
   });
 });

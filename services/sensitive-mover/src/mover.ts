@@ -7,7 +7,7 @@ import {
   type Tag,
 } from '@aws-sdk/client-s3';
 import { isObjectGone as isGone } from '@scs/common/aws';
-import { FILE_KEY_PREFIX, parseFileKey } from '@scs/common/resources';
+import { FILE_KEY_PREFIX, parseFileKey, parseStagingKey } from '@scs/common/resources';
 import { headWithChecksum, isSha256Hex as isSha256, type ServerSideCopier, sha256Base64 } from '@scs/common/s3-copy';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { FileRecord, FileRepository } from '@scs/common/files';
@@ -27,7 +27,11 @@ export type MoveOutcome =
   | 'superseded'
   /** The file was deleted while it moved: the vault copy was removed again. */
   | 'deleted'
-  /** Not in the primary bucket, or not a file key: nothing to do. */
+  /** A direct upload's staged bytes that an upload still waits for (pending or verifying): left to `/complete`. */
+  | 'staged'
+  /** Bytes posted to a staging key no upload waits for (after `/complete`, or a refused or expired upload): removed. */
+  | 'late-upload-removed'
+  /** Not in the primary bucket, or not a file or staging key: nothing to do. */
   | 'ignored';
 
 /** The upload service has not finished the file yet (SHA-256 and record come a moment after the object). */
@@ -41,6 +45,10 @@ export class FileNotReady extends Error {
 /** Metadata the vault copy carries about its source, for idempotency and ordering. */
 const SOURCE_VERSION = 'source-version-id';
 const SOURCE_MODIFIED = 'source-last-modified';
+/** The primary versions older than the copied one when it was copied (comma-separated ids): the order of versions, kept in the vault (R10). */
+const SOURCE_OLDER = 'source-older-versions';
+/** User metadata is limited to 2 KB in all: at most this many characters of older version ids. */
+const SOURCE_OLDER_MAX_CHARS = 1024;
 
 export interface Logger {
   info(obj: object, msg: string): void;
@@ -53,6 +61,22 @@ export interface MoverDeps {
   files: FileRepository;
   log: Logger;
   now?: () => Date;
+}
+
+/** The ids of older versions as a copy's metadata carries them (newest first, within the size limit). */
+function olderVersions(older: ObjectVersion[]): string {
+  let out = '';
+  for (const v of older) {
+    const next = out ? `${out},${v.VersionId ?? 'null'}` : (v.VersionId ?? 'null');
+    if (next.length > SOURCE_OLDER_MAX_CHARS) break;
+    out = next;
+  }
+  return out;
+}
+
+/** True when a vault copy says `versionId` was older than its own source (R10). */
+function isOlderThan(vault: HeadObjectCommandOutput, versionId: string): boolean {
+  return (vault.Metadata?.[SOURCE_OLDER] ?? '').split(',').includes(versionId);
 }
 
 const unquote = (etag: string | undefined) => etag?.replace(/"/g, '');
@@ -77,6 +101,8 @@ export class SensitiveMover {
   async move(object: CreatedObject): Promise<MoveOutcome> {
     const { s3, log } = this.deps;
     const { PRIMARY_BUCKET } = this.config;
+    const staged = object.bucket === PRIMARY_BUCKET ? parseStagingKey(object.key) : undefined;
+    if (staged) return this.stagedUpload(object.key, staged);
     const file = parseFileKey(object.key);
     // R14: the function acts on the primary bucket's file objects only, never on what it writes itself.
     if (object.bucket !== PRIMARY_BUCKET || !object.key.startsWith(FILE_KEY_PREFIX) || !file) return 'ignored';
@@ -106,12 +132,13 @@ export class SensitiveMover {
     const sourceModified = version.LastModified?.toISOString() ?? '';
     const vault = await this.vaultHead(object.key);
     const vaultSource = vault?.Metadata?.[SOURCE_VERSION];
-    if (vault && vaultSource !== version.VersionId && (vault.Metadata?.[SOURCE_MODIFIED] ?? '') > sourceModified) {
+    if (vault && vaultSource !== version.VersionId && (isOlderThan(vault, version.VersionId) || (vault.Metadata?.[SOURCE_MODIFIED] ?? '') > sourceModified)) {
       // The vault already holds a copy of a newer version: never an older one over it.
       await this.removeVersions(object.key, [version]);
       return 'superseded';
     }
 
+    const index = versions.indexOf(version);
     let vaultVersion: string | undefined;
     if (vault && vaultSource === version.VersionId && (await this.isVerifiedCopy(vault, source, record))) {
       // R11: an earlier attempt copied and verified it, then stopped before the source was removed.
@@ -126,14 +153,25 @@ export class SensitiveMover {
         sha256: record.sha256,
         contentType: source.ContentType,
         contentDisposition: source.ContentDisposition,
-        metadata: { ...source.Metadata, [SOURCE_VERSION]: version.VersionId, [SOURCE_MODIFIED]: sourceModified },
+        metadata: {
+          ...source.Metadata,
+          [SOURCE_VERSION]: version.VersionId,
+          [SOURCE_MODIFIED]: sourceModified,
+          [SOURCE_OLDER]: olderVersions(versions.slice(index + 1)),
+        },
         tagging: new URLSearchParams(tags.map((t): [string, string] => [t.Key ?? '', t.Value ?? ''])).toString(),
       });
       vaultVersion = copy.versionId;
+      // R10: the copy is of the pinned version; was that version overwritten while it was copied?
+      if (await this.overtaken(object.key, version.VersionId, vaultVersion)) {
+        await s3.send(new DeleteObjectCommand({ Bucket: this.config.SENSITIVE_BUCKET, Key: object.key, VersionId: vaultVersion }));
+        await this.removeVersions(object.key, [version]);
+        return 'superseded';
+      }
     }
 
-    // Only now, with a verified copy in the vault, do plaintext versions go: this one and any older.
-    const index = versions.indexOf(version);
+    // Only now, with a verified copy in the vault, do plaintext versions go: this one and any older
+    // (each by the version id listed before the copy: never a version written since).
     await this.removeVersions(object.key, versions.slice(index));
 
     if (!(await this.deps.files.setLocation(file.userId, file.fileId, 'sensitive', record.sha256, this.now()))) {
@@ -142,6 +180,55 @@ export class SensitiveMover {
       return 'deleted';
     }
     return 'moved';
+  }
+
+  /**
+   * R10: after copying the pinned version `versionId` into the vault (as `copied`), whether a newer
+   * version overtook it while it was copied: a newer version (or a delete) is now in the primary
+   * bucket, or (the newer one moved already, with this version) the vault holds, from before this
+   * copy, a copy of a version that was newer than this one (its older-versions list names it).
+   * Then this copy must not stay over it.
+   */
+  private async overtaken(key: string, versionId: string, copied: string | undefined): Promise<boolean> {
+    const now = await this.versionsOf(key);
+    const latest = now.versions[0];
+    if (latest && (latest.VersionId !== versionId || now.latestIsDeleteMarker)) return true;
+    if (latest) return false;
+    // The version is gone from primary: moved by a newer version's event, or by a repeat of this one.
+    let seenOwn = false;
+    for await (const page of paginateObjectVersions(this.deps.s3, { Bucket: this.config.SENSITIVE_BUCKET, Prefix: key })) {
+      for (const v of (page.Versions ?? []).filter((x) => x.Key === key)) {
+        if (v.VersionId === copied) {
+          seenOwn = true;
+          continue;
+        }
+        // Copies made before this one (S3 lists newer versions first).
+        if (!seenOwn) continue;
+        const head = await headWithChecksum(this.deps.s3, { Bucket: this.config.SENSITIVE_BUCKET, Key: key, VersionId: v.VersionId }).catch((err: unknown) => {
+          if (isGone(err)) return undefined;
+          throw err;
+        });
+        if (head && isOlderThan(head, versionId)) return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * A direct upload's staging key (`incoming/{userId}/{fileId}`): its bytes are kept only while
+   * the upload waits for them (a pending or verifying record; `/complete` removes them). Otherwise
+   * they were posted again after `/complete` (or after the upload was refused or expired): no
+   * upload will ever count or verify them, so every version of the key goes now, not at the
+   * next sweep (for a sensitive upload they sit in the primary bucket under SSE-S3).
+   */
+  private async stagedUpload(key: string, upload: { userId: string; fileId: string }): Promise<MoveOutcome> {
+    const record = await this.deps.files.get(upload.userId, upload.fileId);
+    if (record?.status === 'pending' || record?.status === 'verifying') return 'staged';
+    for await (const page of paginateObjectVersions(this.deps.s3, { Bucket: this.config.PRIMARY_BUCKET, Prefix: key })) {
+      const found = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].filter((v) => v.Key === key);
+      await this.removeVersions(key, found);
+    }
+    return 'late-upload-removed';
   }
 
   /** Every version of exactly `key` in the primary bucket, newest first (S3's order), and whether a delete marker is current. */

@@ -2,9 +2,11 @@ import { DeleteObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, PutObj
 import { PurgeQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createHandler } from '../src/handler';
-import { FileNotReady } from '../src/mover';
-import { bodyOf, faultyClients, type MoverWorld, moverWorld, nextEvents, s3Event, sha256, silent, storeFile, versionsOf } from './helpers';
+import { ServerSideCopier, type VerifiedCopyRequest } from '@scs/common/s3-copy';
+import { FileRepository } from '@scs/common/files';
+import { createHandler, type MoveReport } from '../src/handler';
+import { FileNotReady, SensitiveMover } from '../src/mover';
+import { bodyOf, faultyClients, type MoverWorld, moverWorld, nextEvents, s3Event, sha256, silent, storeFile, type StoredFile, versionsOf } from './helpers';
 
 let world: MoverWorld;
 beforeAll(async () => {
@@ -123,6 +125,94 @@ describe('idempotent and order-safe', () => {
     expect(newer.results[0]?.outcome).toBe('moved');
     expect(await bodyOf(world.aws.s3, world.names.SENSITIVE_BUCKET, v1.key)).toEqual(Buffer.from('new'));
     expect((await versionsOf(world.aws.s3, world.names.PRIMARY_BUCKET, v1.key)).versions).toHaveLength(0);
+  });
+
+  it('R10: a version overwritten while the mover copies it: the newer version moved meanwhile stays in the vault, the older copy is withdrawn', async () => {
+    const content = Buffer.from('the same bytes in two versions');
+    const v1 = await storeFile(world, { sensitive: true, content });
+    const primary = world.names.PRIMARY_BUCKET;
+    // The newer version's invocation: it copies first, then waits before its deletes until the older copy landed.
+    let reachedDelete!: () => void;
+    const atDelete = new Promise<void>((resolve) => (reachedDelete = resolve));
+    let letDelete!: () => void;
+    const mayDelete = new Promise<void>((resolve) => (letDelete = resolve));
+    const newerClients = faultyClients(() => undefined);
+    newerClients.s3.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'DeleteObjectCommand' && (args.input as { Bucket?: string }).Bucket === primary) {
+          reachedDelete();
+          await mayDelete;
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'pauseBeforeDelete' },
+    );
+    // The older version's invocation: while it copies, the key is written again and the newer version is copied.
+    let v2: StoredFile | undefined;
+    let newer: Promise<MoveReport> | undefined;
+    const olderClients = faultyClients(() => undefined);
+    olderClients.s3.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'CopyObjectCommand' && !v2) {
+          v2 = await storeFile(world, { sensitive: true, content, userId: v1.record.userId, fileId: v1.record.fileId, record: false });
+          newer = createHandler(world.mover({ aws: newerClients }), silent)(s3Event(primary, v2.key, v2.versionId), { awsRequestId: 'newer' });
+          await atDelete;
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'overwriteDuringCopy' },
+    );
+    try {
+      const older = await createHandler(world.mover({ aws: olderClients }), silent)(s3Event(primary, v1.key, v1.versionId), { awsRequestId: 'older' });
+      letDelete();
+      expect(older.results[0]?.outcome).toBe('superseded');
+      expect((await newer)?.results[0]?.outcome).toBe('moved');
+      expect((await vaultHead(v1.key)).Metadata?.['source-version-id']).toBe(v2?.versionId);
+      expect((await versionsOf(world.aws.s3, primary, v1.key)).versions).toHaveLength(0);
+      expect((await world.files.get(v1.record.userId, v1.record.fileId))?.location).toBe('sensitive');
+    } finally {
+      letDelete();
+      newerClients.destroy();
+      olderClients.destroy();
+    }
+  });
+
+  it('R10: a copy that lands after the newer version was moved (and took the older with it) is withdrawn', async () => {
+    const content = Buffer.from('copied late');
+    const v1 = await storeFile(world, { sensitive: true, content });
+    const primary = world.names.PRIMARY_BUCKET;
+    const vault = world.names.SENSITIVE_BUCKET;
+    let newer: MoveReport | undefined;
+    /**
+     * S3 reads a copy's source when the copy starts and writes the destination when it ends; the
+     * emulator copies at once. This copier stands for a long copy: it copies the pinned version
+     * aside, lets the newer version be written and moved meanwhile (which removes the older one
+     * from primary), then lands the copy.
+     */
+    class SlowCopier extends ServerSideCopier {
+      override async copy(req: VerifiedCopyRequest) {
+        const aside = { Bucket: vault, Key: `${req.destination.Key}.copying` };
+        await super.copy({ ...req, destination: aside });
+        const v2 = await storeFile(world, { sensitive: true, content, userId: v1.record.userId, fileId: v1.record.fileId, record: false });
+        newer = await createHandler(world.mover(), silent)(s3Event(primary, v2.key, v2.versionId), { awsRequestId: 'newer' });
+        const landed = await super.copy({ ...req, source: { ...aside, VersionId: undefined }, sourceHead: await world.aws.s3.send(new HeadObjectCommand({ ...aside, ChecksumMode: 'ENABLED' })) });
+        for (const v of (await versionsOf(world.aws.s3, vault, aside.Key)).versions) {
+          await world.aws.s3.send(new DeleteObjectCommand({ ...aside, VersionId: v.VersionId }));
+        }
+        return landed;
+      }
+    }
+    const mover = new SensitiveMover(
+      { ...world.names, MOVER_RECORD_WAIT_MS: 5_000 },
+      { s3: world.aws.s3, copier: new SlowCopier(world.aws.s3, world.aws.kms), files: new FileRepository(world.aws.dynamo, world.names.FILES_TABLE, silent), log: silent },
+    );
+    const older = await createHandler(mover, silent)(s3Event(primary, v1.key, v1.versionId), { awsRequestId: 'older' });
+    expect(newer?.results[0]?.outcome).toBe('moved');
+    expect(older.results[0]?.outcome).toBe('superseded');
+    const current = await vaultHead(v1.key);
+    expect(current.Metadata?.['source-version-id']).not.toBe(v1.versionId);
+    expect(current.Metadata?.['source-older-versions']).toContain(v1.versionId);
+    expect((await versionsOf(world.aws.s3, primary, v1.key)).versions).toHaveLength(0);
   });
 
   it('R11: a crash between copy and delete is completed by the retry, without a second copy', async () => {
@@ -270,9 +360,10 @@ describe('the window between the object and its record', () => {
 
   it('a file deleted before its event is handled leaves no plaintext version behind', async () => {
     const file = await storeFile(world, { sensitive: true });
-    // What the upload service's delete does: a delete marker, then the record goes.
+    // What the upload service's delete does: the record is marked, a delete marker, then the record goes.
+    await world.files.beginDelete(file.record, Math.floor(Date.now() / 1000) + 300);
     await world.aws.s3.send(new DeleteObjectCommand({ Bucket: world.names.PRIMARY_BUCKET, Key: file.key }));
-    await world.files.deleteActive(file.record);
+    await world.files.finishDelete(file.record);
     const result = await createHandler(world.mover(), silent)(s3Event(world.names.PRIMARY_BUCKET, file.key, file.versionId), { awsRequestId: 'r' });
     expect(result.results[0]?.outcome).toBe('superseded');
     expect((await versionsOf(world.aws.s3, world.names.PRIMARY_BUCKET, file.key)).versions).toHaveLength(0);
@@ -286,7 +377,10 @@ describe('the window between the object and its record', () => {
       (next, context) => async (args) => {
         const out = await next(args);
         // The user's delete lands right after the copy.
-        if (context.commandName === 'CopyObjectCommand') await world.files.deleteActive(file.record);
+        if (context.commandName === 'CopyObjectCommand') {
+          await world.files.beginDelete(file.record, Math.floor(Date.now() / 1000) + 300);
+          await world.files.finishDelete(file.record);
+        }
         return out;
       },
       { step: 'initialize', name: 'deleteDuringMove' },

@@ -23,6 +23,11 @@ export const UploadConfig = Type.Object({
   UPLOAD_PART_BYTES: Type.Integer({ default: 8 * 1024 * 1024, minimum: 5 * 1024 * 1024 }),
   UPLOAD_QUEUE_SIZE: Type.Integer({ default: 4, minimum: 1, maximum: 16 }),
   UPLOADS_PER_MINUTE: Type.Integer({ default: 120, minimum: 1 }),
+  /**
+   * How long a streamed upload's quota reservation lasts without renewal (renewed every third of
+   * it while the upload runs): after a crash, the usage reconciliation releases it once this passed.
+   */
+  RESERVATION_LEASE_SECONDS: Type.Integer({ default: 300, minimum: 3 }),
   /** How long a direct upload may stay unfinished before the sweep deletes it. */
   PENDING_UPLOAD_SECONDS: Type.Integer({ default: 3600, minimum: 60 }),
   SWEEP_INTERVAL_SECONDS: Type.Integer({ default: 300, minimum: 5 }),

@@ -32,6 +32,14 @@ const Status = Type.Object({
   lastEventAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   lastReconcile: Type.Union([LastReconcile, Type.Null()]),
 });
+const UsageReconcileResult = Type.Object({
+  users: Type.Integer({ description: 'Users whose usage was checked' }),
+  corrected: Type.Integer({ description: 'Users whose counters differed from their records and were rewritten' }),
+  releasedReservations: Type.Integer({ description: 'Reservations of uploads that no longer exist, released' }),
+  releasedBytes: Type.Integer(),
+  failed: Type.Integer({ description: 'Users whose check failed (logged); the next run tries again' }),
+  durationMs: Type.Integer(),
+});
 const RestoredFile = Type.Object({
   id: Type.String(),
   userId: Type.String({ description: 'The owner (unchanged)' }),
@@ -77,6 +85,29 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ service: BackupService }>
   );
 
   app.post(
+    '/usage/reconcile',
+    {
+      config: admin,
+      schema: {
+        summary: "Recompute quota usage from the records: every user's, or one user's",
+        description:
+          'Releases the quota reservations of uploads that no longer exist (their process was killed: no renewal within ' +
+          'RESERVATION_LEASE_SECONDS), then sets each user\'s used bytes to the sum of their files and reserved bytes to the ' +
+          'uploads still under way. Safe while uploads run. Also runs every USAGE_RECONCILE_INTERVAL_SECONDS.',
+        tags: ['backup'],
+        security,
+        body: Type.Optional(Type.Object({ userId: Type.Optional(Uuid('Only this user')) }, { additionalProperties: false })),
+        response: { 200: UsageReconcileResult, ...errors(400, 401, 403, 503) },
+      },
+    },
+    async (request) => {
+      const result = await service.reconcileUsage(request.body?.userId);
+      request.audit('usage.reconcile', 'success', { ...result });
+      return result;
+    },
+  );
+
+  app.post(
     '/restore',
     {
       config: admin,
@@ -85,7 +116,10 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ service: BackupService }>
         tags: ['backup'],
         security,
         body: Type.Object({ userId: Uuid('The owner'), fileId: Uuid('The file') }, { additionalProperties: false }),
-        response: { 200: RestoredFile, ...errors(400, 401, 403, 404, 503) },
+        description:
+          "404 BACKUP_NOT_FOUND: no backup of that file for that owner; 404 ACCOUNT_NOT_FOUND: the owner's account no longer exists (nothing is recreated); " +
+          '409 DELETE_IN_PROGRESS: the owner is deleting the file right now (nothing was restored; retry).',
+        response: { 200: RestoredFile, ...errors(400, 401, 403, 404, 409, 503) },
       },
     },
     async (request) => {

@@ -4,9 +4,12 @@ import { every } from '@scs/common';
 import { FILE_KEY_PREFIX } from '@scs/common/resources';
 import type { BackupConfig } from '../config';
 import type { BackupMetrics } from '../metrics';
-import type { Backups, RestoredFile } from './backups';
+import type { Accounts } from './accounts';
+import { type Backups, DeleteInProgress, type RestoredFile } from './backups';
 import type { BackupEventConsumer, ConsumerLogger } from './consumer';
 import type { Reconciler, ReconcileResult } from './reconciler';
+import type { UsageReconciler, UsageReconcileResult } from './usage';
+import { AccountNotFound, DeleteInProgress as DeleteInProgressError } from '../errors';
 
 /** Status answers this close together share one count of the buckets. */
 const COUNT_REUSE_MS = 5_000;
@@ -28,6 +31,7 @@ export class BackupService {
   private last: ReconcileResult | null = null;
   private counted: { at: number; value: Promise<{ primaryObjects: number; sensitiveObjects: number; backupObjects: number }> } | undefined;
   private stopSchedule: (() => void) | undefined;
+  private stopUsageSchedule: (() => void) | undefined;
 
   constructor(
     private readonly s3: S3Client,
@@ -37,12 +41,26 @@ export class BackupService {
     readonly reconciler: Reconciler,
     readonly consumer: BackupEventConsumer,
     private readonly metrics: BackupMetrics,
-    private readonly config: Pick<BackupConfig, 'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'BACKUP_BUCKET' | 'RECONCILE_INTERVAL_SECONDS'>,
+    private readonly config: Pick<
+      BackupConfig,
+      'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'BACKUP_BUCKET' | 'RECONCILE_INTERVAL_SECONDS' | 'USAGE_RECONCILE_INTERVAL_SECONDS' | 'BACKUP_RECORD_WAIT_MS'
+    >,
     private readonly log: ConsumerLogger,
+    private readonly usage: UsageReconciler,
+    private readonly accounts: Accounts,
   ) {}
 
-  /** The server's background work: consume events, reconcile now and every RECONCILE_INTERVAL_SECONDS. */
+  /**
+   * The server's background work: consume events, reconcile now and every RECONCILE_INTERVAL_SECONDS,
+   * and reconcile the quota usage every USAGE_RECONCILE_INTERVAL_SECONDS.
+   */
   startBackground(): void {
+    this.stopUsageSchedule = every(
+      this.config.USAGE_RECONCILE_INTERVAL_SECONDS * 1000,
+      async () => void (await this.usage.run()),
+      this.log,
+      'a scheduled usage reconciliation failed',
+    );
     this.consumer.start();
     void this.reconcile().catch((err: unknown) => this.log.warn({ err }, 'backup-sync: the start-up reconciliation failed'));
     this.stopSchedule = every(this.config.RECONCILE_INTERVAL_SECONDS * 1000, async () => void (await this.reconcile()), this.log, 'backup-sync: a scheduled reconciliation failed');
@@ -50,6 +68,7 @@ export class BackupService {
 
   async stopBackground(): Promise<void> {
     this.stopSchedule?.();
+    this.stopUsageSchedule?.();
     await this.consumer.stop();
   }
 
@@ -61,12 +80,23 @@ export class BackupService {
     return result;
   }
 
+  /** Recomputes every user's quota usage (or one user's) from the records (see `UsageReconciler`). */
+  async reconcileUsage(userId?: string): Promise<UsageReconcileResult> {
+    return this.usage.run(userId ? { userId } : {});
+  }
+
+  /**
+   * Puts a file back (see `Backups.restore`), only for an account that still exists
+   * (AccountNotFound: nothing is recreated); DeleteInProgress while its owner is deleting it.
+   */
   async restore(userId: string, fileId: string): Promise<RestoredFile | undefined> {
+    if (!(await this.accounts.exists(userId))) throw new AccountNotFound();
     try {
-      const restored = await this.backups.restore(userId, fileId);
+      const restored = await this.backups.restore(userId, fileId, this.config.BACKUP_RECORD_WAIT_MS);
       if (restored?.restoredObject) this.metrics.copies.inc({ trigger: 'restore' });
       return restored;
     } catch (err) {
+      if (err instanceof DeleteInProgress) throw new DeleteInProgressError({ cause: err });
       this.metrics.failures.inc({ stage: 'restore' });
       throw err;
     }

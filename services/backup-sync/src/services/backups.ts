@@ -52,6 +52,14 @@ export class RecordNotReady extends Error {
   }
 }
 
+/** The owner is deleting the file right now: a restore would race the delete (retry once it is done). */
+export class DeleteInProgress extends Error {
+  constructor() {
+    super("The file's owner is deleting it right now: nothing was restored; try again in a moment");
+    this.name = 'DeleteInProgress';
+  }
+}
+
 /** A file put back by a restore, as the admin API answers it. */
 export interface RestoredFile {
   record: FileRecord;
@@ -127,15 +135,16 @@ export class Backups {
   }
 
   /**
-   * After an object was deleted from a source bucket: if the file is gone (no record, no object
-   * in either bucket) it was a user's delete, and its backup moves under deleted/ (kept for the
+   * After an object was deleted from a source bucket: if the file is gone (no record or one being
+   * deleted, no object in either bucket) it was a user's delete, and its backup moves under deleted/ (kept for the
    * retention period). A move to the vault or a newer version leaves the backup alone.
    */
   async deleted(key: string): Promise<DeleteOutcome> {
     const file = parseFileKey(key);
     if (!file) return 'none';
     const record = await this.files.get(file.userId, file.fileId);
-    if (record) return 'kept';
+    // A record being deleted is a user's delete under way: its object is going now.
+    if (record && record.status !== 'deleting') return 'kept';
     for (const Bucket of [this.config.PRIMARY_BUCKET, this.config.SENSITIVE_BUCKET]) {
       if (await this.head({ Bucket, Key: key })) return 'kept';
     }
@@ -185,8 +194,14 @@ export class Backups {
    * SSE-S3), verified against the recorded SHA-256, then the record with the original owner, name,
    * type, checksum and creation time, its size counted against the owner's quota. A file that is
    * there already is left as it is. Undefined when there is no backup of that file.
+   *
+   * Serialised with the owner's delete on the record: while a delete is under way (the record is
+   * `deleting`) the restore waits up to `deleteWaitMs` for it to finish, then throws
+   * DeleteInProgress; an object copied back for a file whose record then turns out not to be
+   * active (a delete began, or finished, meanwhile) is removed again. So the file ends restored
+   * whole (record, object, usage) or deleted whole, never a counted record without its object.
    */
-  async restore(userId: string, fileId: string): Promise<RestoredFile | undefined> {
+  async restore(userId: string, fileId: string, deleteWaitMs = 0): Promise<RestoredFile | undefined> {
     const key = `${FILE_KEY_PREFIX}${userId}/${fileId}`;
     const live = await this.head({ Bucket: this.config.BACKUP_BUCKET, Key: key });
     const backupKey = live ? key : `${DELETED_PREFIX}${key}`;
@@ -197,11 +212,12 @@ export class Backups {
     const sensitive = meta[META.sensitive] === 'true';
     const target = sensitive ? this.config.SENSITIVE_BUCKET : this.config.PRIMARY_BUCKET;
 
-    const existing = await this.files.get(userId, fileId);
+    const existing = await this.afterDelete(userId, fileId, deleteWaitMs);
     const present = await this.head({ Bucket: target, Key: key });
+    let copied: string | undefined;
     let restoredObject = false;
     if (!present || present.ChecksumSHA256 !== Buffer.from(sha256, 'hex').toString('base64')) {
-      await this.copier.copy({
+      const copy = await this.copier.copy({
         source: { Bucket: this.config.BACKUP_BUCKET, Key: backupKey, VersionId: backup.VersionId },
         sourceHead: backup,
         destination: { Bucket: target, Key: key },
@@ -212,14 +228,17 @@ export class Backups {
         metadata: { owner: userId, 'file-id': meta[META.fileId] ?? encodeURIComponent(fileId) },
         tagging: new URLSearchParams({ sensitive: String(sensitive), sha256 }).toString(),
       });
+      copied = copy.versionId ?? 'null';
       restoredObject = true;
     }
     if (existing?.status === 'active') {
-      if (sensitive && existing.location !== 'sensitive' && existing.sha256 === sha256) {
+      const now = await this.files.get(userId, fileId);
+      if (now?.status !== 'active') return this.lostToDelete(target, key, copied);
+      if (sensitive && now.location !== 'sensitive' && now.sha256 === sha256) {
         await this.files.setLocation(userId, fileId, 'sensitive', sha256, new Date());
-        return { record: { ...existing, location: 'sensitive' }, restoredObject };
+        return { record: { ...now, location: 'sensitive' }, restoredObject };
       }
-      return { record: existing, restoredObject };
+      return { record: now, restoredObject };
     }
 
     const record: FileRecord = {
@@ -236,11 +255,33 @@ export class Backups {
       ...(sensitive ? { location: 'sensitive' as const } : {}),
     };
     if (!(await this.files.restore(record))) {
-      // Another restore (or a new upload of the same id) wrote the record first.
+      // Another restore wrote the record first (then the file is whole), or it is no file now.
       const now = await this.files.get(userId, fileId);
-      if (now) return { record: now, restoredObject };
+      if (now?.status !== 'active') return this.lostToDelete(target, key, copied);
+      return { record: now, restoredObject };
     }
     return { record, restoredObject };
+  }
+
+  /**
+   * The file's record once no delete of it is under way: waits (with backoff) up to `waitMs` while
+   * it is `deleting`, then throws DeleteInProgress.
+   */
+  private async afterDelete(userId: string, fileId: string, waitMs: number): Promise<FileRecord | undefined> {
+    const deadline = Date.now() + waitMs;
+    for (let pause = 25; ; pause = Math.min(pause * 2, 400)) {
+      const record = await this.files.get(userId, fileId);
+      if (record?.status !== 'deleting') return record;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new DeleteInProgress();
+      await sleep(Math.min(pause, left));
+    }
+  }
+
+  /** The owner deleted the file while it was restored: the version this restore copied goes again. */
+  private async lostToDelete(bucket: string, key: string, copied: string | undefined): Promise<never> {
+    if (copied) await this.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: copied }));
+    throw new DeleteInProgress();
   }
 
   /** The active record with its SHA-256, waiting (with backoff) up to `waitMs` for it. */

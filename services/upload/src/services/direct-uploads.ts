@@ -61,7 +61,6 @@ export class DirectUploads {
     if (input.contentType.split(';')[0]?.trim().toLowerCase() !== type.mediaType) {
       throw new UnsupportedFileType(`A .${type.ext} file must be declared as ${type.mediaType}`);
     }
-    const reserved = await this.quota.reserve(userId, input.size);
     const now = Date.now();
     const record: FileRecord = {
       userId,
@@ -77,16 +76,13 @@ export class DirectUploads {
       expiresAt: Math.floor(now / 1000) + this.config.PENDING_UPLOAD_SECONDS,
     };
     record.key = fileKey(userId, record.fileId);
-    let created = false;
+    await this.quota.reservePending(record);
     try {
-      created = await this.files.createPending(record);
-      if (!created) throw new Error(`a record for ${record.key} already exists`);
       const post = await this.store.presignStaging(this.fileObject(record, type.mediaType), input.size);
       const expiresAt = new Date(now + this.config.PRESIGN_EXPIRES_SECONDS * 1000).toISOString();
       return { id: record.fileId, url: post.url, fields: post.fields, expiresAt };
     } catch (err) {
-      if (created) await this.files.discard(record, { expiredBefore: Number.MAX_SAFE_INTEGER }).catch(() => undefined);
-      else await this.quota.release(userId, reserved);
+      await this.files.discard(record, { expiredBefore: Number.MAX_SAFE_INTEGER }).catch(() => undefined);
       throw err;
     }
   }

@@ -2,6 +2,9 @@ import { FileNotFound } from '../errors';
 import type { FileRecord, FileRepository } from '@scs/common/files';
 import type { ObjectStore } from './object-store';
 
+/** How long a delete may stay half-done (its request died) before the sweep finishes it, in seconds. */
+export const DELETE_LEASE_SECONDS = 300;
+
 /**
  * Files as their owner sees them: the listing, one file's metadata, short-lived download links,
  * and deletion. Another user's file id is simply not found (DL-03).
@@ -38,14 +41,21 @@ export class Downloads {
   }
 
   /**
-   * Deletes a file: the record and its usage first (one transaction; parallel deletes free the
-   * bytes once), then the object. An object left behind by a failure here has no record and is
-   * removed by the sweep.
+   * Deletes a file in three steps, serialised with a restore of the same file on its record: the
+   * record becomes `deleting` (no longer listed or downloadable; a restore waits for the delete or
+   * is refused), the object goes (every version, in both buckets), then the record goes and its
+   * bytes are freed (one transaction; parallel deletes free them once). So the file ends deleted
+   * whole or, if a restore comes after, restored whole: never a counted record without its object.
+   * A delete that stops half-way is finished by the owner's next DELETE or by the sweep.
    */
   async delete(userId: string, fileId: string): Promise<FileRecord> {
-    const record = await this.get(userId, fileId);
-    if (!(await this.files.deleteActive(record))) throw new FileNotFound();
+    const record = await this.files.get(userId, fileId);
+    if (!record || (record.status !== 'active' && record.status !== 'deleting')) throw new FileNotFound();
+    if (record.status === 'active' && !(await this.files.beginDelete(record, Math.floor(Date.now() / 1000) + DELETE_LEASE_SECONDS))) {
+      throw new FileNotFound();
+    }
     await this.store.deleteFile(record.key, record.sensitive);
+    await this.files.finishDelete(record);
     return record;
   }
 }

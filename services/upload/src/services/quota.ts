@@ -1,6 +1,6 @@
 import type { UploadConfig } from '../config';
 import { FileTooLarge, QuotaExceeded } from '../errors';
-import type { FileRepository } from '@scs/common/files';
+import type { FileRecord, FileRepository, Reservation } from '@scs/common/files';
 
 /** Bytes in words a person reads, in IEC units: 104857600 -> "100 MiB", 1536 -> "1.5 KiB". */
 export function humanBytes(n: number): string {
@@ -16,6 +16,11 @@ export function humanBytes(n: number): string {
 
 interface Logger {
   warn(obj: object, msg: string): void;
+}
+
+/** A streamed upload's reservation, renewed in the background until `stop` (its settlement or release). */
+export interface HeldReservation extends Reservation {
+  stop(): void;
 }
 
 /**
@@ -42,19 +47,42 @@ export class Quota {
   }
 
   /**
-   * Reserves `bytes` (at most the size limit) of the user's quota; refuses at once what cannot
-   * fit the size limit (`declared` above it) or the quota. Returns the bytes reserved.
+   * Reserves `bytes` (at most the size limit) of the user's quota for a streamed upload; refuses at
+   * once what cannot fit the size limit (`declared` above it) or the quota. The reservation is held
+   * for RESERVATION_LEASE_SECONDS and renewed every third of that while the upload runs, so one
+   * whose process died is released by the next usage reconciliation; `stop` ends the renewals.
    */
-  async reserve(userId: string, bytes: number, declared = bytes): Promise<number> {
+  async reserve(userId: string, bytes: number, declared = bytes): Promise<HeldReservation> {
     if (declared > this.config.MAX_UPLOAD_BYTES) throw this.tooLarge();
-    const reserved = Math.min(bytes, this.config.MAX_UPLOAD_BYTES);
-    if (!(await this.files.reserve(userId, reserved, this.config.QUOTA_BYTES))) throw this.exceeded();
-    return reserved;
+    const lease = this.config.RESERVATION_LEASE_SECONDS;
+    const until = () => Math.floor(Date.now() / 1000) + lease;
+    const reservation = await this.files.reserve(userId, Math.min(bytes, this.config.MAX_UPLOAD_BYTES), this.config.QUOTA_BYTES, until());
+    if (!reservation) throw this.exceeded();
+    const renew = setInterval(() => {
+      this.files.renewReservation(reservation, until()).then(
+        (held) => {
+          if (!held) clearInterval(renew);
+        },
+        (err: unknown) => this.log.warn({ err, userId, reservation: reservation.id }, 'renewing a quota reservation failed'),
+      );
+    }, (lease * 1000) / 3);
+    renew.unref();
+    return { ...reservation, stop: () => clearInterval(renew) };
   }
 
-  /** Gives a reservation back; a failure is logged, not thrown (the caller is already failing). */
-  async release(userId: string, reserved: number): Promise<void> {
-    if (reserved <= 0) return;
-    await this.files.release(userId, reserved).catch((err: unknown) => this.log.warn({ err, userId, reserved }, 'releasing a quota reservation failed'));
+  /**
+   * Reserves a direct upload's size and creates its pending record (`record.size` bytes, in one
+   * transaction: the record holds the reservation until `/complete` or the sweep).
+   */
+  async reservePending(record: FileRecord): Promise<void> {
+    if (record.size > this.config.MAX_UPLOAD_BYTES) throw this.tooLarge();
+    if (!(await this.files.createPending(record, this.config.QUOTA_BYTES))) throw this.exceeded();
+  }
+
+  /** Gives a reservation back (exactly once); a failure is logged, not thrown (the caller is already failing). */
+  async release(held: HeldReservation): Promise<void> {
+    held.stop();
+    const { userId, id, bytes } = held;
+    await this.files.release({ userId, id, bytes }).catch((err: unknown) => this.log.warn({ err, userId, reserved: bytes }, 'releasing a quota reservation failed'));
   }
 }

@@ -9,7 +9,7 @@ interface Logger {
 /**
  * Heals what a crash or an abandoned direct upload can leave (FU-14): pending or verifying
  * records past their time (removed with their reservation, in one transaction, then their
- * objects), file objects (`users/`) that no active record points at, and staged uploads
+ * objects), deletes that stopped half-way (finished), file objects (`users/`) that no active record points at, and staged uploads
  * (`incoming/`) that no pending upload is waiting for, both once older than the pending window.
  */
 export class Sweeper {
@@ -35,6 +35,11 @@ export class Sweeper {
       // A /complete that died after promoting leaves the file object too.
       await this.store.deleteFile(record.key, record.sensitive);
       expiredPending += 1;
+    }
+    // A delete whose request died after the record became `deleting`: finished (object, then record).
+    for (const record of await this.files.expiredDeletes(nowSeconds, opts.userId)) {
+      await this.store.deleteFile(record.key, record.sensitive);
+      if (await this.files.finishDelete(record)) expiredPending += 1;
     }
 
     const cutoff = now - this.config.PENDING_UPLOAD_SECONDS * 1000;

@@ -63,7 +63,8 @@ export class Uploads {
    */
   async upload(userId: string, form: UploadForm): Promise<FileRecord> {
     const declared = form.declaredBytes;
-    const reserved = await this.quota.reserve(userId, declared ?? this.quota.maxBytes, declared === undefined ? 0 : declared - MULTIPART_OVERHEAD);
+    const held = await this.quota.reserve(userId, declared ?? this.quota.maxBytes, declared === undefined ? 0 : declared - MULTIPART_OVERHEAD);
+    const reserved = held.bytes;
     let created: FileObject | undefined;
     let settled = false;
     try {
@@ -109,7 +110,8 @@ export class Uploads {
         key: fileKey(userId, object.fileId),
         createdAt: new Date().toISOString(),
       };
-      settled = await this.files.createActive(record, reserved);
+      const { id, bytes } = held;
+      settled = await this.files.createActive(record, { userId, id, bytes });
       if (!settled) throw new Error(`a record for ${record.key} already exists`);
       return record;
     } catch (err) {
@@ -118,8 +120,10 @@ export class Uploads {
         const { fileId, sensitive } = created;
         await this.store.discardFile(fileKey(userId, fileId), sensitive, this.log);
       }
-      if (!settled) await this.quota.release(userId, reserved);
+      if (!settled) await this.quota.release(held);
       throw err;
+    } finally {
+      held.stop();
     }
   }
 }
