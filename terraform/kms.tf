@@ -8,23 +8,23 @@
 locals {
   kms_keys = {
     sensitive = {
-      alias       = var.sensitive_kms_key_alias
-      description = "${var.name_prefix}: SSE-KMS for the sensitive bucket"
+      alias       = local.names.sensitive_kms_key_alias
+      description = "${local.name}: SSE-KMS for the sensitive bucket"
       via_service = "s3"
     }
     backup = {
-      alias       = var.backup_kms_key_alias
-      description = "${var.name_prefix}: SSE-KMS for the backup bucket"
+      alias       = local.names.backup_kms_key_alias
+      description = "${local.name}: SSE-KMS for the backup bucket"
       via_service = "s3"
     }
     secrets = {
-      alias       = var.secrets_kms_key_alias
-      description = "${var.name_prefix}: SSM SecureString parameters (signing key, service configuration)"
+      alias       = local.names.secrets_kms_key_alias
+      description = "${local.name}: SSM SecureString parameters (signing key, service configuration)"
       via_service = "ssm"
     }
     observability = {
-      alias       = var.observability_kms_key_alias
-      description = "${var.name_prefix}: CloudWatch log groups and the alarm SNS topic"
+      alias       = local.names.observability_kms_key_alias
+      description = "${local.name}: CloudWatch log groups and the alarm SNS topic"
       via_service = "sns"
     }
   }
@@ -103,6 +103,31 @@ data "aws_iam_policy_document" "kms" {
   }
 }
 
+# DescribeKey is read-only and called directly (not through S3) by the copier that checks
+# a copy's key: the key policy lets IAM in this account grant it without kms:ViaService.
+data "aws_iam_policy_document" "kms_with_describe" {
+  for_each = local.kms_keys
+
+  source_policy_documents = [each.key == "observability" ? data.aws_iam_policy_document.observability_kms.json : data.aws_iam_policy_document.kms[each.key].json]
+
+  statement {
+    sid       = "AccountDescribesKeyThroughIam"
+    actions   = ["kms:DescribeKey"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [local.account_root_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:CallerAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
 # What AWS services themselves may do with the observability key.
 data "aws_iam_policy_document" "observability_kms" {
   source_policy_documents = [data.aws_iam_policy_document.kms["observability"].json]
@@ -154,7 +179,7 @@ resource "aws_kms_key" "this" {
   description             = each.value.description
   enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_in_days
-  policy                  = each.key == "observability" ? data.aws_iam_policy_document.observability_kms.json : data.aws_iam_policy_document.kms[each.key].json
+  policy                  = data.aws_iam_policy_document.kms_with_describe[each.key].json
 }
 
 resource "aws_kms_alias" "this" {
