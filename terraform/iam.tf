@@ -323,7 +323,8 @@ data "aws_iam_policy_document" "backup_sync" {
     }
   }
 
-  # The copier compares a copy's key with the configured one (DescribeKey, called directly).
+  # The copier compares a copy's key with the configured one (DescribeKey, called directly;
+  # the key policies leave DescribeKey to IAM without kms:ViaService).
   statement {
     sid       = "DescribeKeys"
     actions   = ["kms:DescribeKey"]

@@ -103,31 +103,6 @@ data "aws_iam_policy_document" "kms" {
   }
 }
 
-# DescribeKey is read-only and called directly (not through S3) by the copier that checks
-# a copy's key: the key policy lets IAM in this account grant it without kms:ViaService.
-data "aws_iam_policy_document" "kms_with_describe" {
-  for_each = local.kms_keys
-
-  source_policy_documents = [each.key == "observability" ? data.aws_iam_policy_document.observability_kms.json : data.aws_iam_policy_document.kms[each.key].json]
-
-  statement {
-    sid       = "AccountDescribesKeyThroughIam"
-    actions   = ["kms:DescribeKey"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = [local.account_root_arn]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:CallerAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
 # What AWS services themselves may do with the observability key.
 data "aws_iam_policy_document" "observability_kms" {
   source_policy_documents = [data.aws_iam_policy_document.kms["observability"].json]
@@ -179,7 +154,7 @@ resource "aws_kms_key" "this" {
   description             = each.value.description
   enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_in_days
-  policy                  = data.aws_iam_policy_document.kms_with_describe[each.key].json
+  policy                  = each.key == "observability" ? data.aws_iam_policy_document.observability_kms.json : data.aws_iam_policy_document.kms[each.key].json
 }
 
 resource "aws_kms_alias" "this" {
