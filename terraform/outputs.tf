@@ -275,6 +275,13 @@ output "security_controls" {
     }
     default_security_group_rules = local.create_vpc ? length(aws_default_security_group.this[0].ingress) + length(aws_default_security_group.this[0].egress) : null
 
+    vpc_flow_log = {
+      vpc_id          = aws_flow_log.this.vpc_id
+      traffic_type    = aws_flow_log.this.traffic_type
+      log_destination = aws_flow_log.this.log_destination
+    }
+    vpc_id = local.vpc_id
+
     lambda = {
       runtime                        = aws_lambda_function.sensitive_mover.runtime
       reserved_concurrent_executions = aws_lambda_function.sensitive_mover.reserved_concurrent_executions

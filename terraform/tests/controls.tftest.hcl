@@ -30,6 +30,11 @@ run "apply" {
     condition     = length(output.asg_names) == 3 && output.alb_dns_name != ""
     error_message = "The whole root module applies: a load balancer and one Auto Scaling group per service exist."
   }
+
+  assert {
+    condition     = output.service_environment.MAX_UPLOAD_BYTES == "104857600" && output.service_environment.QUOTA_BYTES == "1073741824" && output.service_environment.BACKUP_RETENTION_DAYS == "30"
+    error_message = "The size limit, the quota and the backup retention reach the services (max_upload_bytes, quota_bytes, backup_retention_days)."
+  }
 }
 
 run "in_01_ckv_aws_53_to_56_ckv2_aws_65_public_access_blocked_acls_disabled" {
@@ -252,6 +257,14 @@ run "in_09_ckv_aws_2_103_131_328_91_150_ckv2_aws_20_28_load_balancer" {
   }
 
   assert {
+    condition = anytrue([
+      for statement in run.apply.security_controls.buckets.access_logs.policy.Statement :
+      statement.Effect == "Allow" && try(statement.Principal.Service, "") == "logdelivery.elasticloadbalancing.amazonaws.com"
+    ])
+    error_message = "IN-09: the log bucket admits the ELB log delivery service principal (the only way in regions opened after August 2022)."
+  }
+
+  assert {
     condition     = run.apply.security_controls.load_balancer.enable_deletion_protection == false
     error_message = "IN-09 / CKV_AWS_150: deletion protection follows alb_deletion_protection (on by default, off only in this throwaway test)."
   }
@@ -297,6 +310,11 @@ run "in_10_ckv_aws_24_ckv_aws_260_ckv2_aws_12_security_groups" {
   assert {
     condition     = run.apply.security_controls.default_security_group_rules == 0
     error_message = "IN-10 / CKV2_AWS_12: the VPC's default security group allows nothing."
+  }
+
+  assert {
+    condition     = run.apply.security_controls.vpc_flow_log.vpc_id == run.apply.security_controls.vpc_id && run.apply.security_controls.vpc_flow_log.traffic_type == "ALL"
+    error_message = "IN-10 / CKV2_AWS_11: the VPC logs every flow, accepted and rejected."
   }
 }
 

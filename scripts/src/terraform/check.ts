@@ -36,7 +36,7 @@ import { runSmokeTest, withoutBucketPolicies } from './smoke';
  * inventories, and a deny list, against the policies the apply produced (IN-14).
  *
  * Settings (environment): TF_PROVIDER_MIRROR (root of a provider filesystem mirror),
- * TF_CHECK_TIMEOUT_SECONDS (whole run, default 900), TF_CHECK_KEEP_TMP=1 (keep the work
+ * TF_CHECK_TIMEOUT_SECONDS (whole run, default 1200), TF_CHECK_KEEP_TMP=1 (keep the work
  * directory, with iam-evaluation.json: the applied policies), PYTHON (the interpreter that has moto).
  */
 
@@ -51,7 +51,7 @@ const NAME = `scs-${ENVIRONMENT}`;
 const MIRROR_MARKER = join('registry.terraform.io', 'hashicorp', 'aws');
 
 const startedAt = Date.now();
-const budgetMs = Number(process.env.TF_CHECK_TIMEOUT_SECONDS ?? 900) * 1000;
+const budgetMs = Number(process.env.TF_CHECK_TIMEOUT_SECONDS ?? 1200) * 1000;
 const remainingMs = () => budgetMs - (Date.now() - startedAt);
 
 const counts = { pass: 0, fail: 0 };
