@@ -23,7 +23,7 @@ locals {
 }
 
 resource "aws_lb" "this" {
-  name               = var.name_prefix
+  name               = local.name
   load_balancer_type = "application"
   internal           = false
   subnets            = local.public_subnet_ids
@@ -46,7 +46,7 @@ resource "aws_lb" "this" {
 resource "aws_lb_target_group" "this" {
   for_each = local.services
 
-  name                 = "${var.name_prefix}-${each.key}"
+  name                 = "${local.name}-${each.key}"
   port                 = each.value.port
   protocol             = "HTTP"
   vpc_id               = local.vpc_id
@@ -138,17 +138,46 @@ resource "aws_lb_listener_rule" "path" {
 ################################################################################
 
 locals {
-  # The common rule set's body size rule would block every upload (its limit is 8 KB):
-  # it only counts here; the upload service enforces its own limits.
+  # Upload routes carry files whose content the upload service inspects itself (type,
+  # text, archives): the managed rules that read a request's body would answer 403 to
+  # ordinary text, CSV, JSON and HTML-like files there. Each managed group therefore runs
+  # twice: whole on every other path, and on the upload routes with its body rules
+  # counting only (its header, URI and query rules still block).
+  waf_upload_path_prefix = "/api/files"
+
   waf_managed_rule_groups = {
-    AWSManagedRulesAmazonIpReputationList = { priority = 10, count_only = [] }
-    AWSManagedRulesCommonRuleSet          = { priority = 20, count_only = ["SizeRestrictions_BODY"] }
-    AWSManagedRulesKnownBadInputsRuleSet  = { priority = 30, count_only = [] }
+    AWSManagedRulesAmazonIpReputationList = { priority = 10, body_rules = [] }
+    AWSManagedRulesCommonRuleSet = {
+      priority   = 20
+      body_rules = ["SizeRestrictions_BODY", "CrossSiteScripting_BODY", "GenericLFI_BODY", "GenericRFI_BODY", "EC2MetaDataSSRF_BODY", "RestrictedExtensions_BODY"]
+    }
+    AWSManagedRulesKnownBadInputsRuleSet = { priority = 30, body_rules = ["JavaDeserializationRCE_BODY", "Log4JRCE_BODY"] }
   }
+
+  # Every group off the upload routes; groups with body rules again on them, body rules counted.
+  waf_managed_rules = merge(
+    {
+      for name, group in local.waf_managed_rule_groups : name => {
+        group    = name
+        priority = group.priority
+        scope    = length(group.body_rules) > 0 ? "off-upload-routes" : "everywhere"
+        # The body size rule (8 KB) only counts anywhere: the services enforce their own limits.
+        count_only = [for rule in group.body_rules : rule if rule == "SizeRestrictions_BODY"]
+      }
+    },
+    {
+      for name, group in local.waf_managed_rule_groups : "${name}-upload-routes" => {
+        group      = name
+        priority   = group.priority + 1
+        scope      = "upload-routes"
+        count_only = group.body_rules
+      } if length(group.body_rules) > 0
+    },
+  )
 }
 
 resource "aws_wafv2_web_acl" "this" {
-  name  = var.name_prefix
+  name  = local.name
   scope = "REGIONAL"
 
   default_action {
@@ -172,13 +201,13 @@ resource "aws_wafv2_web_acl" "this" {
 
     visibility_config {
       cloudwatch_metrics_enabled = true
-      metric_name                = "${var.name_prefix}-rate-limit"
+      metric_name                = "${local.name}-rate-limit"
       sampled_requests_enabled   = true
     }
   }
 
   dynamic "rule" {
-    for_each = local.waf_managed_rule_groups
+    for_each = local.waf_managed_rules
 
     content {
       name     = rule.key
@@ -191,7 +220,7 @@ resource "aws_wafv2_web_acl" "this" {
       statement {
         managed_rule_group_statement {
           vendor_name = "AWS"
-          name        = rule.key
+          name        = rule.value.group
 
           dynamic "rule_action_override" {
             for_each = rule.value.count_only
@@ -204,12 +233,61 @@ resource "aws_wafv2_web_acl" "this" {
               }
             }
           }
+
+          # Upload routes: the path starts with waf_upload_path_prefix (or, for the other
+          # instance of the group, does not).
+          dynamic "scope_down_statement" {
+            for_each = rule.value.scope == "everywhere" ? [] : [rule.value.scope == "upload-routes"]
+            iterator = upload_routes
+
+            content {
+              dynamic "byte_match_statement" {
+                for_each = upload_routes.value ? [true] : []
+
+                content {
+                  search_string         = local.waf_upload_path_prefix
+                  positional_constraint = "STARTS_WITH"
+
+                  field_to_match {
+                    uri_path {}
+                  }
+
+                  text_transformation {
+                    priority = 0
+                    type     = "NONE"
+                  }
+                }
+              }
+
+              dynamic "not_statement" {
+                for_each = upload_routes.value ? [] : [true]
+
+                content {
+                  statement {
+                    byte_match_statement {
+                      search_string         = local.waf_upload_path_prefix
+                      positional_constraint = "STARTS_WITH"
+
+                      field_to_match {
+                        uri_path {}
+                      }
+
+                      text_transformation {
+                        priority = 0
+                        type     = "NONE"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
         }
       }
 
       visibility_config {
         cloudwatch_metrics_enabled = true
-        metric_name                = "${var.name_prefix}-${rule.key}"
+        metric_name                = "${local.name}-${rule.key}"
         sampled_requests_enabled   = true
       }
     }
@@ -217,7 +295,7 @@ resource "aws_wafv2_web_acl" "this" {
 
   visibility_config {
     cloudwatch_metrics_enabled = true
-    metric_name                = var.name_prefix
+    metric_name                = local.name
     sampled_requests_enabled   = true
   }
 }

@@ -1,10 +1,13 @@
-# Compute: the three services as containers on EC2 instances in an Auto Scaling group
-# in the private subnets (security checklist IN-08, IN-10). Images come from this
-# module's ECR repositories, tagged var.image_tag; a new tag makes a new launch
-# template version, which the group rolls out with an instance refresh.
+# Compute: each service in an Auto Scaling group of its own, in the private subnets
+# (security checklist IN-08, IN-10, IN-14): its own launch template, instance profile
+# and role (iam.tf), target group, and target tracking on its own average CPU. A code
+# execution in one service (upload parses untrusted files) holds only that service's
+# credentials: the instance metadata serves one role per instance. Images come from
+# this module's ECR repositories, tagged var.image_tag; a new tag makes a new launch
+# template version, which each group rolls out with an instance refresh.
 
 locals {
-  # The services behind the load balancer: container port, image repository, logs.
+  # The services behind the load balancer: container port, and their group's size.
   services = {
     auth          = { port = 3001 }
     upload        = { port = 3002 }
@@ -13,21 +16,29 @@ locals {
 
   registry = "${local.account_id}.dkr.ecr.${local.region}.amazonaws.com"
 
-  user_data = templatefile("${path.module}/templates/user-data.sh.tftpl", {
-    region           = local.region
-    registry         = local.registry
-    config_parameter = aws_ssm_parameter.service_environment.name
-    services = {
-      for name, service in local.services : name => {
-        port      = service.port
-        image     = "${aws_ecr_repository.this[name].repository_url}:${var.image_tag}"
-        log_group = aws_cloudwatch_log_group.service[name].name
+  # One instance runs one service: the user data starts that container only.
+  user_data = {
+    for name, service in local.services : name => templatefile("${path.module}/templates/user-data.sh.tftpl", {
+      region           = local.region
+      registry         = local.registry
+      config_parameter = aws_ssm_parameter.service_environment.name
+      services = {
+        (name) = {
+          port      = service.port
+          image     = "${aws_ecr_repository.this[name].repository_url}:${var.image_tag}"
+          log_group = aws_cloudwatch_log_group.service[name].name
+        }
       }
-    }
-  })
+    })
+  }
+
+  # var.ami_id pins the image; without it the public parameter's current AMI is taken.
+  ami_id = coalesce(var.ami_id, try(data.aws_ssm_parameter.ami[0].insecure_value, null))
 }
 
 data "aws_ssm_parameter" "ami" {
+  count = var.ami_id == null ? 1 : 0
+
   name = var.ami_ssm_parameter
 }
 
@@ -38,7 +49,7 @@ data "aws_ssm_parameter" "ami" {
 resource "aws_ecr_repository" "this" {
   for_each = local.services
 
-  name                 = "${var.ecr_repository_prefix}/${each.key}"
+  name                 = "${local.names.ecr_repository_prefix}/${each.key}"
   image_tag_mutability = "IMMUTABLE"
   force_delete         = var.ecr_force_delete
 
@@ -74,8 +85,8 @@ resource "aws_ecr_lifecycle_policy" "this" {
 }
 
 ################################################################################
-# Instance role: ECR pulls, its log groups, Session Manager, and each service's data
-# (iam.tf). No SSH key: operators use Session Manager.
+# One role and instance profile per service: ECR pulls of its image, its log group,
+# Session Manager, and its data (iam.tf). No SSH key: operators use Session Manager.
 ################################################################################
 
 data "aws_iam_policy_document" "ec2_assume_role" {
@@ -86,38 +97,50 @@ data "aws_iam_policy_document" "ec2_assume_role" {
       type        = "Service"
       identifiers = ["ec2.amazonaws.com"]
     }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
   }
 }
 
-resource "aws_iam_role" "instance" {
-  name               = "${var.name_prefix}-instance"
-  description        = "Service instances: pull images, write logs, Session Manager, the services' data"
+resource "aws_iam_role" "service" {
+  for_each = local.services
+
+  name               = "${local.name}-${each.key}"
+  description        = "${each.key} instances: pull its image, write its logs, Session Manager, its data"
   assume_role_policy = data.aws_iam_policy_document.ec2_assume_role.json
 }
 
-resource "aws_iam_instance_profile" "this" {
-  name = "${var.name_prefix}-instance"
-  role = aws_iam_role.instance.name
+resource "aws_iam_instance_profile" "service" {
+  for_each = local.services
+
+  name = "${local.name}-${each.key}"
+  role = aws_iam_role.service[each.key].name
 }
 
 ################################################################################
-# Launch template and Auto Scaling group
+# Launch templates and Auto Scaling groups, one per service
 ################################################################################
 
-resource "aws_launch_template" "this" {
-  name_prefix            = "${var.name_prefix}-"
-  description            = "Secure Cloud Storage services, images ${var.image_tag}"
-  image_id               = data.aws_ssm_parameter.ami.insecure_value
+resource "aws_launch_template" "service" {
+  for_each = local.services
+
+  name_prefix            = "${local.name}-${each.key}-"
+  description            = "Secure Cloud Storage ${each.key}, image ${var.image_tag}"
+  image_id               = local.ami_id
   instance_type          = var.instance_type
   update_default_version = true
-  user_data              = base64encode(local.user_data)
+  user_data              = base64encode(local.user_data[each.key])
   ebs_optimized          = true
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.this.arn
+    arn = aws_iam_instance_profile.service[each.key].arn
   }
 
-  # IMDSv2 only, one hop: containers on the host network reach it, nothing further.
+  # IMDSv2 only, one hop: the container on the host network reaches it, nothing further.
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
@@ -148,27 +171,29 @@ resource "aws_launch_template" "this" {
 
   tag_specifications {
     resource_type = "instance"
-    tags          = { Name = "${var.name_prefix}-service" }
+    tags          = { Name = "${local.name}-${each.key}", Service = each.key }
   }
 
   tag_specifications {
     resource_type = "volume"
-    tags          = { Name = "${var.name_prefix}-service" }
+    tags          = { Name = "${local.name}-${each.key}", Service = each.key }
   }
 }
 
-resource "aws_autoscaling_group" "this" {
-  name                      = var.name_prefix
+resource "aws_autoscaling_group" "service" {
+  for_each = local.services
+
+  name                      = "${local.name}-${each.key}"
   vpc_zone_identifier       = local.private_subnet_ids
   min_size                  = var.asg_min_size
   max_size                  = var.asg_max_size
-  target_group_arns         = [for name in keys(local.services) : aws_lb_target_group.this[name].arn]
+  target_group_arns         = [aws_lb_target_group.this[each.key].arn]
   health_check_type         = "ELB"
   health_check_grace_period = var.health_check_grace_period_seconds
 
   launch_template {
-    id      = aws_launch_template.this.id
-    version = aws_launch_template.this.latest_version
+    id      = aws_launch_template.service[each.key].id
+    version = aws_launch_template.service[each.key].latest_version
   }
 
   # A new launch template version (new image tag, new settings) is rolled out
@@ -184,7 +209,7 @@ resource "aws_autoscaling_group" "this" {
   }
 
   dynamic "tag" {
-    for_each = merge({ Project = "secure-cloud-storage", Environment = var.environment }, var.tags)
+    for_each = merge({ Project = "secure-cloud-storage", Environment = var.environment, Service = each.key }, var.tags)
 
     content {
       key                 = tag.key
@@ -199,9 +224,12 @@ resource "aws_autoscaling_group" "this" {
   }
 }
 
+# Each group follows its own service's load: average CPU of its instances.
 resource "aws_autoscaling_policy" "cpu" {
-  name                   = "${var.name_prefix}-cpu-target"
-  autoscaling_group_name = aws_autoscaling_group.this.name
+  for_each = local.services
+
+  name                   = "${local.name}-${each.key}-cpu-target"
+  autoscaling_group_name = aws_autoscaling_group.service[each.key].name
   policy_type            = "TargetTrackingScaling"
 
   target_tracking_configuration {

@@ -4,25 +4,25 @@
 locals {
   dynamodb_tables = {
     users = {
-      name          = var.users_table_name
+      name          = local.names.users_table
       hash_key      = "username"
       range_key     = null
       ttl_attribute = null
     }
     sessions = {
-      name          = var.sessions_table_name
+      name          = local.names.sessions_table
       hash_key      = "pk"
       range_key     = null
       ttl_attribute = "expiresAt"
     }
     throttle = {
-      name          = var.throttle_table_name
+      name          = local.names.throttle_table
       hash_key      = "pk"
       range_key     = null
       ttl_attribute = "expiresAt"
     }
     files = {
-      name          = var.files_table_name
+      name          = local.names.files_table
       hash_key      = "userId"
       range_key     = "fileId"
       ttl_attribute = null

@@ -6,8 +6,8 @@
 locals {
   # Built from the names, so that policies need not wait for the queues.
   backup_queue_arns = {
-    queue = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${var.backup_events_queue_name}"
-    dlq   = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${var.backup_events_queue_name}-dlq"
+    queue = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.names.backup_events_queue}"
+    dlq   = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.names.backup_events_queue}-dlq"
   }
 }
 
@@ -39,7 +39,7 @@ resource "aws_s3_bucket_notification" "sensitive" {
 }
 
 resource "aws_cloudwatch_event_rule" "backup" {
-  name        = "${var.name_prefix}-backup-object-events"
+  name        = "${local.name}-backup-object-events"
   description = "File objects created or deleted in the primary and sensitive buckets, for backup-sync"
 
   event_pattern = jsonencode({
@@ -68,13 +68,13 @@ resource "aws_cloudwatch_event_target" "backup" {
 }
 
 resource "aws_sqs_queue" "backup_events_dlq" {
-  name                      = "${var.backup_events_queue_name}-dlq"
+  name                      = "${local.names.backup_events_queue}-dlq"
   message_retention_seconds = 14 * 24 * 3600
   sqs_managed_sse_enabled   = true
 }
 
 resource "aws_sqs_queue" "backup_events" {
-  name                       = var.backup_events_queue_name
+  name                       = local.names.backup_events_queue
   visibility_timeout_seconds = 60
   message_retention_seconds  = 4 * 24 * 3600
   sqs_managed_sse_enabled    = true

@@ -1,7 +1,9 @@
-# IAM (security checklist IN-13): each role gets only the actions and resources its code
-# uses. The instance role runs all three services (they share the instances), so it is
-# the union of one policy per service, each of which could become a task role alone.
-# "*" resources only where the action has no resource-level permissions.
+# IAM (security checklist IN-13, IN-14): each service runs in its own Auto Scaling group
+# under a role of its own (compute.tf), and each role grants exactly the AWS calls its
+# service's code makes. Those calls are listed beside the code (services/*/iam-inventory.json)
+# and evaluated against the applied policies by the Terraform check (scripts/src/terraform/
+# iam-evaluation.ts): every listed call allowed, a list of calls that must stay impossible
+# denied. "*" resources only where the action has no resource-level permissions.
 
 locals {
   bucket_arns = {
@@ -11,33 +13,39 @@ locals {
   }
   table_arns = { for key, table in aws_dynamodb_table.this : key => table.arn }
 
-  # Object keys that are files, and the upload service's staging prefix for direct
-  # browser uploads (not files until completed).
+  # Object keys that are files, the upload service's staging prefix for direct browser
+  # uploads (not files until completed), and where backup-sync keeps deleted files' backups.
   file_prefix    = "users/"
   staging_prefix = "incoming/"
+  deleted_prefix = "deleted/"
 
-  dynamodb_item_actions = [
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:DescribeTable",
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:Query",
-    "dynamodb:UpdateItem",
-  ]
+  # What S3 sends KMS for an object under a bucket key: the bucket's ARN as context.
+  s3_kms_conditions = {
+    for bucket, arn in local.bucket_arns : bucket => [
+      { test = "StringEquals", variable = "kms:ViaService", values = ["s3.${local.region}.amazonaws.com"] },
+      { test = "StringLike", variable = "kms:EncryptionContext:aws:s3:arn", values = [arn, "${arn}/*"] },
+    ]
+  }
 
-  instance_policy_documents = {
-    pull-images           = data.aws_iam_policy_document.pull_images.json
-    write-logs            = data.aws_iam_policy_document.write_logs.json
-    session-manager       = data.aws_iam_policy_document.session_manager.json
-    service-configuration = data.aws_iam_policy_document.service_configuration.json
-    auth                  = data.aws_iam_policy_document.auth.json
-    upload                = data.aws_iam_policy_document.upload.json
-    backup-sync           = data.aws_iam_policy_document.backup_sync.json
+  # Each service's policies: what its instance needs (its image, its logs, Session
+  # Manager, the configuration) and what its code calls.
+  service_policy_documents = {
+    for name in keys(local.services) : name => {
+      instance = data.aws_iam_policy_document.instance[name].json
+      service = {
+        auth          = data.aws_iam_policy_document.auth.json
+        upload        = data.aws_iam_policy_document.upload.json
+        "backup-sync" = data.aws_iam_policy_document.backup_sync.json
+      }[name]
+    }
   }
 }
 
-data "aws_iam_policy_document" "pull_images" {
+# What the instance itself does for its one service: pull the image, ship the
+# container's logs, answer Session Manager, read the configuration parameter.
+data "aws_iam_policy_document" "instance" {
+  for_each = local.services
+
   statement {
     sid       = "EcrLogin"
     actions   = ["ecr:GetAuthorizationToken"]
@@ -45,27 +53,22 @@ data "aws_iam_policy_document" "pull_images" {
   }
 
   statement {
-    sid = "PullServiceImages"
+    sid = "PullServiceImage"
     actions = [
       "ecr:BatchCheckLayerAvailability",
       "ecr:BatchGetImage",
       "ecr:GetDownloadUrlForLayer",
     ]
-    resources = [for repository in aws_ecr_repository.this : repository.arn]
+    resources = [aws_ecr_repository.this[each.key].arn]
   }
-}
 
-data "aws_iam_policy_document" "write_logs" {
   statement {
     sid       = "WriteServiceLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = [for group in aws_cloudwatch_log_group.service : "${group.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.service[each.key].arn}:*"]
   }
-}
 
-# What the SSM agent needs for Session Manager (no SSH); these actions have no
-# resource-level permissions.
-data "aws_iam_policy_document" "session_manager" {
+  # What the SSM agent needs for Session Manager (no SSH); no resource-level permissions.
   statement {
     sid = "SessionManager"
     actions = [
@@ -83,9 +86,7 @@ data "aws_iam_policy_document" "session_manager" {
     ]
     resources = ["*"]
   }
-}
 
-data "aws_iam_policy_document" "service_configuration" {
   statement {
     sid       = "ReadServiceConfiguration"
     actions   = ["ssm:GetParameter"]
@@ -111,23 +112,41 @@ data "aws_iam_policy_document" "service_configuration" {
   }
 }
 
-# auth: accounts, sessions and login throttling; signs with the key in SSM.
+# auth: accounts, sessions and login throttling; signs with the key in SSM. No file
+# bucket, no file key.
 data "aws_iam_policy_document" "auth" {
   source_policy_documents = [data.aws_iam_policy_document.jwt_signing_key_read.json]
 
   statement {
-    sid     = "AuthTables"
-    actions = local.dynamodb_item_actions
-    resources = flatten([
-      for key in ["users", "sessions", "throttle"] : [local.table_arns[key], "${local.table_arns[key]}/index/*"]
-    ])
+    sid       = "Accounts"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [local.table_arns.users]
+  }
+
+  statement {
+    sid       = "Sessions"
+    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [local.table_arns.sessions]
+  }
+
+  statement {
+    sid       = "LoginThrottle"
+    actions   = ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [local.table_arns.throttle]
+  }
+
+  statement {
+    sid       = "ReadinessOfTheUsersTable"
+    actions   = ["dynamodb:DescribeTable"]
+    resources = [local.table_arns.users]
   }
 }
 
 # upload: streams files into the primary bucket (direct uploads through the staging
 # prefix, promoted by a copy), serves downloads from the primary and sensitive buckets
-# (presigned URLs carry its permissions), deletes files with all their versions, sweeps
-# unfinished uploads, keeps the files table; verifies tokens with the public keys.
+# (presigned URLs carry its permissions), deletes files with all their versions in
+# both, sweeps unfinished uploads, keeps the files table; verifies tokens with the
+# public keys. Nothing in the backup bucket, not the signing key.
 data "aws_iam_policy_document" "upload" {
   source_policy_documents = [data.aws_iam_policy_document.jwt_public_keys_read.json]
 
@@ -140,7 +159,6 @@ data "aws_iam_policy_document" "upload" {
       "s3:GetObject",
       "s3:GetObjectTagging",
       "s3:GetObjectVersion",
-      "s3:ListMultipartUploadParts",
       "s3:PutObject",
       "s3:PutObjectTagging",
     ]
@@ -151,50 +169,96 @@ data "aws_iam_policy_document" "upload" {
   }
 
   statement {
-    sid       = "SensitiveObjects"
-    actions   = ["s3:DeleteObject", "s3:GetObject", "s3:GetObjectTagging"]
+    sid = "SensitiveObjects"
+    actions = [
+      "s3:DeleteObject",
+      "s3:DeleteObjectVersion",
+      "s3:GetObject",
+      "s3:PutObjectTagging",
+    ]
     resources = ["${local.bucket_arns.sensitive}/${local.file_prefix}*"]
   }
 
+  # s3:ListBucket without a prefix: HeadBucket (/ready), and a 404 (not 403) for a
+  # HeadObject of an absent key.
   statement {
     sid       = "ListBuckets"
-    actions   = ["s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:ListBucketVersions"]
+    actions   = ["s3:ListBucket"]
     resources = [local.bucket_arns.primary, local.bucket_arns.sensitive]
+  }
+
+  statement {
+    sid       = "ListVersions"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [local.bucket_arns.primary, local.bucket_arns.sensitive]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.file_prefix}*", "${local.staging_prefix}*"]
+    }
   }
 
   statement {
     sid       = "ReadSensitiveObjects"
     actions   = ["kms:Decrypt"]
     resources = [aws_kms_key.this["sensitive"].arn]
+
+    dynamic "condition" {
+      for_each = local.s3_kms_conditions.sensitive
+
+      content {
+        test     = condition.value.test
+        variable = condition.value.variable
+        values   = condition.value.values
+      }
+    }
   }
 
   statement {
-    sid       = "FilesTable"
-    actions   = concat(local.dynamodb_item_actions, ["dynamodb:Scan"])
-    resources = [local.table_arns.files, "${local.table_arns.files}/index/*"]
+    sid = "FilesTable"
+    actions = [
+      "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+      "dynamodb:Scan",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [local.table_arns.files]
   }
 }
 
 # backup-sync: copies every file into the backup bucket, restores, reconciles, and
-# consumes the backup event queue (services/backup-sync/README.md, "IAM").
+# consumes the backup event queue. It may delete backup versions (a deleted file's
+# backup moves under deleted/, expired ones go), but the bucket's Object Lock refuses
+# the delete of a version still under retention, and no role may bypass it.
 data "aws_iam_policy_document" "backup_sync" {
   source_policy_documents = [data.aws_iam_policy_document.jwt_public_keys_read.json]
 
+  # Without a prefix: HeadBucket (/ready), 404 for absent keys; with one: the listings.
   statement {
-    sid       = "ListFiles"
+    sid       = "ListBuckets"
     actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arns.primary, local.bucket_arns.sensitive]
+    resources = values(local.bucket_arns)
+  }
+
+  statement {
+    sid       = "ListBackupVersions"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [local.bucket_arns.backup]
 
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.file_prefix}*"]
+      values   = ["${local.file_prefix}*", "${local.deleted_prefix}${local.file_prefix}*"]
     }
   }
 
   statement {
     sid = "ReadAndRestoreFiles"
     actions = [
+      "s3:AbortMultipartUpload",
+      "s3:DeleteObjectVersion",
       "s3:GetObject",
       "s3:GetObjectVersion",
       "s3:PutObject",
@@ -206,29 +270,11 @@ data "aws_iam_policy_document" "backup_sync" {
     ]
   }
 
-  # HeadBucket (its /ready) is authorised as s3:ListBucket without a prefix.
-  statement {
-    sid       = "ReadinessOfTheBackupBucket"
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arns.backup]
-  }
-
-  statement {
-    sid       = "ListBackupVersions"
-    actions   = ["s3:ListBucketVersions"]
-    resources = [local.bucket_arns.backup]
-
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${local.file_prefix}*", "deleted/${local.file_prefix}*"]
-    }
-  }
-
   statement {
     sid = "Backups"
     actions = [
       "s3:AbortMultipartUpload",
+      "s3:DeleteObject",
       "s3:DeleteObjectVersion",
       "s3:GetObject",
       "s3:GetObjectVersion",
@@ -237,13 +283,51 @@ data "aws_iam_policy_document" "backup_sync" {
     ]
     resources = [
       "${local.bucket_arns.backup}/${local.file_prefix}*",
-      "${local.bucket_arns.backup}/deleted/${local.file_prefix}*",
+      "${local.bucket_arns.backup}/${local.deleted_prefix}${local.file_prefix}*",
     ]
   }
 
+  # Copies out of and into the backup bucket (under the backup or the sensitive key) and
+  # restores into the vault (under the sensitive key), through S3 only.
   statement {
-    sid       = "BackupAndSensitiveKeys"
-    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
+    sid       = "BackupKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this["backup"].arn]
+
+    dynamic "condition" {
+      for_each = local.s3_kms_conditions.backup
+
+      content {
+        test     = condition.value.test
+        variable = condition.value.variable
+        values   = condition.value.values
+      }
+    }
+  }
+
+  statement {
+    sid       = "SensitiveKeyThroughS3"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this["sensitive"].arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "kms:EncryptionContext:aws:s3:arn"
+      values   = [local.bucket_arns.sensitive, "${local.bucket_arns.sensitive}/*", local.bucket_arns.backup, "${local.bucket_arns.backup}/*"]
+    }
+  }
+
+  # The copier compares a copy's key with the configured one (DescribeKey, called directly;
+  # the key policies leave DescribeKey to IAM without kms:ViaService).
+  statement {
+    sid       = "DescribeKeys"
+    actions   = ["kms:DescribeKey"]
     resources = [aws_kms_key.this["backup"].arn, aws_kms_key.this["sensitive"].arn]
   }
 
@@ -267,27 +351,25 @@ data "aws_iam_policy_document" "backup_sync" {
     resources = [local.table_arns.files]
   }
 
-  # An admin's current role, and whether a restore's owner still has an account (a scan by id).
+  # The role of a caller of its admin routes, and whether a restore's owner still has an account
+  # (a scan by id).
   statement {
-    sid       = "Accounts"
+    sid       = "ReadUsers"
     actions   = ["dynamodb:GetItem", "dynamodb:Scan"]
     resources = [local.table_arns.users]
   }
 }
 
-resource "aws_iam_policy" "instance" {
-  for_each = local.instance_policy_documents
+resource "aws_iam_role_policy" "service" {
+  for_each = merge([
+    for name, documents in local.service_policy_documents : {
+      for kind, document in documents : "${name}/${kind}" => { role = name, kind = kind, policy = document }
+    }
+  ]...)
 
-  name        = "${var.name_prefix}-instance-${each.key}"
-  description = "Service instances: ${each.key}"
-  policy      = each.value
-}
-
-resource "aws_iam_role_policy_attachment" "instance" {
-  for_each = local.instance_policy_documents
-
-  role       = aws_iam_role.instance.name
-  policy_arn = aws_iam_policy.instance[each.key].arn
+  name   = "${each.value.role}-${each.value.kind}"
+  role   = aws_iam_role.service[each.value.role].id
+  policy = each.value.policy
 }
 
 ################################################################################
@@ -312,9 +394,17 @@ data "aws_iam_policy_document" "lambda_assume_role" {
 }
 
 data "aws_iam_policy_document" "sensitive_mover" {
+  # Without a prefix: a 404 (not 403) for a HeadObject of an absent key.
+  statement {
+    sid       = "ListBuckets"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arns.primary, local.bucket_arns.sensitive]
+  }
+
+  # A file's versions (the move deletes every plaintext one) and a staging key's late bytes.
   statement {
     sid       = "ListFileVersions"
-    actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
+    actions   = ["s3:ListBucketVersions"]
     resources = [local.bucket_arns.primary]
 
     condition {
@@ -326,8 +416,8 @@ data "aws_iam_policy_document" "sensitive_mover" {
 
   # The vault's versions of a key: a copy is checked against the copies made before it (R10).
   statement {
-    sid       = "ListVault"
-    actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
+    sid       = "ListVaultVersions"
+    actions   = ["s3:ListBucketVersions"]
     resources = [local.bucket_arns.sensitive]
 
     condition {
@@ -370,8 +460,24 @@ data "aws_iam_policy_document" "sensitive_mover" {
   }
 
   statement {
-    sid       = "SensitiveKey"
-    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
+    sid       = "SensitiveKeyThroughS3"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this["sensitive"].arn]
+
+    dynamic "condition" {
+      for_each = local.s3_kms_conditions.sensitive
+
+      content {
+        test     = condition.value.test
+        variable = condition.value.variable
+        values   = condition.value.values
+      }
+    }
+  }
+
+  statement {
+    sid       = "DescribeSensitiveKey"
+    actions   = ["kms:DescribeKey"]
     resources = [aws_kms_key.this["sensitive"].arn]
   }
 
@@ -401,7 +507,7 @@ data "aws_iam_policy_document" "sensitive_mover" {
 }
 
 resource "aws_iam_role" "sensitive_mover" {
-  name               = "${var.name_prefix}-sensitive-mover"
+  name               = "${local.name}-sensitive-mover"
   description        = "sensitive-mover Lambda: moves files tagged sensitive=true to the sensitive bucket"
   assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
 }

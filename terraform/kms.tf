@@ -8,23 +8,23 @@
 locals {
   kms_keys = {
     sensitive = {
-      alias       = var.sensitive_kms_key_alias
-      description = "${var.name_prefix}: SSE-KMS for the sensitive bucket"
+      alias       = local.names.sensitive_kms_key_alias
+      description = "${local.name}: SSE-KMS for the sensitive bucket"
       via_service = "s3"
     }
     backup = {
-      alias       = var.backup_kms_key_alias
-      description = "${var.name_prefix}: SSE-KMS for the backup bucket"
+      alias       = local.names.backup_kms_key_alias
+      description = "${local.name}: SSE-KMS for the backup bucket"
       via_service = "s3"
     }
     secrets = {
-      alias       = var.secrets_kms_key_alias
-      description = "${var.name_prefix}: SSM SecureString parameters (signing key, service configuration)"
+      alias       = local.names.secrets_kms_key_alias
+      description = "${local.name}: SSM SecureString parameters (signing key, service configuration)"
       via_service = "ssm"
     }
     observability = {
-      alias       = var.observability_kms_key_alias
-      description = "${var.name_prefix}: CloudWatch log groups and the alarm SNS topic"
+      alias       = local.names.observability_kms_key_alias
+      description = "${local.name}: CloudWatch log groups and the alarm SNS topic"
       via_service = "sns"
     }
   }

@@ -4,13 +4,13 @@
 # (`npm run bundle -w @scs/sensitive-mover`, file index.js inside).
 
 resource "aws_cloudwatch_log_group" "sensitive_mover" {
-  name              = "/aws/lambda/${var.lambda_function_name}"
+  name              = "/aws/lambda/${local.names.lambda_function}"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.this["observability"].arn
 }
 
 resource "aws_lambda_function" "sensitive_mover" {
-  function_name    = var.lambda_function_name
+  function_name    = local.names.lambda_function
   description      = "Moves files tagged sensitive=true from the primary to the sensitive bucket (SSE-KMS)"
   role             = aws_iam_role.sensitive_mover.arn
   filename         = var.lambda_zip_path
@@ -57,7 +57,7 @@ resource "aws_lambda_function_event_invoke_config" "sensitive_mover" {
 }
 
 resource "aws_sqs_queue" "sensitive_mover_failures" {
-  name                      = var.sensitive_mover_failures_queue_name
+  name                      = local.names.sensitive_mover_failures_queue
   message_retention_seconds = 14 * 24 * 3600
   sqs_managed_sse_enabled   = true
 }

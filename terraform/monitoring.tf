@@ -5,14 +5,14 @@
 resource "aws_cloudwatch_log_group" "service" {
   for_each = local.services
 
-  name              = "/${var.name_prefix}/${each.key}"
+  name              = "/${local.name}/${each.key}"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.this["observability"].arn
 }
 
 # WAF requires the "aws-waf-logs-" prefix.
 resource "aws_cloudwatch_log_group" "waf" {
-  name              = "aws-waf-logs-${var.name_prefix}"
+  name              = "aws-waf-logs-${local.name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.this["observability"].arn
 }
@@ -35,7 +35,7 @@ resource "aws_wafv2_web_acl_logging_configuration" "this" {
 }
 
 resource "aws_sns_topic" "alarms" {
-  name              = "${var.name_prefix}-alarms"
+  name              = "${local.name}-alarms"
   kms_master_key_id = aws_kms_key.this["observability"].arn
 }
 
@@ -62,7 +62,7 @@ resource "aws_cloudwatch_metric_alarm" "alb_5xx" {
     target = "HTTPCode_Target_5XX_Count"
   }
 
-  alarm_name          = "${var.name_prefix}-alb-${each.key}-5xx"
+  alarm_name          = "${local.name}-alb-${each.key}-5xx"
   alarm_description   = "The load balancer answered more than ${var.alarm_5xx_per_5_minutes} 5xx (${each.key}) in 5 minutes"
   namespace           = "AWS/ApplicationELB"
   metric_name         = each.value
@@ -80,7 +80,7 @@ resource "aws_cloudwatch_metric_alarm" "alb_5xx" {
 resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
   for_each = local.services
 
-  alarm_name          = "${var.name_prefix}-${each.key}-unhealthy-hosts"
+  alarm_name          = "${local.name}-${each.key}-unhealthy-hosts"
   alarm_description   = "At least one ${each.key} target failed its /ready health check for 3 minutes"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "UnHealthyHostCount"
@@ -98,7 +98,7 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   for_each = local.dead_letter_queues
 
-  alarm_name          = "${var.name_prefix}-${each.key}-dead-letters"
+  alarm_name          = "${local.name}-${each.key}-dead-letters"
   alarm_description   = "Messages in ${each.value}: events that failed every retry need an operator"
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
@@ -114,7 +114,7 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "backup_lag" {
-  alarm_name          = "${var.name_prefix}-backup-lag"
+  alarm_name          = "${local.name}-backup-lag"
   alarm_description   = "The oldest backup event has waited more than ${var.backup_lag_alarm_seconds} s: backup-sync is behind or down"
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateAgeOfOldestMessage"

@@ -37,7 +37,7 @@ resource "aws_vpc" "this" {
   enable_dns_support   = true
   enable_dns_hostnames = true
 
-  tags = { Name = var.name_prefix }
+  tags = { Name = local.name }
 }
 
 # The default security group of a new VPC allows all traffic between its members:
@@ -47,7 +47,7 @@ resource "aws_default_security_group" "this" {
 
   vpc_id = aws_vpc.this[0].id
 
-  tags = { Name = "${var.name_prefix}-default-unused" }
+  tags = { Name = "${local.name}-default-unused" }
 }
 
 resource "aws_internet_gateway" "this" {
@@ -55,7 +55,7 @@ resource "aws_internet_gateway" "this" {
 
   vpc_id = aws_vpc.this[0].id
 
-  tags = { Name = var.name_prefix }
+  tags = { Name = local.name }
 }
 
 resource "aws_subnet" "public" {
@@ -65,7 +65,7 @@ resource "aws_subnet" "public" {
   availability_zone = each.key
   cidr_block        = each.value
 
-  tags = { Name = "${var.name_prefix}-public-${each.key}", Tier = "public" }
+  tags = { Name = "${local.name}-public-${each.key}", Tier = "public" }
 }
 
 resource "aws_subnet" "private" {
@@ -75,7 +75,7 @@ resource "aws_subnet" "private" {
   availability_zone = each.key
   cidr_block        = each.value
 
-  tags = { Name = "${var.name_prefix}-private-${each.key}", Tier = "private" }
+  tags = { Name = "${local.name}-private-${each.key}", Tier = "private" }
 }
 
 resource "aws_route_table" "public" {
@@ -83,7 +83,7 @@ resource "aws_route_table" "public" {
 
   vpc_id = aws_vpc.this[0].id
 
-  tags = { Name = "${var.name_prefix}-public" }
+  tags = { Name = "${local.name}-public" }
 }
 
 resource "aws_route" "public_internet" {
@@ -107,7 +107,7 @@ resource "aws_route_table" "private" {
 
   vpc_id = aws_vpc.this[0].id
 
-  tags = { Name = "${var.name_prefix}-private" }
+  tags = { Name = "${local.name}-private" }
 }
 
 resource "aws_route_table_association" "private" {
@@ -136,7 +136,7 @@ resource "aws_vpc_endpoint" "gateway" {
   vpc_endpoint_type = "Gateway"
   route_table_ids   = local.create_vpc ? [aws_route_table.private[0].id] : data.aws_route_tables.private[0].ids
 
-  tags = { Name = "${var.name_prefix}-${each.key}" }
+  tags = { Name = "${local.name}-${each.key}" }
 }
 
 resource "aws_vpc_endpoint" "interface" {
@@ -149,7 +149,7 @@ resource "aws_vpc_endpoint" "interface" {
   security_group_ids  = [aws_security_group.endpoints.id]
   private_dns_enabled = true
 
-  tags = { Name = "${var.name_prefix}-${each.key}" }
+  tags = { Name = "${local.name}-${each.key}" }
 }
 
 data "aws_ec2_managed_prefix_list" "gateway" {
@@ -165,11 +165,11 @@ data "aws_ec2_managed_prefix_list" "gateway" {
 ################################################################################
 
 resource "aws_security_group" "alb" {
-  name_prefix = "${var.name_prefix}-alb-"
+  name_prefix = "${local.name}-alb-"
   description = "Load balancer: HTTP and HTTPS from the internet, service ports to the instances"
   vpc_id      = local.vpc_id
 
-  tags = { Name = "${var.name_prefix}-alb" }
+  tags = { Name = "${local.name}-alb" }
 
   lifecycle {
     create_before_destroy = true
@@ -201,11 +201,11 @@ resource "aws_security_group_rule" "alb_to_instances" {
 }
 
 resource "aws_security_group" "instances" {
-  name_prefix = "${var.name_prefix}-instances-"
+  name_prefix = "${local.name}-instances-"
   description = "Service instances: the service ports from the load balancer only; HTTPS to the VPC endpoints"
   vpc_id      = local.vpc_id
 
-  tags = { Name = "${var.name_prefix}-instances" }
+  tags = { Name = "${local.name}-instances" }
 
   lifecycle {
     create_before_destroy = true
@@ -245,11 +245,11 @@ resource "aws_security_group_rule" "instances_to_gateway_endpoints" {
 }
 
 resource "aws_security_group" "endpoints" {
-  name_prefix = "${var.name_prefix}-endpoints-"
+  name_prefix = "${local.name}-endpoints-"
   description = "Interface VPC endpoints: HTTPS from the instances"
   vpc_id      = local.vpc_id
 
-  tags = { Name = "${var.name_prefix}-endpoints" }
+  tags = { Name = "${local.name}-endpoints" }
 
   lifecycle {
     create_before_destroy = true
@@ -264,4 +264,60 @@ resource "aws_security_group_rule" "endpoints_from_instances" {
   from_port                = 443
   to_port                  = 443
   source_security_group_id = aws_security_group.instances.id
+}
+
+################################################################################
+# VPC flow logs: every accepted and rejected flow of the VPC (new or existing) to an
+# encrypted log group, delivered under a role that may write only there.
+################################################################################
+
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  name              = "/${local.name}/vpc-flow-logs"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this["observability"].arn
+}
+
+data "aws_iam_policy_document" "flow_logs_assume_role" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "flow_logs" {
+  statement {
+    sid       = "WriteFlowLogs"
+    actions   = ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.flow_logs.arn}:*"]
+  }
+}
+
+resource "aws_iam_role" "flow_logs" {
+  name               = "${local.name}-vpc-flow-logs"
+  description        = "VPC flow logs: deliver to their log group"
+  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume_role.json
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  name   = "vpc-flow-logs"
+  role   = aws_iam_role.flow_logs.id
+  policy = data.aws_iam_policy_document.flow_logs.json
+}
+
+resource "aws_flow_log" "this" {
+  vpc_id               = local.vpc_id
+  traffic_type         = "ALL"
+  log_destination_type = "cloud-watch-logs"
+  log_destination      = aws_cloudwatch_log_group.flow_logs.arn
+  iam_role_arn         = aws_iam_role.flow_logs.arn
 }

@@ -117,13 +117,13 @@ output "web_acl_arn" {
 }
 
 output "asg_names" {
-  description = "Names of the Auto Scaling groups to refresh after a deploy (one: every instance runs all three services)."
-  value       = [aws_autoscaling_group.this.name]
+  description = "Names of the Auto Scaling groups to refresh after a deploy, by service (one group per service)."
+  value       = { for name, group in aws_autoscaling_group.service : name => group.name }
 }
 
-output "launch_template_id" {
-  description = "Id of the service instances' launch template."
-  value       = aws_launch_template.this.id
+output "launch_template_ids" {
+  description = "Ids of the services' launch templates, by service."
+  value       = { for name, template in aws_launch_template.service : name => template.id }
 }
 
 output "ecr_repository_urls" {
@@ -131,9 +131,9 @@ output "ecr_repository_urls" {
   value       = { for name, repository in aws_ecr_repository.this : name => repository.repository_url }
 }
 
-output "instance_role_arn" {
-  description = "ARN of the service instances' IAM role."
-  value       = aws_iam_role.instance.arn
+output "service_role_arns" {
+  description = "ARNs of the services' IAM roles (each service's instances run under their own), by service."
+  value       = { for name, role in aws_iam_role.service : name => role.arn }
 }
 
 ################################################################################
@@ -181,6 +181,8 @@ output "security_controls" {
         versioning_status           = bucket.versioning_status
         access_log_target_bucket    = bucket.access_log_target_bucket
         lifecycle                   = bucket.lifecycle
+        object_lock                 = bucket.object_lock
+        cors_rules                  = bucket.cors_rules
       }
     }
 
@@ -193,11 +195,26 @@ output "security_controls" {
       }
     }
 
-    launch_template = {
-      metadata_options      = one(aws_launch_template.this.metadata_options)
-      network_interfaces    = aws_launch_template.this.network_interfaces
-      block_device_mappings = aws_launch_template.this.block_device_mappings
-      user_data             = base64decode(aws_launch_template.this.user_data)
+    launch_templates = {
+      for name, template in aws_launch_template.service : name => {
+        metadata_options      = one(template.metadata_options)
+        network_interfaces    = template.network_interfaces
+        block_device_mappings = template.block_device_mappings
+        user_data             = base64decode(template.user_data)
+        instance_profile_arn  = one(template.iam_instance_profile).arn
+      }
+    }
+
+    auto_scaling_groups = {
+      for name, group in aws_autoscaling_group.service : name => {
+        target_group_arns    = group.target_group_arns
+        launch_template_id   = one(group.launch_template).id
+        cpu_target           = one(aws_autoscaling_policy.cpu[name].target_tracking_configuration).target_value
+        cpu_metric           = one(one(aws_autoscaling_policy.cpu[name].target_tracking_configuration).predefined_metric_specification).predefined_metric_type
+        target_group_for     = aws_lb_target_group.this[name].arn
+        instance_profile_arn = aws_iam_instance_profile.service[name].arn
+        role_arn             = aws_iam_role.service[name].arn
+      }
     }
 
     load_balancer = {
@@ -220,8 +237,21 @@ output "security_controls" {
           name       = rule.name
           rate_based = length(one(rule.statement).rate_based_statement) > 0
           managed    = [for group in one(rule.statement).managed_rule_group_statement : group.name]
+          count_only = flatten([
+            for group in one(rule.statement).managed_rule_group_statement : [
+              for override in group.rule_action_override : override.name if length(one(override.action_to_use).count) > 0
+            ]
+          ])
+          scope_down = flatten([
+            for group in one(rule.statement).managed_rule_group_statement : [
+              for scope in group.scope_down_statement : length(scope.byte_match_statement) > 0
+              ? "upload-routes:${one(scope.byte_match_statement).search_string}"
+              : "off-upload-routes:${one(one(one(scope.not_statement).statement).byte_match_statement).search_string}"
+            ]
+          ])
         }
       ]
+      waf_body_rules = { for name, group in local.waf_managed_rule_groups : name => group.body_rules }
     }
 
     security_group_rules = {
@@ -244,6 +274,13 @@ output "security_controls" {
       }
     }
     default_security_group_rules = local.create_vpc ? length(aws_default_security_group.this[0].ingress) + length(aws_default_security_group.this[0].egress) : null
+
+    vpc_flow_log = {
+      vpc_id          = aws_flow_log.this.vpc_id
+      traffic_type    = aws_flow_log.this.traffic_type
+      log_destination = aws_flow_log.this.log_destination
+    }
+    vpc_id = local.vpc_id
 
     lambda = {
       runtime                        = aws_lambda_function.sensitive_mover.runtime
@@ -269,8 +306,44 @@ output "security_controls" {
     ssm_parameters_written_by_keys_rotate = [local.ssm_parameter_names.jwt_signing_key, local.ssm_parameter_names.jwt_public_keys]
 
     iam_policies = merge(
-      { for name, policy in aws_iam_policy.instance : "instance/${name}" => jsondecode(policy.policy) },
+      { for key, policy in aws_iam_role_policy.service : key => jsondecode(policy.policy) },
       { "sensitive-mover/sensitive-mover" = jsondecode(aws_iam_role_policy.sensitive_mover.policy) },
     )
+  }
+}
+
+output "iam_evaluation" {
+  description = "Everything IAM weighs for a call of a service or the Lambda, as applied: each principal's role ARN and identity policies, and the resource policies (buckets, keys, queues) by resource ARN. The Terraform check evaluates the services' call inventories against it."
+  value = {
+    account_id = local.account_id
+    region     = local.region
+    principals = merge(
+      {
+        for name, role in aws_iam_role.service : name => {
+          role_arn = role.arn
+          policies = [for key, policy in aws_iam_role_policy.service : jsondecode(policy.policy) if startswith(key, "${name}/")]
+        }
+      },
+      {
+        "sensitive-mover" = {
+          role_arn = aws_iam_role.sensitive_mover.arn
+          policies = [jsondecode(aws_iam_role_policy.sensitive_mover.policy)]
+        }
+      },
+    )
+    resource_policies = merge(
+      { for role, bucket in { primary = module.primary, sensitive = module.sensitive, backup = module.backup } : bucket.arn => jsondecode(bucket.policy) },
+      { for role, key in aws_kms_key.this : key.arn => jsondecode(key.policy) },
+      {
+        (aws_sqs_queue.backup_events.arn)     = jsondecode(aws_sqs_queue_policy.backup_events.policy)
+        (aws_sqs_queue.backup_events_dlq.arn) = jsondecode(aws_sqs_queue_policy.backup_events_dlq.policy)
+      },
+    )
+    # The names the inventories' placeholders stand for.
+    names = merge(local.service_environment, {
+      SSM_SERVICE_ENVIRONMENT_PARAM  = aws_ssm_parameter.service_environment.name
+      SENSITIVE_MOVER_FAILURES_QUEUE = aws_sqs_queue.sensitive_mover_failures.name
+      SENSITIVE_MOVER_FUNCTION       = aws_lambda_function.sensitive_mover.function_name
+    })
   }
 }

@@ -5,9 +5,9 @@
 
 locals {
   ssm_parameter_names = {
-    jwt_signing_key     = "/${var.name_prefix}/auth/jwt-signing-key"
-    jwt_public_keys     = "/${var.name_prefix}/auth/jwt-public-keys"
-    service_environment = "/${var.name_prefix}/config/service-environment"
+    jwt_signing_key     = "/${local.name}/auth/jwt-signing-key"
+    jwt_public_keys     = "/${local.name}/auth/jwt-public-keys"
+    service_environment = "/${local.name}/config/service-environment"
   }
 
   ssm_parameter_arns = {
@@ -98,19 +98,19 @@ data "aws_iam_policy_document" "jwt_key_rotation" {
 }
 
 resource "aws_iam_policy" "jwt_signing_key_read" {
-  name        = "${var.name_prefix}-jwt-signing-key-read"
+  name        = "${local.name}-jwt-signing-key-read"
   description = "Read and decrypt the JWT signing key and public keys in SSM (auth service)."
   policy      = data.aws_iam_policy_document.jwt_signing_key_read.json
 }
 
 resource "aws_iam_policy" "jwt_public_keys_read" {
-  name        = "${var.name_prefix}-jwt-public-keys-read"
+  name        = "${local.name}-jwt-public-keys-read"
   description = "Read the JWT public keys in SSM (services that verify access tokens)."
   policy      = data.aws_iam_policy_document.jwt_public_keys_read.json
 }
 
 resource "aws_iam_policy" "jwt_key_rotation" {
-  name        = "${var.name_prefix}-jwt-key-rotation"
+  name        = "${local.name}-jwt-key-rotation"
   description = "Write the JWT signing key (SecureString under the secrets CMK) and public keys in SSM (npm run keys:rotate)."
   policy      = data.aws_iam_policy_document.jwt_key_rotation.json
 }

@@ -9,18 +9,23 @@ variable "region" {
 }
 
 variable "environment" {
-  description = "Name of the environment (e.g. prod, staging, ci). Tagged on every resource."
+  description = "Name of the environment (e.g. prod, staging, ci). Tagged on every resource, and part of every name: <name_prefix>-<environment> (two environments live side by side in one account)."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{0,9}$", var.environment))
+    error_message = "environment must be 1-10 lowercase letters or digits, starting with a letter."
+  }
 }
 
 variable "name_prefix" {
-  description = "Prefix of names that are not set by their own variable: SSM parameter paths (/<prefix>/...) and IAM policy names."
+  description = "Prefix of every name: resources are named <name_prefix>-<environment>-..., SSM parameters /<name_prefix>-<environment>/..."
   type        = string
   default     = "scs"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name_prefix))
-    error_message = "name_prefix must be 2-21 lowercase letters, digits or hyphens, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,9}$", var.name_prefix))
+    error_message = "name_prefix must be 2-10 lowercase letters, digits or hyphens, starting with a letter."
   }
 }
 
@@ -46,45 +51,45 @@ variable "local_endpoint" {
 ################################################################################
 
 variable "sensitive_kms_key_alias" {
-  description = "Alias of the customer managed key that encrypts the sensitive bucket."
+  description = "Alias of the customer managed key that encrypts the sensitive bucket. Null (the default) derives alias/<name>-sensitive, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "alias/scs-sensitive"
+  default     = null
 
   validation {
-    condition     = can(regex("^alias/[a-zA-Z0-9/_-]+$", var.sensitive_kms_key_alias)) && !startswith(var.sensitive_kms_key_alias, "alias/aws/")
+    condition     = var.sensitive_kms_key_alias == null || (can(regex("^alias/[a-zA-Z0-9/_-]+$", coalesce(var.sensitive_kms_key_alias, "alias/x"))) && !startswith(coalesce(var.sensitive_kms_key_alias, "alias/x"), "alias/aws/"))
     error_message = "The alias must start with \"alias/\" (not \"alias/aws/\") and contain only letters, digits, /, _ and -."
   }
 }
 
 variable "backup_kms_key_alias" {
-  description = "Alias of the customer managed key that encrypts the backup bucket."
+  description = "Alias of the customer managed key that encrypts the backup bucket. Null (the default) derives alias/<name>-backup, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "alias/scs-backup"
+  default     = null
 
   validation {
-    condition     = can(regex("^alias/[a-zA-Z0-9/_-]+$", var.backup_kms_key_alias)) && !startswith(var.backup_kms_key_alias, "alias/aws/")
+    condition     = var.backup_kms_key_alias == null || (can(regex("^alias/[a-zA-Z0-9/_-]+$", coalesce(var.backup_kms_key_alias, "alias/x"))) && !startswith(coalesce(var.backup_kms_key_alias, "alias/x"), "alias/aws/"))
     error_message = "The alias must start with \"alias/\" (not \"alias/aws/\") and contain only letters, digits, /, _ and -."
   }
 }
 
 variable "secrets_kms_key_alias" {
-  description = "Alias of the customer managed key for the application's SSM SecureString parameters (the JWT signing key)."
+  description = "Alias of the customer managed key for the application's SSM SecureString parameters (the JWT signing key). Null (the default) derives alias/<name>-secrets, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "alias/scs-secrets"
+  default     = null
 
   validation {
-    condition     = can(regex("^alias/[a-zA-Z0-9/_-]+$", var.secrets_kms_key_alias)) && !startswith(var.secrets_kms_key_alias, "alias/aws/")
+    condition     = var.secrets_kms_key_alias == null || (can(regex("^alias/[a-zA-Z0-9/_-]+$", coalesce(var.secrets_kms_key_alias, "alias/x"))) && !startswith(coalesce(var.secrets_kms_key_alias, "alias/x"), "alias/aws/"))
     error_message = "The alias must start with \"alias/\" (not \"alias/aws/\") and contain only letters, digits, /, _ and -."
   }
 }
 
 variable "observability_kms_key_alias" {
-  description = "Alias of the customer managed key that encrypts the CloudWatch log groups and the alarm SNS topic."
+  description = "Alias of the customer managed key that encrypts the CloudWatch log groups and the alarm SNS topic. Null (the default) derives alias/<name>-observability, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "alias/scs-observability"
+  default     = null
 
   validation {
-    condition     = can(regex("^alias/[a-zA-Z0-9/_-]+$", var.observability_kms_key_alias)) && !startswith(var.observability_kms_key_alias, "alias/aws/")
+    condition     = var.observability_kms_key_alias == null || (can(regex("^alias/[a-zA-Z0-9/_-]+$", coalesce(var.observability_kms_key_alias, "alias/x"))) && !startswith(coalesce(var.observability_kms_key_alias, "alias/x"), "alias/aws/"))
     error_message = "The alias must start with \"alias/\" (not \"alias/aws/\") and contain only letters, digits, /, _ and -."
   }
 }
@@ -105,27 +110,27 @@ variable "kms_deletion_window_in_days" {
 ################################################################################
 
 variable "primary_bucket_name" {
-  description = "Name of the bucket uploads land in (PRIMARY_BUCKET). Bucket names are global: set your own in real AWS."
+  description = "Name of the bucket uploads land in (PRIMARY_BUCKET). Bucket names are global: set your own in real AWS. Null (the default) derives <name>-primary-<account id>, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-primary"
+  default     = null
 }
 
 variable "sensitive_bucket_name" {
-  description = "Name of the SSE-KMS bucket that objects tagged sensitive=true are moved to (SENSITIVE_BUCKET)."
+  description = "Name of the SSE-KMS bucket that objects tagged sensitive=true are moved to (SENSITIVE_BUCKET). Null (the default) derives <name>-sensitive-<account id>, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-sensitive"
+  default     = null
 }
 
 variable "backup_bucket_name" {
-  description = "Name of the bucket that holds a KMS-encrypted copy of every stored file (BACKUP_BUCKET)."
+  description = "Name of the bucket that holds a KMS-encrypted copy of every stored file (BACKUP_BUCKET). Null (the default) derives <name>-backup-<account id>, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-backup"
+  default     = null
 }
 
 variable "access_log_bucket_name" {
-  description = "Name of the bucket that receives the S3 server access logs of the primary, sensitive and backup buckets."
+  description = "Name of the bucket that receives the S3 server access logs of the primary, sensitive and backup buckets. Null (the default) derives <name>-access-logs-<account id>, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-access-logs"
+  default     = null
 }
 
 variable "noncurrent_version_expiration_days" {
@@ -147,6 +152,28 @@ variable "backup_retention_days" {
   validation {
     condition     = var.backup_retention_days >= 1
     error_message = "backup_retention_days must be at least 1."
+  }
+}
+
+variable "max_upload_bytes" {
+  description = "Largest file one upload may carry, in bytes (MAX_UPLOAD_BYTES of the upload service)."
+  type        = number
+  default     = 104857600
+
+  validation {
+    condition     = var.max_upload_bytes >= 1
+    error_message = "max_upload_bytes must be at least 1."
+  }
+}
+
+variable "quota_bytes" {
+  description = "Bytes each user may store in all (QUOTA_BYTES of the upload service)."
+  type        = number
+  default     = 1073741824
+
+  validation {
+    condition     = var.quota_bytes >= 1
+    error_message = "quota_bytes must be at least 1."
   }
 }
 
@@ -172,27 +199,27 @@ variable "force_destroy_buckets" {
 ################################################################################
 
 variable "users_table_name" {
-  description = "Name of the users table (hash key username)."
+  description = "Name of the users table (hash key username). Null (the default) derives <name>-users, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-users"
+  default     = null
 }
 
 variable "sessions_table_name" {
-  description = "Name of the refresh-token sessions table (hash key pk, TTL attribute expiresAt)."
+  description = "Name of the refresh-token sessions table (hash key pk, TTL attribute expiresAt). Null (the default) derives <name>-sessions, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-sessions"
+  default     = null
 }
 
 variable "throttle_table_name" {
-  description = "Name of the login-throttle table shared by all auth instances (hash key pk, TTL attribute expiresAt)."
+  description = "Name of the login-throttle table shared by all auth instances (hash key pk, TTL attribute expiresAt). Null (the default) derives <name>-throttle, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-throttle"
+  default     = null
 }
 
 variable "files_table_name" {
-  description = "Name of the file metadata table (hash key userId, range key fileId)."
+  description = "Name of the file metadata table (hash key userId, range key fileId). Null (the default) derives <name>-files, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-files"
+  default     = null
 }
 
 variable "dynamodb_kms_key_arn" {
@@ -261,6 +288,16 @@ variable "certificate_arn" {
   validation {
     condition     = can(regex("^arn:[a-z-]+:acm:[a-z0-9-]+:[0-9]{12}:certificate/.+$", var.certificate_arn))
     error_message = "certificate_arn must be an ACM certificate ARN."
+  }
+}
+
+variable "site_origin" {
+  description = "Origin of the site (scheme, host and port as the browser sends it in Origin, e.g. https://files.example.com): the only origin the primary bucket's CORS rule admits for direct uploads."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https?://[a-z0-9.-]+(:[0-9]+)?$", var.site_origin))
+    error_message = "site_origin must be an origin such as https://files.example.com (no path, no trailing slash)."
   }
 }
 
@@ -340,9 +377,9 @@ variable "image_tag" {
 }
 
 variable "ecr_repository_prefix" {
-  description = "ECR repositories are <prefix>/auth, <prefix>/upload and <prefix>/backup-sync."
+  description = "ECR repositories are <prefix>/auth, <prefix>/upload and <prefix>/backup-sync. Null (the default) derives <name>, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs"
+  default     = null
 }
 
 variable "ecr_images_to_keep" {
@@ -357,6 +394,17 @@ variable "ecr_force_delete" {
   default     = false
 }
 
+variable "ami_id" {
+  description = "AMI of the service instances, pinned (Amazon Linux 2023; a change rolls out through the instance refresh). Null takes the current AMI of ami_ssm_parameter at each apply."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ami_id == null || can(regex("^ami-[0-9a-f]{8,17}$", coalesce(var.ami_id, "ami-00000000")))
+    error_message = "ami_id must be null or an AMI id (ami-...)."
+  }
+}
+
 variable "ami_ssm_parameter" {
   description = "Public SSM parameter that names the instances' AMI (Amazon Linux 2023)."
   type        = string
@@ -364,7 +412,7 @@ variable "ami_ssm_parameter" {
 }
 
 variable "instance_type" {
-  description = "EC2 instance type of the service instances (each runs auth, upload and backup-sync)."
+  description = "EC2 instance type of the service instances (each runs one service)."
   type        = string
   default     = "t3.small"
 }
@@ -376,13 +424,13 @@ variable "root_volume_size_gib" {
 }
 
 variable "asg_min_size" {
-  description = "Fewest service instances (at least one per availability zone for high availability)."
+  description = "Fewest instances of each service (at least one per availability zone for high availability)."
   type        = number
   default     = 2
 }
 
 variable "asg_max_size" {
-  description = "Most service instances the CPU target tracking may scale out to."
+  description = "Most instances of each service its CPU target tracking may scale out to."
   type        = number
   default     = 6
 
@@ -393,7 +441,7 @@ variable "asg_max_size" {
 }
 
 variable "cpu_target_percent" {
-  description = "Average CPU utilisation of the group that the target tracking policy keeps the group at, in percent."
+  description = "Average CPU utilisation, in percent, that each service's target tracking policy keeps its group at."
   type        = number
   default     = 30
 
@@ -435,9 +483,9 @@ variable "lambda_zip_path" {
 }
 
 variable "lambda_function_name" {
-  description = "Name of the sensitive-mover Lambda function."
+  description = "Name of the sensitive-mover Lambda function. Null (the default) derives <name>-sensitive-mover, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-sensitive-mover"
+  default     = null
 }
 
 variable "lambda_memory_mib" {
@@ -458,26 +506,26 @@ variable "lambda_timeout_seconds" {
 }
 
 variable "lambda_reserved_concurrency" {
-  description = "Concurrent executions reserved for (and capping) the sensitive-mover."
+  description = "Concurrent executions reserved for (and capping) the sensitive-mover. Null (the default) reserves none: a new account's concurrency quota may leave too little unreserved to reserve any."
   type        = number
-  default     = 10
+  default     = null
 
   validation {
-    condition     = var.lambda_reserved_concurrency >= 1
-    error_message = "lambda_reserved_concurrency must be at least 1."
+    condition     = var.lambda_reserved_concurrency == null || try(var.lambda_reserved_concurrency >= 1, false)
+    error_message = "lambda_reserved_concurrency must be null or at least 1."
   }
 }
 
 variable "sensitive_mover_failures_queue_name" {
-  description = "SQS queue that receives the events the sensitive-mover failed to process after every retry (its on-failure destination)."
+  description = "SQS queue that receives the events the sensitive-mover failed to process after every retry (its on-failure destination). Null (the default) derives <name>-object-events-dlq, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-object-events-dlq"
+  default     = null
 }
 
 variable "backup_events_queue_name" {
-  description = "SQS queue of the object events backup-sync consumes (BACKUP_EVENTS_QUEUE); its dead-letter queue is <name>-dlq."
+  description = "SQS queue of the object events backup-sync consumes (BACKUP_EVENTS_QUEUE); its dead-letter queue is <name>-dlq. Null (the default) derives <name>-backup-events, where <name> is <name_prefix>-<environment>."
   type        = string
-  default     = "scs-backup-events"
+  default     = null
 }
 
 ################################################################################

@@ -19,6 +19,11 @@ before it applies the prefix, so each call costs as much disk and time as the wh
 (the sensitive mover and the tests list the versions of one key). Here only the keys under the
 prefix are handed to moto's listing; its answer is the same.
 
+S3 Object Lock: a PUT of a body into a bucket with a default retention must carry Content-MD5 or
+x-amz-sdk-checksum-algorithm, on AWS and in moto alike; moto asks the same of CopyObject and
+UploadPartCopy, which carry no body (S3 copies under the bucket's default retention without it).
+Such copies are given the checksum algorithm header here (the one they ask for, else CRC32).
+
 DynamoDB TransactWriteItems with a ClientRequestToken is idempotent for 10 minutes: a repeat of a
 request that succeeded (the SDK's retry after a lost answer, a service's own retry) succeeds
 again without applying anything, and a different request under the same token is refused with
@@ -141,6 +146,20 @@ def verify_checksums(app):
     return wrapped
 
 
+def copies_into_locked_buckets(app):
+    def wrapped(environ, start_response):
+        if (
+            environ.get("REQUEST_METHOD") == "PUT"
+            and "HTTP_X_AMZ_COPY_SOURCE" in environ
+            and "HTTP_CONTENT_MD5" not in environ
+            and "HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM" not in environ
+        ):
+            environ["HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"] = environ.get("HTTP_X_AMZ_CHECKSUM_ALGORITHM", "CRC32")
+        return app(environ, start_response)
+
+    return wrapped
+
+
 def list_versions_under_prefix_only(backend_class):
     original = backend_class.list_object_versions
 
@@ -173,7 +192,7 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     list_versions_under_prefix_only(S3Backend)
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, verify_checksums(serialise_dynamodb(app)), threaded=True)
+    run_simple(args.host, args.port, copies_into_locked_buckets(verify_checksums(serialise_dynamodb(app))), threaded=True)
 
 
 if __name__ == "__main__":

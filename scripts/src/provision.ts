@@ -9,7 +9,9 @@ import {
 import { PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, EnableKeyRotationCommand } from '@aws-sdk/client-kms';
 import {
+  type CORSRule,
   CreateBucketCommand,
+  PutBucketCorsCommand,
   PutBucketEncryptionCommand,
   PutBucketLifecycleConfigurationCommand,
   PutBucketNotificationConfigurationCommand,
@@ -36,6 +38,8 @@ export const ResourceNames = Type.Object({
   ...resourceNameProperties,
   JWT_PUBLIC_KEYS_PARAM: Type.String({ default: '/scs/auth/jwt-public-keys', pattern: '^/' }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ default: 900, minimum: 60 }),
+  /** The site's origins (the dev gateway's, comma-separated): the only origins the primary bucket's CORS rule admits. */
+  SITE_ORIGINS: Type.String({ default: 'http://localhost:8080,http://127.0.0.1:8080', pattern: '^https?://[^/,]+(,https?://[^/,]+)*$' }),
 });
 export type ResourceNames = Static<typeof ResourceNames>;
 
@@ -59,6 +63,7 @@ export async function provision(aws: AwsClients, names: ResourceNames, log: Prov
   log.info(`kms keys ready (${names.SENSITIVE_KMS_KEY_ID}, ${names.BACKUP_KMS_KEY_ID}, ${names.SECRETS_KMS_KEY_ID})`);
 
   await ensureBucket(aws, names.PRIMARY_BUCKET, { SSEAlgorithm: 'AES256' });
+  await aws.s3.send(new PutBucketCorsCommand({ Bucket: names.PRIMARY_BUCKET, CORSConfiguration: { CORSRules: [primaryCorsRule(names.SITE_ORIGINS.split(','))] } }));
   await ensureBucket(aws, names.SENSITIVE_BUCKET, { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: sensitiveKey });
   await ensureBucket(aws, names.BACKUP_BUCKET, { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: backupKey });
   log.info(`buckets ready (${names.PRIMARY_BUCKET}, ${names.SENSITIVE_BUCKET}, ${names.BACKUP_BUCKET})`);
@@ -77,6 +82,15 @@ export async function provision(aws: AwsClients, names: ResourceNames, log: Prov
     { kmsKeyId: secretsKey, retainSeconds: names.ACCESS_TOKEN_TTL_SECONDS + 300 },
   );
   log.info(`jwt signing key ${key.created ? 'created' : 'present'} (kid ${key.kid})`);
+}
+
+/**
+ * The primary bucket's one CORS rule, as terraform/storage.tf gives it on AWS (`primary_cors_rule`):
+ * the site's origin only, the methods the browser uses on the bucket (POST of a direct upload's
+ * form, GET), no request header beyond the safelisted ones, the ETag readable by the page.
+ */
+export function primaryCorsRule(origins: string[]): CORSRule {
+  return { AllowedOrigins: origins, AllowedMethods: ['GET', 'POST'], AllowedHeaders: [], ExposeHeaders: ['ETag'], MaxAgeSeconds: 3000 };
 }
 
 type EventNames = Pick<ResourceNames, 'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'OBJECT_EVENTS_QUEUE' | 'BACKUP_EVENTS_QUEUE'>;

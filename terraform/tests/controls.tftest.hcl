@@ -15,6 +15,7 @@
 variables {
   environment = "test"
   image_tag   = "test"
+  site_origin = "https://files.example.test"
 
   # A throwaway environment: everything may be destroyed at the end.
   kms_deletion_window_in_days  = 7
@@ -26,8 +27,13 @@ variables {
 
 run "apply" {
   assert {
-    condition     = length(output.asg_names) == 1 && output.alb_dns_name != ""
-    error_message = "The whole root module applies: a load balancer and an Auto Scaling group exist."
+    condition     = length(output.asg_names) == 3 && output.alb_dns_name != ""
+    error_message = "The whole root module applies: a load balancer and one Auto Scaling group per service exist."
+  }
+
+  assert {
+    condition     = output.service_environment.MAX_UPLOAD_BYTES == "104857600" && output.service_environment.QUOTA_BYTES == "1073741824" && output.service_environment.BACKUP_RETENTION_DAYS == "30"
+    error_message = "The size limit, the quota and the backup retention reach the services (max_upload_bytes, quota_bytes, backup_retention_days)."
   }
 }
 
@@ -83,7 +89,8 @@ run "in_03_ckv_aws_145_ckv_aws_7_ckv_aws_33_sensitive_bucket_cmk" {
     condition = anytrue([
       for statement in run.apply.security_controls.buckets.sensitive.policy.Statement :
       statement.Effect == "Deny" && statement.Action == "s3:PutObject" &&
-      try(statement.Condition.StringNotEqualsIfExists["s3:x-amz-server-side-encryption-aws-kms-key-id"], "") == run.apply.security_controls.kms_keys.sensitive.arn
+      try(statement.Condition.StringNotEquals["s3:x-amz-server-side-encryption-aws-kms-key-id"], "") == run.apply.security_controls.kms_keys.sensitive.arn &&
+      try(statement.Condition.Null["s3:x-amz-server-side-encryption-aws-kms-key-id"], "") == "false"
     ])
     error_message = "IN-03: the sensitive bucket's policy denies PutObject under any other key."
   }
@@ -118,16 +125,26 @@ run "in_03_primary_sse_s3_backup_two_keys_one_owner" {
   assert {
     condition = anytrue([
       for statement in run.apply.security_controls.buckets.primary.policy.Statement :
-      statement.Effect == "Deny" && try(statement.Condition.StringNotEqualsIfExists["s3:x-amz-server-side-encryption"], "") == "AES256"
+      statement.Effect == "Deny" && try(statement.Condition.StringNotEquals["s3:x-amz-server-side-encryption"], "") == "AES256" &&
+      try(statement.Condition.Null["s3:x-amz-server-side-encryption"], "") == "false"
     ])
     error_message = "The primary bucket's policy denies object writes that ask for anything but AES256."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for bucket in run.apply.security_controls.buckets : [
+        for statement in bucket.policy.Statement : !can(statement.Condition.StringNotEqualsIfExists) if statement.Effect == "Deny"
+      ]
+    ]))
+    error_message = "IN-03: no encryption denial holds for a request without the header (StringNotEqualsIfExists would refuse UploadPart and UploadPartCopy, which send none)."
   }
 
   assert {
     condition = anytrue([
       for statement in run.apply.security_controls.buckets.backup.policy.Statement :
       statement.Effect == "Deny" &&
-      toset(flatten([try(statement.Condition.StringNotEqualsIfExists["s3:x-amz-server-side-encryption-aws-kms-key-id"], [])])) == toset([run.apply.security_controls.kms_keys.backup.arn, run.apply.security_controls.kms_keys.sensitive.arn])
+      toset(flatten([try(statement.Condition.StringNotEquals["s3:x-amz-server-side-encryption-aws-kms-key-id"], [])])) == toset([run.apply.security_controls.kms_keys.backup.arn, run.apply.security_controls.kms_keys.sensitive.arn])
     ])
     error_message = "The backup bucket's policy accepts exactly the backup and the sensitive keys."
   }
@@ -187,23 +204,28 @@ run "in_08_ckv_aws_79_ckv_aws_88_ckv_aws_8_ckv_aws_46_launch_template" {
   }
 
   assert {
-    condition     = run.apply.security_controls.launch_template.metadata_options.http_tokens == "required" && run.apply.security_controls.launch_template.metadata_options.http_put_response_hop_limit == 1
-    error_message = "IN-08 / CKV_AWS_79: the launch template requires IMDSv2 with a hop limit of 1."
+    condition     = alltrue([for template in run.apply.security_controls.launch_templates : template.metadata_options.http_tokens == "required" && template.metadata_options.http_put_response_hop_limit == 1])
+    error_message = "IN-08 / CKV_AWS_79: every launch template requires IMDSv2 with a hop limit of 1."
   }
 
   assert {
-    condition     = alltrue([for interface in run.apply.security_controls.launch_template.network_interfaces : interface.associate_public_ip_address == "false"])
+    condition     = alltrue(flatten([for template in run.apply.security_controls.launch_templates : [for interface in template.network_interfaces : interface.associate_public_ip_address == "false"]]))
     error_message = "IN-08 / CKV_AWS_88: instances get no public address."
   }
 
   assert {
-    condition     = alltrue([for device in run.apply.security_controls.launch_template.block_device_mappings : device.ebs[0].encrypted == "true"])
+    condition     = alltrue(flatten([for template in run.apply.security_controls.launch_templates : [for device in template.block_device_mappings : device.ebs[0].encrypted == "true"]]))
     error_message = "IN-08 / CKV_AWS_8: every EBS volume is encrypted."
   }
 
   assert {
-    condition     = !can(regex("(?i)(PRIVATE KEY|secret_access_key|password=)", run.apply.security_controls.launch_template.user_data))
+    condition     = alltrue([for template in run.apply.security_controls.launch_templates : !can(regex("(?i)(PRIVATE KEY|secret_access_key|password=)", template.user_data))])
     error_message = "IN-08 / CKV_AWS_46: the user data holds no secret."
+  }
+
+  assert {
+    condition     = alltrue([for template in run.apply.security_controls.launch_templates : strcontains(template.user_data, "--log-opt mode=non-blocking")])
+    error_message = "The awslogs driver never blocks a service when CloudWatch stalls (mode=non-blocking)."
   }
 }
 
@@ -232,6 +254,14 @@ run "in_09_ckv_aws_2_103_131_328_91_150_ckv2_aws_20_28_load_balancer" {
   assert {
     condition     = run.apply.security_controls.load_balancer.access_logs.enabled && run.apply.security_controls.load_balancer.access_logs.bucket == split(":::", run.apply.security_controls.buckets.access_logs.arn)[1]
     error_message = "IN-09 / CKV_AWS_91: the load balancer writes access logs."
+  }
+
+  assert {
+    condition = anytrue([
+      for statement in run.apply.security_controls.buckets.access_logs.policy.Statement :
+      statement.Effect == "Allow" && try(statement.Principal.Service, "") == "logdelivery.elasticloadbalancing.amazonaws.com"
+    ])
+    error_message = "IN-09: the log bucket admits the ELB log delivery service principal (the only way in regions opened after August 2022)."
   }
 
   assert {
@@ -281,6 +311,11 @@ run "in_10_ckv_aws_24_ckv_aws_260_ckv2_aws_12_security_groups" {
     condition     = run.apply.security_controls.default_security_group_rules == 0
     error_message = "IN-10 / CKV2_AWS_12: the VPC's default security group allows nothing."
   }
+
+  assert {
+    condition     = run.apply.security_controls.vpc_flow_log.vpc_id == run.apply.security_controls.vpc_id && run.apply.security_controls.vpc_flow_log.traffic_type == "ALL"
+    error_message = "IN-10 / CKV2_AWS_11: the VPC logs every flow, accepted and rejected."
+  }
 }
 
 run "in_11_ckv_aws_364_363_116_115_50_45_lambda" {
@@ -306,8 +341,8 @@ run "in_11_ckv_aws_364_363_116_115_50_45_lambda" {
   }
 
   assert {
-    condition     = run.apply.security_controls.lambda.reserved_concurrent_executions >= 1
-    error_message = "IN-11 / CKV_AWS_115: the function has reserved concurrency."
+    condition     = run.apply.security_controls.lambda.reserved_concurrent_executions == -1
+    error_message = "The function reserves no concurrency by default (lambda_reserved_concurrency null: a new account's quota may not allow any); CKV_AWS_115 is met by setting it."
   }
 
   assert {
@@ -370,6 +405,155 @@ run "in_13_ckv_aws_63_ckv_aws_355_least_privilege" {
       alltrue([for resource in flatten([statement.Resource]) : !startswith(resource, run.apply.security_controls.buckets.backup.arn)])
     ])
     error_message = "IN-13: the sensitive-mover cannot touch the backup bucket."
+  }
+}
+
+run "in_14_one_identity_per_service" {
+  command = plan
+
+  module {
+    source = "./tests/evidence"
+  }
+
+  assert {
+    condition     = toset(keys(run.apply.security_controls.auto_scaling_groups)) == toset(["auth", "upload", "backup-sync"])
+    error_message = "IN-14: one Auto Scaling group per service."
+  }
+
+  assert {
+    condition     = length(distinct([for group in run.apply.security_controls.auto_scaling_groups : group.role_arn])) == 3 && length(distinct([for group in run.apply.security_controls.auto_scaling_groups : group.instance_profile_arn])) == 3
+    error_message = "IN-14: each service's instances run under a role and instance profile of their own."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, group in run.apply.security_controls.auto_scaling_groups :
+      length(group.target_group_arns) == 1 && contains(group.target_group_arns, group.target_group_for) && run.apply.security_controls.launch_templates[name].instance_profile_arn == group.instance_profile_arn
+    ])
+    error_message = "IN-14: each group registers in its own service's target group only, with its own launch template and profile."
+  }
+
+  assert {
+    condition     = alltrue([for group in run.apply.security_controls.auto_scaling_groups : group.cpu_target == 30 && group.cpu_metric == "ASGAverageCPUUtilization"])
+    error_message = "IN-14: each group tracks its own average CPU at 30 %."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for key, policy in run.apply.security_controls.iam_policies : [
+        for statement in policy.Statement : [for action in flatten([statement.Action]) : !startswith(action, "s3:")]
+      ] if startswith(key, "auth/")
+    ]))
+    error_message = "IN-14: auth's role has no S3 action."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for key, policy in run.apply.security_controls.iam_policies : [
+        for statement in policy.Statement : [for resource in flatten([statement.Resource]) : !startswith(resource, run.apply.security_controls.buckets.backup.arn)]
+      ] if startswith(key, "upload/") || startswith(key, "auth/")
+    ]))
+    error_message = "IN-14: neither upload nor auth names the backup bucket."
+  }
+}
+
+run "in_15_backups_locked" {
+  command = plan
+
+  module {
+    source = "./tests/evidence"
+  }
+
+  assert {
+    condition     = run.apply.security_controls.buckets.backup.object_lock.enabled && run.apply.security_controls.buckets.backup.object_lock.retention.mode == "GOVERNANCE" && run.apply.security_controls.buckets.backup.object_lock.retention.days == 30
+    error_message = "IN-15: the backup bucket locks every version backup_retention_days (30) in governance mode."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for policy in run.apply.security_controls.iam_policies : [
+        for statement in policy.Statement : [
+          for action in flatten([statement.Action]) : !contains(["s3:BypassGovernanceRetention", "s3:PutObjectRetention", "s3:PutObjectLegalHold", "s3:PutBucketObjectLockConfiguration", "s3:PutLifecycleConfiguration"], action)
+        ]
+      ]
+    ]))
+    error_message = "IN-15: no role of the project may bypass or shorten the retention."
+  }
+}
+
+run "cors_primary_bucket_site_origin_only" {
+  command = plan
+
+  module {
+    source = "./tests/evidence"
+  }
+
+  assert {
+    condition = length(run.apply.security_controls.buckets.primary.cors_rules) == 1 && alltrue([
+      for rule in run.apply.security_controls.buckets.primary.cors_rules :
+      length(rule.allowed_origins) == 1 && contains(rule.allowed_origins, "https://files.example.test") && contains(rule.allowed_methods, "POST") && contains(rule.expose_headers, "ETag") && !contains(rule.allowed_methods, "PUT") && !contains(rule.allowed_methods, "DELETE")
+    ])
+    error_message = "The primary bucket admits the site's origin only (POST for direct uploads, ETag exposed), no writes by PUT or DELETE."
+  }
+
+  assert {
+    condition     = alltrue([for role in ["sensitive", "backup", "access_logs"] : length(run.apply.security_controls.buckets[role].cors_rules) == 0])
+    error_message = "No other bucket answers cross-origin requests."
+  }
+}
+
+run "in_09_waf_body_rules_off_the_upload_routes" {
+  command = plan
+
+  module {
+    source = "./tests/evidence"
+  }
+
+  assert {
+    condition = alltrue([
+      for group, body_rules in run.apply.security_controls.load_balancer.waf_body_rules : anytrue([
+        for rule in run.apply.security_controls.load_balancer.web_acl_rules :
+        rule.managed == [group] && rule.scope_down == ["upload-routes:/api/files"] && length(setsubtract(body_rules, rule.count_only)) == 0
+      ]) if length(body_rules) > 0
+    ])
+    error_message = "On the upload routes (/api/files...) every body-inspecting managed rule counts only: the upload service inspects content itself."
+  }
+
+  assert {
+    condition = alltrue([
+      for group, body_rules in run.apply.security_controls.load_balancer.waf_body_rules : anytrue([
+        for rule in run.apply.security_controls.load_balancer.web_acl_rules :
+        rule.managed == [group] && rule.scope_down == ["off-upload-routes:/api/files"] && length(setsubtract(rule.count_only, ["SizeRestrictions_BODY"])) == 0
+      ]) if length(body_rules) > 0
+    ])
+    error_message = "Everywhere else the groups with body rules block as AWS ships them (only the 8 KB body size rule counts)."
+  }
+
+  assert {
+    condition     = alltrue([for rule in run.apply.security_controls.load_balancer.web_acl_rules : length(rule.scope_down) == 0 if contains(rule.managed, "AWSManagedRulesAmazonIpReputationList") || rule.rate_based])
+    error_message = "The rate limit and the IP reputation list apply to every path."
+  }
+}
+
+# A second environment applied beside the first into the same account: every name differs,
+# nothing collides (an apply that reused a name would fail on the emulator: buckets, tables,
+# roles, key aliases, load balancers and parameters are unique per account).
+run "names_two_environments_side_by_side" {
+  module {
+    source = "./tests/second-environment"
+  }
+
+  assert {
+    condition = alltrue([
+      for key, name in run.apply.iam_evaluation.names : name != output.names[key]
+      if !contains(["AWS_REGION", "LOG_LEVEL", "TRUSTED_PROXIES", "MAX_UPLOAD_BYTES", "QUOTA_BYTES", "BACKUP_RETENTION_DAYS"], key)
+    ])
+    error_message = "Every resource name of the second environment differs from the first's."
+  }
+
+  assert {
+    condition     = length(setintersection(values(run.apply.service_role_arns), values(output.role_arns))) == 0
+    error_message = "The environments' roles are distinct."
   }
 }
 

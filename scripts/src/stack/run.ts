@@ -119,7 +119,9 @@ export class Stack {
     this.checkpoint();
     const aws = createAwsClients({ AWS_REGION: LOCAL_AWS.AWS_REGION, AWS_ENDPOINT_URL: endpoint, AWS_MAX_ATTEMPTS: 3, AWS_REQUEST_TIMEOUT_MS: 10_000 });
     try {
-      await provision(aws, loadConfig(ResourceNames, this.env), { info: (msg) => this.out.sink('provision', msg, 'stdout') });
+      // The primary bucket admits direct uploads from the gateway's origins only (CORS), as on AWS from the site's.
+      const siteOrigins = `http://localhost:${c.GATEWAY_PORT},http://${reachable(host)}:${c.GATEWAY_PORT}`;
+      await provision(aws, loadConfig(ResourceNames, { SITE_ORIGINS: siteOrigins, ...this.env }), { info: (msg) => this.out.sink('provision', msg, 'stdout') });
     } finally {
       aws.destroy();
     }

@@ -1,5 +1,13 @@
 import { ACMClient, RequestCertificateCommand } from '@aws-sdk/client-acm';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -7,9 +15,10 @@ import { basename, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort, motoPython, type RunningEmulator, startEmulator } from '../emulator';
 import { checkConventions } from './conventions';
+import { type AppliedIam, evaluateInventories, readInventories } from './iam-evaluation';
 import { analyseReplan, type ResourceChange } from './drift';
 import { appliedListenerRules, compareWithGateway } from './listener-rules';
-import { runSmokeTest } from './smoke';
+import { runSmokeTest, withoutBucketPolicies } from './smoke';
 
 /**
  * `node scripts/bin/terraform-check.mjs` (a step of `npm test`): what Terraform cannot do by
@@ -22,21 +31,27 @@ import { runSmokeTest } from './smoke';
  * applied load balancer rules with the local gateway's, and reads the re-plan, which must
  * change nothing. One PASS/FAIL line per check; exit code 1 on any failure.
  *
+ * It also writes a backup under backup-sync's role into the applied backup bucket and sees the
+ * delete of its locked version refused (IN-15), and evaluates every call of the services' IAM
+ * inventories, and a deny list, against the policies the apply produced (IN-14).
+ *
  * Settings (environment): TF_PROVIDER_MIRROR (root of a provider filesystem mirror),
- * TF_CHECK_TIMEOUT_SECONDS (whole run, default 600), TF_CHECK_KEEP_TMP=1 (keep the work
- * directory), PYTHON (the interpreter that has moto).
+ * TF_CHECK_TIMEOUT_SECONDS (whole run, default 1200), TF_CHECK_KEEP_TMP=1 (keep the work
+ * directory, with iam-evaluation.json: the applied policies), PYTHON (the interpreter that has moto).
  */
 
 const REPO_ROOT = resolve(__dirname, '../../..');
 const SOURCE_DIR = join(REPO_ROOT, 'terraform');
 const MOVER_DIR = join(REPO_ROOT, 'services/sensitive-mover');
 const REGION = 'us-east-1';
-/** The root module's default name_prefix: target group names are `<prefix>-<service>`. */
-const NAME_PREFIX = 'scs';
+/** The environment terraform/tests/controls.tftest.hcl applies. */
+const ENVIRONMENT = 'test';
+/** `<name_prefix>-<environment>` with the default prefix: target group names are `<name>-<service>`. */
+const NAME = `scs-${ENVIRONMENT}`;
 const MIRROR_MARKER = join('registry.terraform.io', 'hashicorp', 'aws');
 
 const startedAt = Date.now();
-const budgetMs = Number(process.env.TF_CHECK_TIMEOUT_SECONDS ?? 600) * 1000;
+const budgetMs = Number(process.env.TF_CHECK_TIMEOUT_SECONDS ?? 1200) * 1000;
 const remainingMs = () => budgetMs - (Date.now() - startedAt);
 
 const counts = { pass: 0, fail: 0 };
@@ -202,7 +217,12 @@ async function lambdaZip(workDir: string): Promise<string | undefined> {
   if (scripts.bundle) {
     const bundle = await run('npm', ['run', 'bundle', '--silent'], { cwd: MOVER_DIR, env: process.env, timeoutMs: 180_000 });
     const zip = join(MOVER_DIR, 'dist', 'lambda.zip');
-    return check('sensitive-mover bundle (npm run bundle -w @scs/sensitive-mover)', bundle.code === 0 && existsSync(zip) ? [] : [indent(bundle.stderr || bundle.stdout)], zip)
+    const maps = bundle.code === 0 && existsSync(zip) ? zipEntries(zip).filter((name) => name.endsWith('.map')) : [];
+    return check(
+      'sensitive-mover bundle (npm run bundle -w @scs/sensitive-mover), without a source map',
+      bundle.code === 0 && existsSync(zip) ? maps.map((name) => `the package carries ${name}`) : [indent(bundle.stderr || bundle.stdout)],
+      zip,
+    )
       ? zip
       : undefined;
   }
@@ -211,6 +231,12 @@ async function lambdaZip(workDir: string): Promise<string | undefined> {
   const made = spawnSync(motoPython(REPO_ROOT), ['-m', 'zipfile', '-c', zip, 'index.js'], { cwd: workDir, encoding: 'utf8' });
   info('NOTE: services/sensitive-mover has no "bundle" script yet: the emulator run deploys a placeholder zip (the emulator never runs Lambda code)');
   return check('placeholder Lambda zip', made.status === 0 ? [] : [made.stderr], zip) ? zip : undefined;
+}
+
+/** The names of the files in a zip (Python's zipfile, present with moto). */
+function zipEntries(zip: string): string[] {
+  const listed = spawnSync(motoPython(REPO_ROOT), ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', zip], { encoding: 'utf8' });
+  return (listed.stdout ?? '').split('\n').filter(Boolean);
 }
 
 /** An ACM certificate in the emulator, for the HTTPS listener (on AWS the operator's). */
@@ -225,8 +251,8 @@ async function emulatorCertificate(endpoint: string): Promise<string> {
   }
 }
 
-/** The root module's default name_prefix names the services' configuration parameter. */
-const SERVICE_ENVIRONMENT_PARAMETER = `/${NAME_PREFIX}/config/service-environment`;
+/** The name names the services' configuration parameter. */
+const SERVICE_ENVIRONMENT_PARAMETER = `/${NAME}/config/service-environment`;
 
 async function readServiceEnvironment(endpoint: string): Promise<Record<string, string> | undefined> {
   const ssm = new SSMClient({ endpoint, region: REGION, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
@@ -235,6 +261,92 @@ async function readServiceEnvironment(endpoint: string): Promise<Record<string, 
     return out.Parameter?.Value ? (JSON.parse(out.Parameter.Value) as Record<string, string>) : undefined;
   } finally {
     ssm.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backups that the serving roles cannot destroy (IN-15), on the applied backup bucket
+
+const ADMIN = { accessKeyId: 'test', secretAccessKey: 'test' };
+
+/**
+ * Under backup-sync's role (credentials from the emulator's STS for the applied role), a backup
+ * written as backup-sync writes it is locked: the delete of its version is refused, the version
+ * stays readable (a restore reads versions), and a plain delete only hides it behind a delete
+ * marker. The emulator's root credentials remove both afterwards with the governance bypass.
+ * Returns the failures.
+ */
+async function objectLockCheck(endpoint: string, env: Record<string, string>): Promise<string[]> {
+  const sts = new STSClient({ endpoint, region: REGION, credentials: ADMIN });
+  const admin = new S3Client({ endpoint, region: REGION, forcePathStyle: true, credentials: ADMIN });
+  let backupSync: S3Client | undefined;
+  const Bucket = env.BACKUP_BUCKET ?? '';
+  const Key = `users/object-lock-check/${Date.now()}`;
+  const failures: string[] = [];
+  const written: string[] = [];
+  try {
+    const { Account } = await sts.send(new GetCallerIdentityCommand({}));
+    const role = await sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${Account}:role/${NAME}-backup-sync`, RoleSessionName: 'object-lock-check' }));
+    const c = role.Credentials;
+    if (!c?.AccessKeyId || !c.SecretAccessKey) return ['the emulator gave no credentials for the backup-sync role'];
+    backupSync = new S3Client({ endpoint, region: REGION, forcePathStyle: true, credentials: { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken } });
+    const put = await backupSync.send(
+      new PutObjectCommand({ Bucket, Key, Body: 'a backup', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: env.BACKUP_KMS_KEY_ID }),
+    );
+    const VersionId = put.VersionId;
+    if (!VersionId) return ['the backup bucket gave the backup no version'];
+    written.push(VersionId);
+    const head = await backupSync.send(new HeadObjectCommand({ Bucket, Key, VersionId }));
+    if (head.ObjectLockMode !== 'GOVERNANCE' || !head.ObjectLockRetainUntilDate || head.ObjectLockRetainUntilDate.getTime() < Date.now() + 86_400_000) {
+      failures.push(`the new version is not locked by the bucket's default retention (mode ${head.ObjectLockMode}, until ${head.ObjectLockRetainUntilDate?.toISOString()})`);
+    }
+    const refused = await backupSync.send(new DeleteObjectCommand({ Bucket, Key, VersionId })).then(
+      () => undefined,
+      (err: Error) => err.name,
+    );
+    if (!refused) {
+      written.pop();
+      failures.push('backup-sync deleted a locked backup version');
+      return failures;
+    }
+    const marker = await backupSync.send(new DeleteObjectCommand({ Bucket, Key }));
+    if (marker.VersionId) written.push(marker.VersionId);
+    const read = await backupSync.send(new GetObjectCommand({ Bucket, Key, VersionId }));
+    const body = await read.Body?.transformToString();
+    if (body !== 'a backup') failures.push(`the locked version reads back as ${JSON.stringify(body)}`);
+    info(`object lock: backup-sync's delete of a locked version was refused (${refused}); the version stays readable behind a delete marker`);
+  } catch (err) {
+    failures.push((err as Error).stack ?? String(err));
+  } finally {
+    for (const VersionId of written) {
+      await admin.send(new DeleteObjectCommand({ Bucket, Key, VersionId, BypassGovernanceRetention: true })).catch((err: Error) => failures.push(`clean-up: ${err.message}`));
+    }
+    backupSync?.destroy();
+    admin.destroy();
+    sts.destroy();
+  }
+  return failures;
+}
+
+/**
+ * IAM proven by evaluation (IN-14): every call in the services' inventories against the policies
+ * the apply produced, and the deny list. One check per principal.
+ */
+async function iamEvaluation(applied: AppliedIam | undefined, workRoot: string): Promise<void> {
+  if (!applied) {
+    check('IAM evaluation', ['the apply reported no iam_evaluation output']);
+    return;
+  }
+  // Kept with TF_CHECK_KEEP_TMP=1: the applied policies, to evaluate again without an apply.
+  writeFileSync(join(workRoot, 'iam-evaluation.json'), `${JSON.stringify(applied, null, 2)}\n`);
+  const sim = await import('@cloud-copilot/iam-simulate');
+  const reports = await evaluateInventories(sim, applied, readInventories(REPO_ROOT));
+  for (const report of reports) {
+    check(
+      `IAM evaluation (iam-simulate): ${report.principal}'s calls allowed, its deny list denied`,
+      report.failures,
+      `${report.allowed} allowed, ${report.denied} denied`,
+    );
   }
 }
 
@@ -275,6 +387,10 @@ async function terraformTest(workDir: string, env: NodeJS.ProcessEnv, endpoint: 
         log: info,
         step: (name, failures) => check(`parity smoke test: ${name}`, failures.map((f) => indent(f, 20))),
       });
+      // The emulator applies a bucket policy's Deny statements without their conditions (smoke.ts).
+      const env = serviceEnvironment!;
+      const lock = await withoutBucketPolicies(endpoint, REGION, [env.BACKUP_BUCKET ?? ''], () => objectLockCheck(endpoint, env));
+      check("object lock: backup-sync's role cannot delete a locked backup version (IN-15)", lock);
     } catch (err) {
       check('parity smoke test', [(err as Error).stack ?? String(err)]);
     } finally {
@@ -318,9 +434,10 @@ async function terraformTest(workDir: string, env: NodeJS.ProcessEnv, endpoint: 
   });
   await paused;
 
+  await iamEvaluation(appliedState?.outputs?.iam_evaluation?.value as AppliedIam | undefined, resolve(workDir, '..'));
   check(
     "ALB listener rules agree with the local gateway's PATH_RULES and PRIVATE_PATHS (/metrics answered 404)",
-    appliedState ? compareWithGateway(appliedListenerRules(appliedState.root_module, NAME_PREFIX)) : ['the applied state was not reported'],
+    appliedState ? compareWithGateway(appliedListenerRules(appliedState.root_module, NAME)) : ['the applied state was not reported'],
   );
   if (replan) {
     const drift = analyseReplan(replan);

@@ -42,9 +42,11 @@ const SERVICES = [
  * policies set aside, and puts them back as they were afterwards (the re-plan checks that);
  * the policies themselves are checked by the IN-02 and IN-03 runs of terraform test. What the
  * test stored is removed again (every version) while the event targets still exist: moto fails
- * object deletions whose EventBridge target is gone, which would stall the final destroy.
+ * object deletions whose EventBridge target is gone, which would stall the final destroy. The
+ * backup bucket's versions are under Object Lock (governance): the emulator's root credentials
+ * remove them with the bypass, which no role of the project holds.
  */
-async function withoutBucketPolicies<T>(endpoint: string, region: string, buckets: string[], fn: () => Promise<T>): Promise<T> {
+export async function withoutBucketPolicies<T>(endpoint: string, region: string, buckets: string[], fn: () => Promise<T>): Promise<T> {
   const s3 = new S3Client({ endpoint, region, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
   const saved = new Map<string, string>();
   try {
@@ -60,7 +62,7 @@ async function withoutBucketPolicies<T>(endpoint: string, region: string, bucket
         const page = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
         const objects = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].map(({ Key, VersionId }) => ({ Key, VersionId }));
         if (objects.length === 0) break;
-        const out = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }));
+        const out = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true }, BypassGovernanceRetention: true }));
         if (out.Errors?.length) throw new Error(`${bucket}: could not remove the smoke test's objects: ${out.Errors[0]?.Code} ${out.Errors[0]?.Message}`);
       }
     }

@@ -3,7 +3,8 @@
 // handler (src/handler.ts, built by tsc into dist/handler.js) with every dependency into one file,
 // `index.js` (handler string `index.handler`, runtime nodejs22.x), which is zipped into
 // dist/lambda.zip with a fixed timestamp so the same sources give the same zip (Terraform's
-// source_code_hash only changes when the code does).
+// source_code_hash only changes when the code does). The source map stays beside it in
+// dist/lambda/ for reading stack traces; the package carries no map (it would ship the sources).
 import { build } from 'esbuild';
 import { createWriteStream, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -22,7 +23,7 @@ const result = await build({
   target: 'node22',
   format: 'cjs',
   minify: true,
-  sourcemap: 'linked',
+  sourcemap: 'external',
   legalComments: 'external',
   metafile: true,
   logLevel: 'warning',
@@ -31,7 +32,7 @@ const result = await build({
 mkdirSync(dirname(zipPath), { recursive: true });
 const zip = new yazl.ZipFile();
 const mtime = new Date('2020-01-01T00:00:00Z');
-for (const file of Object.keys(result.metafile.outputs).sort()) {
+for (const file of Object.keys(result.metafile.outputs).filter((f) => !f.endsWith('.map')).sort()) {
   zip.addFile(file, relative(outDir, file), { mtime, mode: 0o100644 });
 }
 zip.end();

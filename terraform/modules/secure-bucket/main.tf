@@ -7,8 +7,9 @@ locals {
 }
 
 resource "aws_s3_bucket" "this" {
-  bucket        = var.bucket
-  force_destroy = var.force_destroy
+  bucket              = var.bucket
+  force_destroy       = var.force_destroy
+  object_lock_enabled = var.object_lock_retention_days != null
 
   tags = var.tags
 }
@@ -47,6 +48,41 @@ resource "aws_s3_bucket_versioning" "this" {
 
   versioning_configuration {
     status = "Enabled"
+  }
+}
+
+# Object Lock in governance mode: every new version is retained object_lock_retention_days;
+# until then no delete of that version succeeds unless the caller holds
+# s3:BypassGovernanceRetention (no role of this project does) and asks for the bypass.
+# The lifecycle rules remove versions once their retention is over.
+resource "aws_s3_bucket_object_lock_configuration" "this" {
+  count = var.object_lock_retention_days == null ? 0 : 1
+
+  bucket = aws_s3_bucket.this.id
+
+  rule {
+    default_retention {
+      mode = "GOVERNANCE"
+      days = var.object_lock_retention_days
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.this]
+}
+
+# Browser requests straight to the bucket (presigned POST uploads, downloads) from the
+# listed origins only.
+resource "aws_s3_bucket_cors_configuration" "this" {
+  count = var.cors_rule == null ? 0 : 1
+
+  bucket = aws_s3_bucket.this.id
+
+  cors_rule {
+    allowed_origins = var.cors_rule.allowed_origins
+    allowed_methods = var.cors_rule.allowed_methods
+    allowed_headers = var.cors_rule.allowed_headers
+    expose_headers  = var.cors_rule.expose_headers
+    max_age_seconds = var.cors_rule.max_age_seconds
   }
 }
 
@@ -176,11 +212,11 @@ data "aws_iam_policy_document" "this" {
 
   # With enforce_encryption, no object can be written with any encryption but the bucket's:
   # SSE-S3 for an AES256 bucket; for a KMS bucket one of kms_key_arn and
-  # additional_kms_key_arns. A write without encryption headers gets the bucket default,
-  # so only explicit headers naming something else are denied. This keeps UploadPart
-  # (authorised as s3:PutObject, sent without encryption headers) working for multipart
-  # uploads and copies. Clients must name a KMS key by its ARN: the condition compares
-  # the header as sent, it does not resolve aliases.
+  # additional_kms_key_arns. Only a request that names an encryption can name a wrong one:
+  # each denial needs the header present (Null = false), so UploadPart and UploadPartCopy
+  # (authorised as s3:PutObject, sent without encryption headers) and every request that
+  # names none get the bucket's default encryption. Clients must name a KMS key by its ARN:
+  # the condition compares the header as sent, it does not resolve aliases.
   dynamic "statement" {
     for_each = var.enforce_encryption ? local.encryption_denials : {}
 
@@ -214,10 +250,12 @@ locals {
   # PutObject denials, each a set of conditions that must all hold.
   kms_denials = {
     DenyPutObjectWithOtherKmsKey = [
-      { test = "StringNotEqualsIfExists", variable = "s3:x-amz-server-side-encryption-aws-kms-key-id", values = local.allowed_kms_key_arns },
+      { test = "Null", variable = "s3:x-amz-server-side-encryption-aws-kms-key-id", values = ["false"] },
+      { test = "StringNotEquals", variable = "s3:x-amz-server-side-encryption-aws-kms-key-id", values = local.allowed_kms_key_arns },
     ]
-    DenyPutObjectWithoutSseKms = [
-      { test = "StringNotEqualsIfExists", variable = "s3:x-amz-server-side-encryption", values = ["aws:kms"] },
+    DenyPutObjectWithOtherSse = [
+      { test = "Null", variable = "s3:x-amz-server-side-encryption", values = ["false"] },
+      { test = "StringNotEquals", variable = "s3:x-amz-server-side-encryption", values = ["aws:kms"] },
     ]
     # "aws:kms" without a key id means the AWS managed key aws/s3.
     DenyPutObjectWithAwsManagedKey = [
@@ -227,8 +265,9 @@ locals {
   }
 
   sse_s3_denials = {
-    DenyPutObjectWithoutSseS3 = [
-      { test = "StringNotEqualsIfExists", variable = "s3:x-amz-server-side-encryption", values = ["AES256"] },
+    DenyPutObjectWithOtherSse = [
+      { test = "Null", variable = "s3:x-amz-server-side-encryption", values = ["false"] },
+      { test = "StringNotEquals", variable = "s3:x-amz-server-side-encryption", values = ["AES256"] },
     ]
   }
 

@@ -63,3 +63,16 @@ output "lifecycle" {
     ])
   }
 }
+
+output "object_lock" {
+  description = "Object Lock as applied: enabled, and the default retention (mode, days), or null."
+  value = {
+    enabled   = aws_s3_bucket.this.object_lock_enabled
+    retention = try(one(one(aws_s3_bucket_object_lock_configuration.this[0].rule).default_retention), null)
+  }
+}
+
+output "cors_rules" {
+  description = "The bucket's CORS rules as applied (empty without CORS)."
+  value       = try(aws_s3_bucket_cors_configuration.this[0].cors_rule, [])
+}

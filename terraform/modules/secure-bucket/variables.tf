@@ -91,3 +91,26 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "object_lock_retention_days" {
+  description = "Days every new object version is retained under Object Lock (governance mode) before it can be deleted. Null: no Object Lock. Enabling it on an existing bucket replaces the bucket."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.object_lock_retention_days == null || try(var.object_lock_retention_days >= 1, false)
+    error_message = "object_lock_retention_days must be null or at least 1."
+  }
+}
+
+variable "cors_rule" {
+  description = "The one CORS rule of the bucket (origins, methods, request headers allowed, response headers exposed, preflight cache seconds). Null: no CORS configuration."
+  type = object({
+    allowed_origins = list(string)
+    allowed_methods = list(string)
+    allowed_headers = list(string)
+    expose_headers  = list(string)
+    max_age_seconds = number
+  })
+  default = null
+}

@@ -305,12 +305,27 @@ export class Backups {
     }
   }
 
+  /**
+   * Deletes every version of `key` in the backup bucket. On AWS the bucket is under Object Lock
+   * (terraform/storage.tf): a version still within its retention cannot be deleted (403
+   * AccessDenied; this service holds no bypass). It stays, hidden behind a delete marker, and the
+   * bucket's lifecycle removes it once its retention is over.
+   */
   private async removeAllVersions(key: string): Promise<void> {
-    for await (const page of paginateObjectVersions(this.s3, { Bucket: this.config.BACKUP_BUCKET, Prefix: key })) {
+    const Bucket = this.config.BACKUP_BUCKET;
+    let retained = false;
+    for await (const page of paginateObjectVersions(this.s3, { Bucket, Prefix: key })) {
       for (const v of [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]) {
-        if (v.Key === key) await this.s3.send(new DeleteObjectCommand({ Bucket: this.config.BACKUP_BUCKET, Key: key, VersionId: v.VersionId }));
+        if (v.Key !== key) continue;
+        try {
+          await this.s3.send(new DeleteObjectCommand({ Bucket, Key: key, VersionId: v.VersionId }));
+        } catch (err) {
+          if ((err as { name?: string }).name !== 'AccessDenied') throw err;
+          retained = true;
+        }
       }
     }
+    if (retained) await this.s3.send(new DeleteObjectCommand({ Bucket, Key: key }));
   }
 }
 
