@@ -11,7 +11,7 @@ export const ResilienceSettings = Type.Object({
   /** Scenarios to run, comma-separated (R5, R4, R1, R6, R8, R16); all when empty. */
   RESILIENCE_ONLY: Type.String({ default: '' }),
   /** The whole suite must finish within this; a scenario that would start after it is reported as not run. */
-  RESILIENCE_BUDGET_SECONDS: Type.Integer({ default: 600, minimum: 60 }),
+  RESILIENCE_BUDGET_SECONDS: Type.Integer({ default: 900, minimum: 60 }),
   /** Where the ledger, the stack's log and the results go; a new folder under the system temp folder when empty. */
   RESILIENCE_OUTPUT_DIR: Type.String({ default: '' }),
   /** LOG_LEVEL of the stack's processes (their output goes to the stack log). */
