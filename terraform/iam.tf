@@ -215,16 +215,34 @@ data "aws_iam_policy_document" "upload" {
     }
   }
 
+  # Records, the usage item and the quota reservations (#reservation#<id> items, put and
+  # deleted inside transactions with the usage update).
   statement {
     sid = "FilesTable"
     actions = [
       "dynamodb:DeleteItem",
       "dynamodb:GetItem",
+      "dynamodb:PutItem",
       "dynamodb:Query",
       "dynamodb:Scan",
       "dynamodb:UpdateItem",
     ]
     resources = [local.table_arns.files]
+  }
+
+  # The rate limits shared by every instance (SharedRateLimitStore): one conditional update per
+  # request, a conditional put to start a key's next window. Only the service's own counters
+  # (rl#upload#...), never auth's login throttle or rate limits in the same table.
+  statement {
+    sid       = "SharedRateLimits"
+    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [local.table_arns.throttle]
+
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["rl#upload#*"]
+    }
   }
 }
 
@@ -347,7 +365,7 @@ data "aws_iam_policy_document" "backup_sync" {
   # each user's partition, reservations of dead uploads deleted with their bytes).
   statement {
     sid       = "FilesTable"
-    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"]
     resources = [local.table_arns.files]
   }
 
@@ -431,8 +449,6 @@ data "aws_iam_policy_document" "sensitive_mover" {
     sid = "ReadAndRemovePrimaryFiles"
     actions = [
       "s3:DeleteObjectVersion",
-      "s3:GetObject",
-      "s3:GetObjectTagging",
       "s3:GetObjectVersion",
       "s3:GetObjectVersionTagging",
     ]

@@ -63,6 +63,8 @@ const FILE = 'users/u-1/f-1';
 const obj = (bucket: string, key = FILE) => `arn:aws:s3:::\${${bucket}}/${key}`;
 const bucketArn = (bucket: string) => `arn:aws:s3:::\${${bucket}}`;
 const SIGNING_KEY = 'arn:aws:ssm:${region}:${account}:parameter${JWT_SIGNING_KEY_PARAM}';
+const THROTTLE = 'arn:aws:dynamodb:${region}:${account}:table/${THROTTLE_TABLE}';
+const FILES = 'arn:aws:dynamodb:${region}:${account}:table/${FILES_TABLE}';
 const KEYS = ['SENSITIVE_KMS_KEY_ID', 'BACKUP_KMS_KEY_ID', 'SECRETS_KMS_KEY_ID'];
 const viaS3 = (bucket: string) => ({ 'kms:ViaService': 's3.${region}.amazonaws.com', 'kms:EncryptionContext:aws:s3:arn': bucketArn(bucket), 'kms:CallerAccount': '${account}' });
 const readSigningKey = (principal: string): DeniedCall[] => [
@@ -109,6 +111,17 @@ export const DENIED: DeniedCall[] = [
   { principal: 'upload', action: 'dynamodb:GetItem', resource: 'arn:aws:dynamodb:${region}:${account}:table/${USERS_TABLE}', why: 'upload reading accounts (password hashes)' },
   { principal: 'upload', action: 'dynamodb:UpdateItem', resource: 'arn:aws:dynamodb:${region}:${account}:table/${USERS_TABLE}', why: 'upload making itself an admin' },
   { principal: 'backup-sync', action: 'dynamodb:UpdateItem', resource: 'arn:aws:dynamodb:${region}:${account}:table/${USERS_TABLE}', why: 'backup-sync changing accounts' },
+  // upload writes only its own shared rate-limit counters in the throttle table, never auth's login throttle or rate limits.
+  ...(['dynamodb:UpdateItem', 'dynamodb:PutItem'] as const).flatMap((action) => [
+    { principal: 'upload', action, resource: THROTTLE, context: { 'dynamodb:LeadingKeys': 'addr#203.0.113.9' }, why: 'upload resetting or raising auth\'s login throttle' },
+    { principal: 'upload', action, resource: THROTTLE, context: { 'dynamodb:LeadingKeys': 'rl#auth#register#203.0.113.9' }, why: 'upload changing auth\'s shared rate limits' },
+  ]),
+  { principal: 'upload', action: 'dynamodb:DeleteItem', resource: THROTTLE, context: { 'dynamodb:LeadingKeys': 'rl#upload#upload#u-1' }, why: 'upload deleting a rate-limit counter (starting its window over)' },
+  // Only upload writes quota reservations (PutItem on the files table).
+  { principal: 'backup-sync', action: 'dynamodb:PutItem', resource: FILES, why: 'backup-sync putting whole items (reservations, records) into the files table' },
+  { principal: 'sensitive-mover', action: 'dynamodb:PutItem', resource: FILES, why: 'the Lambda putting items into the files table' },
+  { principal: 'sensitive-mover', action: 'dynamodb:DeleteItem', resource: FILES, why: 'the Lambda deleting records or reservations' },
+  ...['backup-sync', 'sensitive-mover'].map((principal) => ({ principal, action: 'dynamodb:UpdateItem', resource: THROTTLE, why: 'writing the rate limits or the login throttle' })),
   // The Lambda writes only into the vault, and never reaches the backups or their key.
   { principal: 'sensitive-mover', action: 's3:PutObject', resource: obj('PRIMARY_BUCKET'), context: { 's3:x-amz-server-side-encryption': 'AES256' }, why: 'the Lambda writing into the primary bucket' },
   { principal: 'sensitive-mover', action: 's3:PutObject', resource: obj('PRIMARY_BUCKET', 'incoming/u-1/f-1'), why: 'the Lambda writing a staged upload' },
