@@ -17,6 +17,7 @@ export {
   accessTokenVerifierOptions,
   authenticatePlugin,
   bearerToken,
+  cachedRoleLookup,
   type AccessTokenClaims,
   type AuthenticateOptions,
   type AuthUser,

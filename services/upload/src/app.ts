@@ -1,6 +1,6 @@
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
-import { type AwsClients, createServiceApp, every, rateLimitsPlugin, splitList } from '@scs/common';
+import { type AwsClients, createServiceApp, every, rateLimitsPlugin, splitList, usersTableRoleLookup } from '@scs/common';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
@@ -30,6 +30,8 @@ export interface UploadDeps {
   fastify?: Partial<FastifyServerOptions>;
   /** Run the leftovers sweep periodically (the server does; tests call it directly). */
   sweep?: boolean;
+  /** Clock for tests (fake time): the account check's cache and the key store. */
+  now?: () => number;
 }
 
 /**
@@ -70,6 +72,10 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
     readiness: () => store.ping(),
     docs: { prefix: '/api/files/docs', title: 'Secure Cloud Storage: files' },
     fastify: { requestTimeout: config.UPLOAD_TIMEOUT_SECONDS * 1000, ...deps.fastify },
+    // A deleted account's token is refused within seconds, not when it expires (15 minutes).
+    currentRole: usersTableRoleLookup(aws.dynamo, config.USERS_TABLE),
+    accountCheck: { cacheMs: config.ACCOUNT_CHECK_CACHE_SECONDS * 1000 },
+    ...(deps.now ? { now: deps.now } : {}),
     securityHeaders: { contentSecurityPolicy: uiContentSecurityPolicy(config) },
     // The browser UI: static files, public, served at / (WB-03: no inline script anywhere).
     publicRoutes: async (app) => {

@@ -1,7 +1,7 @@
 import { baseConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 
-const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, SENSITIVE_KMS_KEY_ID } = resourceNameProperties;
+const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, SENSITIVE_KMS_KEY_ID, USERS_TABLE } = resourceNameProperties;
 
 /** The upload service's configuration; every key is the environment variable of the same name. */
 export const UploadConfig = Type.Object({
@@ -11,6 +11,10 @@ export const UploadConfig = Type.Object({
   SENSITIVE_BUCKET,
   FILES_TABLE,
   SENSITIVE_KMS_KEY_ID,
+  /** The auth service's accounts: the file API refuses a token whose account is gone. */
+  USERS_TABLE,
+  /** How long the answer "this account exists" is remembered per account (0: read on every request). */
+  ACCOUNT_CHECK_CACHE_SECONDS: Type.Integer({ default: 5, minimum: 0, maximum: 60 }),
   MAX_UPLOAD_BYTES: Type.Integer({ default: 104_857_600, minimum: 1 }),
   QUOTA_BYTES: Type.Integer({ default: 1_073_741_824, minimum: 1 }),
   /** Extensions accepted (each must be a type the service can recognise from content). */
