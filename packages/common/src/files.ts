@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { isDependencyOutage } from './aws';
 import { BackgroundRetries } from './background-retries';
-import { isConditionFailed, isTransactionConflict } from './dynamo';
+import { cancellationReasons, isConditionFailed, isTransactionConflict } from './dynamo';
 import { randomUUID } from 'node:crypto';
 
 export interface FileRecord {
@@ -80,6 +80,22 @@ type OwnFields = Omit<FileRecord, 'userId' | 'fileId' | (typeof MOVER_FIELDS)[nu
 /** The per-user usage counter lives in the same partition under a key no file id can take. */
 const USAGE = '#usage';
 
+/**
+ * Where a direct upload's record lives while it is pending or verifying: `#pending#<fileId>` in the
+ * user's partition. The sort key sorts below every file id (`#` < `0`), so the listing (which reads
+ * file ids from the top down) never reads a pending upload, however many there are; the record
+ * moves to `<fileId>` in the transaction that makes it active. (Records written before this layout
+ * sit at `<fileId>` with status pending: the sweep still finds and removes them.)
+ */
+export const PENDING_KEY_PREFIX = '#pending#';
+const pendingKey = (userId: string, fileId: string) => ({ userId, fileId: `${PENDING_KEY_PREFIX}${fileId}` });
+
+/** A stored item as a record: a pending one's sort key turned back into its file id. */
+function asRecord(item: Record<string, unknown>): FileRecord {
+  const fileId = String(item.fileId);
+  return (fileId.startsWith(PENDING_KEY_PREFIX) ? { ...item, fileId: fileId.slice(PENDING_KEY_PREFIX.length) } : item) as unknown as FileRecord;
+}
+
 interface Logger {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
@@ -120,11 +136,18 @@ export class FileRepository {
   /** Usage updates being retried after a DynamoDB outage (see `adjustUsage`). */
   private readonly retries = new BackgroundRetries();
 
+  /**
+   * The record of `fileId` in whatever state (active, or a pending or verifying direct upload), or
+   * undefined. An active file is one read; otherwise the pending place is read, then the file's
+   * place once more (the upload may have become active between the two reads).
+   */
   async get(userId: string, fileId: string): Promise<FileRecord | undefined> {
-    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { userId, fileId }, ConsistentRead: true }));
-    const item = out.Item as FileRecord | undefined;
-    // An item another writer created before the upload service wrote its record is not a file yet.
-    return item?.status ? item : undefined;
+    const read = async (Key: { userId: string; fileId: string }) => {
+      const out = await this.db.send(new GetCommand({ TableName: this.table, Key, ConsistentRead: true }));
+      // An item another writer created before the upload service wrote its record is not a file yet.
+      return out.Item?.status ? asRecord(out.Item) : undefined;
+    };
+    return (await read({ userId, fileId })) ?? (await read(pendingKey(userId, fileId))) ?? (await read({ userId, fileId }));
   }
 
   /**
@@ -173,10 +196,20 @@ export class FileRepository {
             new QueryCommand({ ...page, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ...filter.ExpressionAttributeValues, ':u': userId } }),
           )
         : await this.db.send(new ScanCommand(page));
-      found.push(...((out.Items ?? []) as FileRecord[]));
+      found.push(...(out.Items ?? []).map(asRecord));
       start = out.LastEvaluatedKey;
     } while (start);
     return found;
+  }
+
+  /**
+   * The user's file counts: files stored, upload slots reserved (streamed uploads under way and
+   * pending direct uploads), and their sum, which the file-count quota bounds (see `reserve`).
+   */
+  async fileCounts(userId: string): Promise<{ usedFiles: number; reservedFiles: number; committedFiles: number }> {
+    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { userId, fileId: USAGE }, ConsistentRead: true }));
+    const n = (k: string) => Number(out.Item?.[k] ?? 0);
+    return { usedFiles: n('usedFiles'), reservedFiles: n('reservedFiles'), committedFiles: n('committedFiles') };
   }
 
   async usage(userId: string): Promise<{ usedBytes: number; reservedBytes: number }> {
@@ -185,18 +218,22 @@ export class FileRepository {
   }
 
   /**
-   * Reserves `bytes` of the user's quota (FU-03). `committedBytes` (used + reserved) is kept as one
-   * number because DynamoDB conditions cannot add: the condition compares it with quota - bytes,
-   * so parallel uploads can never overshoot. False when the quota would be exceeded.
+   * Reserves `bytes` of the user's quota and one file of their file count (FU-03). `committedBytes`
+   * (used + reserved) is kept as one number because DynamoDB conditions cannot add: the condition
+   * compares it with quota - bytes, so parallel uploads can never overshoot; `committedFiles` is
+   * kept the same way against `maxFiles` (no file-count limit when it is omitted). Every
+   * reservation holds one file until it is settled (the file is stored) or released, even of zero
+   * bytes. False when the quota or the file count would be exceeded (`fileCounts` tells which).
    */
-  async reserve(userId: string, bytes: number, quota: number): Promise<boolean> {
-    if (bytes > quota) return false;
+  async reserve(userId: string, bytes: number, quota: number, maxFiles?: number): Promise<boolean> {
+    if (bytes > quota || (maxFiles !== undefined && maxFiles < 1)) return false;
+    const files = maxFiles === undefined ? '' : ' AND (attribute_not_exists(committedFiles) OR committedFiles <= :maxFiles)';
     const update = {
       TableName: this.table,
       Key: { userId, fileId: USAGE },
-      UpdateExpression: 'ADD reservedBytes :n, committedBytes :n',
-      ConditionExpression: 'attribute_not_exists(committedBytes) OR committedBytes <= :max',
-      ExpressionAttributeValues: { ':n': bytes, ':max': quota - bytes },
+      UpdateExpression: 'ADD reservedBytes :n, committedBytes :n, reservedFiles :one, committedFiles :one',
+      ConditionExpression: `(attribute_not_exists(committedBytes) OR committedBytes <= :max)${files}`,
+      ExpressionAttributeValues: { ':n': bytes, ':max': quota - bytes, ':one': 1, ...(maxFiles === undefined ? {} : { ':maxFiles': maxFiles - 1 }) },
     };
     for (let attempt = 1; ; attempt += 1) {
       // A one-item transaction for its ClientRequestToken: the SDK's retry after a lost answer
@@ -221,7 +258,7 @@ export class FileRepository {
    * one landed), then give the bytes back, each retried through the outage (R1).
    */
   private undoUnanswered(request: ConstructorParameters<typeof TransactWriteCommand>[0], userId: string, bytes: number): void {
-    const release = { ClientRequestToken: randomUUID(), TransactItems: [{ Update: this.settlement(userId, bytes, 0) }] };
+    const release = { ClientRequestToken: randomUUID(), TransactItems: [{ Update: this.settlement(userId, bytes, 0, false) }] };
     const usage = { key: { userId, fileId: USAGE }, reserved: bytes };
     void this.retries.run(this.log, 'undoing a quota reservation whose answer was lost', { usage }, async () => {
       try {
@@ -236,7 +273,7 @@ export class FileRepository {
 
   /** Gives a reservation back unused; never throws (see `adjustUsage`). */
   async release(userId: string, reserved: number): Promise<void> {
-    await this.adjustUsage(this.settlement(userId, reserved, 0));
+    await this.adjustUsage(this.settlement(userId, reserved, 0, false));
   }
 
   /**
@@ -247,10 +284,14 @@ export class FileRepository {
     await this.retries.settled(withinMs);
   }
 
-  /** Creates a pending record (a direct upload waiting for its bytes); false when the record exists. */
+  /**
+   * Creates a pending record (a direct upload waiting for its bytes) in the pending place (see
+   * `PENDING_KEY_PREFIX`); false when the record exists.
+   */
   async createPending(record: FileRecord): Promise<boolean> {
     try {
-      await this.db.send(new UpdateCommand({ ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' }));
+      const update = this.setOwnFields(record);
+      await this.db.send(new UpdateCommand({ ...update, Key: pendingKey(record.userId, record.fileId), ConditionExpression: 'attribute_not_exists(#status)' }));
       return true;
     } catch (err) {
       if (isConditionFailed(err)) return false;
@@ -265,7 +306,7 @@ export class FileRepository {
   async createActive(record: FileRecord, reserved: number): Promise<boolean> {
     return this.changeState(
       { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' },
-      this.settlement(record.userId, reserved, record.size),
+      this.settlement(record.userId, reserved, record.size, true),
     );
   }
 
@@ -280,7 +321,7 @@ export class FileRepository {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { userId, fileId },
+          Key: pendingKey(userId, fileId),
           UpdateExpression: 'SET #status = :verifying, claim = :claim, expiresAt = :until',
           ConditionExpression: '#status = :pending OR (#status = :verifying AND expiresAt < :now)',
           ExpressionAttributeNames: { '#status': 'status' },
@@ -306,7 +347,7 @@ export class FileRepository {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { userId: record.userId, fileId: record.fileId },
+          Key: pendingKey(record.userId, record.fileId),
           UpdateExpression: 'SET #status = :pending, expiresAt = :until REMOVE claim',
           ConditionExpression: '#status = :verifying AND claim = :claim',
           ExpressionAttributeNames: { '#status': 'status' },
@@ -319,21 +360,43 @@ export class FileRepository {
   }
 
   /**
-   * Makes a claimed direct upload a file: the record becomes `record` (active), only if the claim
-   * still holds, then the reservation of `reserved` bytes becomes usage of `record.size`. False
-   * when the claim no longer holds (the sweep took the record).
+   * Makes a claimed direct upload a file: in one transaction the pending record is removed (only if
+   * the claim still holds) and `record` (active) is written in the file's place, then the
+   * reservation of `reserved` bytes becomes usage of `record.size`. False when the claim no longer
+   * holds (the sweep took the record).
    */
   async activateClaimed(record: FileRecord, claim: string, reserved: number): Promise<boolean> {
-    const update = this.setOwnFields(record);
-    return this.changeState(
-      {
-        ...update,
-        UpdateExpression: `${update.UpdateExpression} REMOVE expiresAt, claim`,
-        ConditionExpression: '#status = :verifying AND claim = :claim',
-        ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':verifying': 'verifying', ':claim': claim },
-      },
-      this.settlement(record.userId, reserved, record.size),
-    );
+    const request = {
+      // Its token makes an SDK retry after a lost answer harmless (it was applied once or not at all).
+      ClientRequestToken: randomUUID(),
+      TransactItems: [
+        {
+          Delete: {
+            TableName: this.table,
+            Key: pendingKey(record.userId, record.fileId),
+            ConditionExpression: '#status = :verifying AND claim = :claim',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':verifying': 'verifying', ':claim': claim },
+          },
+        },
+        { Update: { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' } },
+      ],
+    };
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.db.send(new TransactWriteCommand(request));
+        break;
+      } catch (err) {
+        const reasons = cancellationReasons(err);
+        if (reasons?.[0] === 'ConditionalCheckFailed') return false;
+        if (reasons?.[1] === 'ConditionalCheckFailed') throw new Error(`a record for ${record.key} already exists`, { cause: err });
+        // Another transaction on the pending record at that moment (the sweep): again, same token.
+        if (isTransactionConflict(err) && attempt < 5) continue;
+        throw err;
+      }
+    }
+    await this.adjustUsage(this.settlement(record.userId, reserved, record.size, true));
+    return true;
   }
 
   /**
@@ -349,18 +412,22 @@ export class FileRepository {
             ConditionExpression: '#status IN (:pending, :verifying) AND expiresAt < :now',
             values: { ':pending': 'pending', ':verifying': 'verifying', ':now': by.expiredBefore },
           };
-    return this.changeState(
-      {
-        Delete: {
-          TableName: this.table,
-          Key: { userId: record.userId, fileId: record.fileId },
-          ConditionExpression: condition.ConditionExpression,
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: condition.values,
+    const remove = (Key: { userId: string; fileId: string }) =>
+      this.changeState(
+        {
+          Delete: {
+            TableName: this.table,
+            Key,
+            ConditionExpression: condition.ConditionExpression,
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: condition.values,
+          },
         },
-      },
-      this.settlement(record.userId, record.size, 0),
-    );
+        this.settlement(record.userId, record.size, 0, false),
+      );
+    if (await remove(pendingKey(record.userId, record.fileId))) return true;
+    // A pending record written before pending records had a place of their own (see PENDING_KEY_PREFIX).
+    return 'expiredBefore' in by && remove({ userId: record.userId, fileId: record.fileId });
   }
 
   /** Deletes an active file's record, then frees its bytes; false when it was already gone. */
@@ -378,8 +445,8 @@ export class FileRepository {
       {
         TableName: this.table,
         Key: { userId: record.userId, fileId: USAGE },
-        UpdateExpression: 'ADD usedBytes :minus, committedBytes :minus',
-        ExpressionAttributeValues: { ':minus': -record.size },
+        UpdateExpression: 'ADD usedBytes :minus, committedBytes :minus, usedFiles :minusOne, committedFiles :minusOne',
+        ExpressionAttributeValues: { ':minus': -record.size, ':minusOne': -1 },
       },
     );
   }
@@ -426,8 +493,8 @@ export class FileRepository {
     const usage = {
       TableName: this.table,
       Key: { userId: record.userId, fileId: USAGE },
-      UpdateExpression: 'ADD usedBytes :n, committedBytes :n',
-      ExpressionAttributeValues: { ':n': record.size },
+      UpdateExpression: 'ADD usedBytes :n, committedBytes :n, usedFiles :one, committedFiles :one',
+      ExpressionAttributeValues: { ':n': record.size, ':one': 1 },
     };
     for (let attempt = 1; ; attempt += 1) {
       try {
@@ -456,13 +523,16 @@ export class FileRepository {
     };
   }
 
-  /** Turns a reservation of `reserved` bytes into usage of `actual` bytes (0: a release). */
-  private settlement(userId: string, reserved: number, actual: number): UsageUpdate {
+  /**
+   * Turns a reservation of `reserved` bytes and one file into usage of `actual` bytes and, when
+   * `stored`, one file (otherwise a release: the file slot is given back).
+   */
+  private settlement(userId: string, reserved: number, actual: number, stored: boolean): UsageUpdate {
     return {
       TableName: this.table,
       Key: { userId, fileId: USAGE },
-      UpdateExpression: 'ADD reservedBytes :minusReserved, committedBytes :delta, usedBytes :actual',
-      ExpressionAttributeValues: { ':minusReserved': -reserved, ':delta': actual - reserved, ':actual': actual },
+      UpdateExpression: `ADD reservedBytes :minusReserved, committedBytes :delta, usedBytes :actual, reservedFiles :minusOne, ${stored ? 'usedFiles :one' : 'committedFiles :minusOne'}`,
+      ExpressionAttributeValues: { ':minusReserved': -reserved, ':delta': actual - reserved, ':actual': actual, ':minusOne': -1, ...(stored ? { ':one': 1 } : {}) },
     };
   }
 

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { paginateQuery } from '@aws-sdk/lib-dynamodb';
 import { type AwsClients, FILE_KEY_PREFIX, isNotFound } from '@scs/common';
+import { PENDING_KEY_PREFIX } from '@scs/common/files';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import { STAGING_PREFIX } from '@scs/upload/dist/services/object-store';
 import { createHash } from 'node:crypto';
@@ -270,7 +271,9 @@ export class StorageCheck {
     );
     for await (const page of pages) {
       for (const item of page.Items ?? []) {
-        const fileId = String(item.fileId ?? '');
+        const stored = String(item.fileId ?? '');
+        // A direct upload's record while it is pending sits under its own prefix (see PENDING_KEY_PREFIX).
+        const fileId = stored.startsWith(PENDING_KEY_PREFIX) ? stored.slice(PENDING_KEY_PREFIX.length) : stored;
         if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(fileId)) found.set(fileId, item);
         else if (fileId === USAGE_ITEM) reservedBytes = Number(item.reservedBytes ?? 0);
       }

@@ -17,6 +17,10 @@ export const UploadConfig = Type.Object({
   ACCOUNT_CHECK_CACHE_SECONDS: Type.Integer({ default: 5, minimum: 0, maximum: 60 }),
   MAX_UPLOAD_BYTES: Type.Integer({ default: 104_857_600, minimum: 1 }),
   QUOTA_BYTES: Type.Integer({ default: 1_073_741_824, minimum: 1 }),
+  /** Files per user, uploads under way and pending direct uploads included (each holds one). */
+  QUOTA_FILES: Type.Integer({ default: 10_000, minimum: 1 }),
+  /** Listings (GET /api/files) per user per minute. */
+  LISTS_PER_MINUTE: Type.Integer({ default: 600, minimum: 1 }),
   /** Extensions accepted (each must be a type the service can recognise from content). */
   ALLOWED_TYPES: Type.String({ default: 'pdf,png,jpg,jpeg,gif,webp,txt,csv,json,docx,xlsx,pptx,zip' }),
   /** Lifetime of presigned download and upload URLs (DL-05: at most 300 s). */

@@ -168,6 +168,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
   app.get(
     '/',
     {
+      config: { rateLimit: { max: config.LISTS_PER_MINUTE, timeWindow: 60_000 } },
       schema: {
         summary: "The caller's files, newest first",
         tags: ['files'],
@@ -176,7 +177,10 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
           limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
           cursor: Type.Optional(Type.String({ pattern: FILE_ID_PATTERN })),
         }),
-        response: { 200: Type.Object({ items: Type.Array(StoredFileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401) },
+        response: {
+          200: Type.Object({ items: Type.Array(StoredFileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...errors(400, 401, 429),
+        },
       },
     },
     async (request) => {
