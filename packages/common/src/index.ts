@@ -12,6 +12,7 @@ export * from './queue-poller';
 export * from './s3-copy';
 export * from './s3-versions';
 export * from './server';
+export { bodyRatePlugin, type BodyRateOptions } from './plugins/body-rate';
 export { auditPlugin, type AuditFields, type AuditOutcome } from './plugins/audit';
 export {
   accessTokenVerifierOptions,

@@ -1,6 +1,6 @@
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
-import { type AwsClients, createServiceApp, every, rateLimitsPlugin, splitList, usersTableRoleLookup } from '@scs/common';
+import { type AwsClients, bodyRatePlugin, createServiceApp, every, rateLimitsPlugin, splitList, usersTableRoleLookup } from '@scs/common';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
@@ -83,6 +83,13 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
     },
   });
 
+  // Bodies that trickle: an upload below the minimum rate, any other body past a short deadline (408).
+  await app.register(bodyRatePlugin, {
+    minBytesPerSecond: config.MIN_UPLOAD_BYTES_PER_SECOND,
+    windowMs: config.UPLOAD_RATE_WINDOW_SECONDS * 1000,
+    graceMs: config.UPLOAD_RATE_GRACE_SECONDS * 1000,
+    bodyTimeoutMs: config.BODY_TIMEOUT_SECONDS * 1000,
+  });
   await app.register(multipart, { limits: { fileSize: config.MAX_UPLOAD_BYTES, files: 1, parts: 5, fields: 4 } });
   // Keyed by the authenticated user, so one account cannot flood and others are unaffected.
   await app.register(rateLimitsPlugin, { perUser: true });

@@ -38,5 +38,15 @@ export const UploadConfig = Type.Object({
   S3_PUBLIC_ORIGINS: Type.String({ default: '' }),
   /** Time a single upload request may take (large files on slow links). */
   UPLOAD_TIMEOUT_SECONDS: Type.Integer({ default: 3600, minimum: 10 }),
+  /**
+   * The slowest an upload's body may arrive, in bytes per second, averaged over
+   * UPLOAD_RATE_WINDOW_SECONDS once UPLOAD_RATE_GRACE_SECONDS have passed (408 REQUEST_TOO_SLOW);
+   * time the service itself is not reading (waiting for S3) does not count. 0: no minimum.
+   */
+  MIN_UPLOAD_BYTES_PER_SECOND: Type.Integer({ default: 1024, minimum: 0, maximum: 104_857_600 }),
+  UPLOAD_RATE_WINDOW_SECONDS: Type.Integer({ default: 30, minimum: 1, maximum: 600 }),
+  UPLOAD_RATE_GRACE_SECONDS: Type.Integer({ default: 10, minimum: 0, maximum: 600 }),
+  /** Time the body of any other request (a JSON body) may take to arrive whole (408 REQUEST_TIMEOUT). */
+  BODY_TIMEOUT_SECONDS: Type.Integer({ default: 30, minimum: 1, maximum: 300 }),
 });
 export type UploadConfig = Static<typeof UploadConfig>;
