@@ -37,6 +37,7 @@ export interface BodyRateOptions {
 
 interface Watched {
   request: FastifyRequest;
+  answered: () => boolean;
   abort: AbortController;
   since: number;
   /** (time, socket bytes read) while the server was waiting for the client; oldest first. */
@@ -76,7 +77,8 @@ export const bodyRatePlugin = fp<BodyRateOptions>(
     const check = (w: Watched) => {
       const req = w.request.raw;
       const bytes = bytesRead(req);
-      if (bytes === undefined || req.complete || req.destroyed) return void watched.delete(w);
+      // Done, or answered already (what is left of the body is connectionsPlugin's to throw away).
+      if (bytes === undefined || req.complete || req.destroyed || w.request.raw.socket?.destroyed || w.answered()) return void watched.delete(w);
       const at = now();
       // The server's turn (not reading yet, or paused by back-pressure): nothing to judge.
       if (req.readableFlowing !== true || req.readableLength > 0) {
@@ -104,11 +106,11 @@ export const bodyRatePlugin = fp<BodyRateOptions>(
     };
 
     app.decorateRequest('bodyTooSlow', null as unknown as AbortSignal);
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', async (request, reply) => {
       const abort = new AbortController();
       request.bodyTooSlow = abort.signal;
       if (!request.routeOptions.config.longBody || opts.minBytesPerSecond <= 0 || !hasUnreadBody(request.raw)) return;
-      const w: Watched = { request, abort, since: now(), samples: [] };
+      const w: Watched = { request, answered: () => reply.sent, since: now(), abort, samples: [] };
       watched.add(w);
       const forget = () => watched.delete(w);
       request.raw.once('end', forget);
@@ -123,13 +125,15 @@ export const bodyRatePlugin = fp<BodyRateOptions>(
       const body = new PassThrough();
       const deadline = setTimeout(() => {
         (payload as Readable).unpipe(body);
+        // Nobody reads the body once an answer went out early (a 401, a 415): just let it go.
+        if (reply.sent || body.listenerCount('error') === 0) return void body.destroy();
         body.destroy(new RequestTimedOut(`The request body did not arrive within ${Math.round(opts.bodyTimeoutMs / 1000)} s`));
       }, opts.bodyTimeoutMs);
       deadline.unref();
       const stop = () => clearTimeout(deadline);
       body.once('end', stop);
       body.once('close', stop);
-      reply.raw.once('finish', stop);
+      reply.raw.once('close', stop);
       (payload as Readable).pipe(body);
       return body;
     });
