@@ -94,7 +94,7 @@ export class StorageCheck {
     const { features } = opts;
     const n = this.names;
     const prefix = `${FILE_KEY_PREFIX}${userId}/`;
-    const [primary, sensitive, backup, { files: records, reservedBytes }, uploads, staged] = await Promise.all([
+    const [primary, sensitive, backup, { files: records, reservedBytes, reservedFiles }, uploads, staged] = await Promise.all([
       // Versions only in the final pass: listing them costs the emulator a copy of every version's bytes.
       opts.digests ? this.versions(n.PRIMARY_BUCKET, prefix) : this.current(n.PRIMARY_BUCKET, prefix),
       this.current(n.SENSITIVE_BUCKET, prefix),
@@ -179,6 +179,7 @@ export class StorageCheck {
     const used = await opts.usedBytes(userId);
     if (used !== expectedBytes) phantom.push(`user ${userId}: the quota counts ${used} bytes, the files stored hold ${expectedBytes}`);
     if (reservedBytes !== 0) phantom.push(`user ${userId}: ${reservedBytes} bytes of quota still reserved with no upload under way`);
+    if (reservedFiles !== 0) phantom.push(`user ${userId}: ${reservedFiles} files of the file count still reserved with no upload under way`);
     return { checked, lost, phantom };
   }
 
@@ -254,12 +255,13 @@ export class StorageCheck {
   }
 
   /**
-   * The user's file records by file id, and the bytes its usage counter holds reserved for uploads
-   * under way (the upload service's `#usage` item; 0 when there is none).
+   * The user's file records by file id, and the bytes and files its usage counter holds reserved
+   * for uploads under way (the upload service's `#usage` item; 0 when there is none).
    */
-  private async records(userId: string): Promise<{ files: Map<string, Record<string, unknown>>; reservedBytes: number }> {
+  private async records(userId: string): Promise<{ files: Map<string, Record<string, unknown>>; reservedBytes: number; reservedFiles: number }> {
     const found = new Map<string, Record<string, unknown>>();
     let reservedBytes = 0;
+    let reservedFiles = 0;
     const pages = paginateQuery(
       { client: this.aws.dynamo },
       {
@@ -275,10 +277,13 @@ export class StorageCheck {
         // A direct upload's record while it is pending sits under its own prefix (see PENDING_KEY_PREFIX).
         const fileId = stored.startsWith(PENDING_KEY_PREFIX) ? stored.slice(PENDING_KEY_PREFIX.length) : stored;
         if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(fileId)) found.set(fileId, item);
-        else if (fileId === USAGE_ITEM) reservedBytes = Number(item.reservedBytes ?? 0);
+        else if (fileId === USAGE_ITEM) {
+          reservedBytes = Number(item.reservedBytes ?? 0);
+          reservedFiles = Number(item.reservedFiles ?? 0);
+        }
       }
     }
-    return { files: found, reservedBytes };
+    return { files: found, reservedBytes, reservedFiles };
   }
 
   /** Keys (with upload ids) of multipart uploads still open under the user's file and staging prefixes. */
