@@ -4,7 +4,7 @@ const path = require('node:path');
 
 const transform = {
   '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } } }],
-  // A few dependencies ship only ES modules, which jest's CommonJS runtime cannot require on Node 20.
+  // A few dependencies ship only ES modules, which jest's CommonJS module runtime cannot require.
   '^.+\\.m?js$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
 };
 const ESM_ONLY = ['content-disposition', 'cookie', '@fastify/cookie'];
@@ -38,5 +38,6 @@ module.exports = {
     project('services/backup-sync'),
     project('services/sensitive-mover'),
     project('scripts'),
+    project('bench'),
   ],
 };

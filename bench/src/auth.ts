@@ -115,9 +115,13 @@ export async function authBenchmark(ctx: BenchContext): Promise<BenchmarkReport>
         PORT: String(authPort),
         COOKIE_SECURE: 'false',
         REGISTER_RATE_LIMIT_PER_MINUTE: '100000',
+        REGISTER_RATE_LIMIT_PER_HOUR: '100000',
         LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
         // Attempts are counted while they are checked (AU-05): the bench's few accounts see many logins at once.
         LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000',
+        // Likewise the hashes in flight per account and per address (every bench client is 127.0.0.1).
+        HASH_CONCURRENCY_PER_ACCOUNT: '100000',
+        HASH_CONCURRENCY_PER_ADDRESS: '100000',
         ARGON2_MEMORY_KIB: String(cost.memoryKiB),
         ARGON2_TIME_COST: String(cost.timeCost),
         HASH_CONCURRENCY: String(cost.concurrency),

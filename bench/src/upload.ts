@@ -513,7 +513,7 @@ async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner 
         cwd: repoRoot,
         port: authPort,
         readyPath: '/ready',
-        env: { ...common, PORT: String(authPort), COOKIE_SECURE: 'false', REGISTER_RATE_LIMIT_PER_MINUTE: '100000', LOGIN_MAX_FAILURES_PER_ADDRESS: '100000' },
+        env: { ...common, PORT: String(authPort), COOKIE_SECURE: 'false', REGISTER_RATE_LIMIT_PER_MINUTE: '100000', REGISTER_RATE_LIMIT_PER_HOUR: '100000', HASH_CONCURRENCY_PER_ADDRESS: '100000', LOGIN_MAX_FAILURES_PER_ADDRESS: '100000' },
       });
       const users = Array.from({ length: USERS }, (_, i) => ({ username: `upload-${i}-${randomBytes(3).toString('hex')}`, password: `Bench ${randomBytes(12).toString('base64url')} pass` }));
       for (const user of users) {

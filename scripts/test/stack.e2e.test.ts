@@ -60,7 +60,7 @@ describe('e2e: npm start, the auth API through the gateway, stop and restart', (
     expect(body).toMatchObject({ accessToken: expect.any(String), tokenType: 'Bearer', expiresIn: expect.any(Number), user: { username, role: 'user' } });
     accessToken = body.accessToken;
 
-    const setCookie = res.headers.getSetCookie().find((c) => /;\s*path=\/auth/i.test(c));
+    const setCookie = res.headers.getSetCookie().find((c) => c.startsWith('scs_refresh=') && /;\s*path=\/auth/i.test(c));
     expect(setCookie).toBeDefined();
     expect(setCookie).toMatch(/;\s*HttpOnly/i);
     expect(setCookie).toMatch(/;\s*SameSite=Strict/i);

@@ -1,5 +1,6 @@
-import { type Static, type TObject, type TProperties, Type } from '@sinclair/typebox';
+import { FormatRegistry, type Static, type TObject, type TProperties, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { isIP } from 'node:net';
 
 /** A start-up configuration error: names the variable and what is wrong with it. */
 export class ConfigError extends Error {
@@ -11,6 +12,25 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** proxy-addr's names for address ranges, accepted in TRUSTED_PROXIES beside addresses and CIDRs. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * True when `value` is a comma-separated list (possibly empty) of IP addresses, CIDRs
+ * (`10.0.0.0/20`, `::1/128`) or proxy-addr's range names: what Fastify's `trustProxy` accepts.
+ */
+export function isProxyList(value: string): boolean {
+  return splitList(value).every((entry) => {
+    if (PROXY_RANGE_NAMES.has(entry)) return true;
+    const [address = '', prefix, ...rest] = entry.split('/');
+    const family = isIP(address);
+    if (family === 0 || rest.length > 0) return false;
+    if (prefix === undefined) return true;
+    return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+  });
+}
+FormatRegistry.Set('proxy-list', isProxyList);
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -28,8 +48,11 @@ export const baseConfigProperties = {
   AWS_ENDPOINT_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   AWS_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 10 }),
   AWS_REQUEST_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100 }),
-  /** Addresses or CIDRs of the proxies (the ALB subnets, the dev gateway) whose X-Forwarded-For is trusted. */
-  TRUSTED_PROXIES: Type.String({ default: '127.0.0.1/32,::1/128' }),
+  /**
+   * Addresses or CIDRs of the proxies (the ALB subnets, the dev gateway) whose X-Forwarded-For and
+   * X-Forwarded-Host are believed (AU-06); from any other peer they are ignored.
+   */
+  TRUSTED_PROXIES: Type.String({ default: '127.0.0.1/32,::1/128', format: 'proxy-list' }),
   JWT_ISSUER: Type.String({ default: 'scs-auth', minLength: 1 }),
   JWT_AUDIENCE: Type.String({ default: 'scs', minLength: 1 }),
   JWT_PUBLIC_KEYS_PARAM: Type.String({ default: '/scs/auth/jwt-public-keys', pattern: '^/' }),

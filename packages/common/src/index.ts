@@ -9,6 +9,7 @@ export * from './keys';
 export * from './logger';
 export * from './resources';
 export * from './queue-poller';
+export * from './rate-limit-store';
 export * from './s3-copy';
 export * from './s3-versions';
 export * from './server';
@@ -30,6 +31,7 @@ export {
   hasUnreadBody,
   settleUnreadBody,
   type ConnectionsOptions,
+  type LingerOutcome,
 } from './plugins/connections';
 export { errorBody, errorHandlerPlugin, type ErrorBody } from './plugins/error-handler';
 export { inputPlugin } from './plugins/input';
@@ -37,4 +39,4 @@ export { observabilityPlugin, type ObservabilityOptions } from './plugins/observ
 export { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
 export { ErrorResponse } from './schemas';
 export * from './service-app';
-export { rateLimitsPlugin, type RateLimitsOptions } from './plugins/rate-limits';
+export { addressKey, extraRateLimit, rateLimitsPlugin, type RateLimitsOptions } from './plugins/rate-limits';

@@ -17,8 +17,21 @@ describe('configuration', () => {
     ['LOG_LEVEL', 'loud'],
     ['AWS_ENDPOINT_URL', 'ftp://x'],
     ['AWS_MAX_ATTEMPTS', '0'],
+    ['TRUSTED_PROXIES', 'alb.internal'],
+    ['TRUSTED_PROXIES', '10.0.0.0/33'],
+    ['TRUSTED_PROXIES', '300.1.1.1'],
+    ['TRUSTED_PROXIES', '::1/129'],
+    ['TRUSTED_PROXIES', '10.0.0.0/8/9'],
+    ['TRUSTED_PROXIES', '10.0.0.0/20,*'],
   ])('refuses a bad %s (%s) and names the variable', (variable, value) => {
     expect(() => loadConfig(Schema, { [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig(Schema, { [variable]: value })).toThrow(new RegExp(`^Invalid configuration: ${variable} `));
+  });
+
+  it('AU-06: TRUSTED_PROXIES takes addresses, CIDRs and proxy-addr range names, comma-separated', () => {
+    for (const value of ['10.0.0.0/20, 10.0.16.0/20', '127.0.0.1/32,::1/128', 'loopback', '192.0.2.7', 'fd00::/8']) {
+      expect(loadConfig(Schema, { TRUSTED_PROXIES: value }).TRUSTED_PROXIES).toBe(value);
+    }
+    expect(loadConfig(Schema, {}).TRUSTED_PROXIES).toBe('127.0.0.1/32,::1/128');
   });
 });

@@ -2,7 +2,7 @@ import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
-import { connectionsPlugin, errorHandlerPlugin, serverOptions, Unauthorized } from '../src';
+import { connectionsPlugin, errorHandlerPlugin, type LingerOutcome, serverOptions, Unauthorized } from '../src';
 
 /**
  * The connection hygiene every server registers, over real TCP connections (`inject` has none):
@@ -16,7 +16,7 @@ let port: number;
 
 beforeAll(async () => {
   app = Fastify(serverOptions({ LOG_LEVEL: 'silent', TRUSTED_PROXIES: '' }));
-  await app.register(connectionsPlugin, { drainMaxBytes: 256 * 1024, discardTimeoutMs: 1_000, lingerMaxBytes: 4 * MiB });
+  await app.register(connectionsPlugin, { drainMaxBytes: 256 * 1024, discardTimeoutMs: 1_000, lingeringTimeoutMs: 1_000, lingeringTimeMs: 60_000 });
   await app.register(errorHandlerPlugin);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
@@ -52,9 +52,9 @@ interface Conversation {
   answers: (count: number) => Promise<string>;
 }
 
-function converse(): Conversation {
+function converse(to = port): Conversation {
   // Half-open allowed: the client goes on sending after the server's FIN, as an uploading client does.
-  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  const socket = connect({ port: to, host: '127.0.0.1', allowHalfOpen: true });
   let text = '';
   const waiters: (() => void)[] = [];
   socket.on('data', (chunk: Buffer) => {
@@ -163,20 +163,97 @@ describe('a body left unread by an early answer', () => {
     }
   });
 
-  it('a client that keeps sending past the linger limit is cut off after about that many bytes', async () => {
-    const c = converse();
-    c.socket.write(post('/private', 'chunked'));
-    const chunk = `10000\r\n${'a'.repeat(0x10000)}\r\n`;
+  /** Sends `chunk` until `stop()` or the connection closes, honouring backpressure; resolves with the bytes sent. */
+  const sendUntil = async (socket: Socket, chunk: string, stop: (sent: number) => boolean) => {
     let sent = 0;
-    const closed = new Promise((resolve) => c.socket.once('close', resolve));
-    while (!c.socket.destroyed) {
+    const closed = once(socket, 'close').catch(() => undefined);
+    while (!socket.destroyed && !stop(sent)) {
       sent += chunk.length;
-      if (!c.socket.write(chunk)) await Promise.race([once(c.socket, 'drain').catch(() => undefined), closed]);
+      if (!socket.write(chunk)) await Promise.race([once(socket, 'drain').catch(() => undefined), closed]);
     }
-    await closed;
-    expect(c.received()).toMatch(/^HTTP\/1\.1 401 /);
-    // 4 MiB of linger plus what the socket buffers held; without the limit it would run for the whole discard timeout.
-    expect(sent).toBeLessThan(64 * MiB);
+    return sent;
+  };
+  const CHUNK = `10000\r\n${'a'.repeat(0x10000)}\r\n`;
+
+  it('FU-01: a client busy sending that reads its answer only after 64 MiB more still gets it, not a reset (lingering close)', async () => {
+    const c = converse();
+    // A client whose event loop is busy: nothing it receives is read until it has sent 64 MiB more.
+    c.socket.pause();
+    c.socket.write(post('/private', 'chunked'));
+    await sendUntil(c.socket, CHUNK, (sent) => sent >= 64 * MiB);
+    expect(c.socket.destroyed).toBe(false);
+    c.socket.resume();
+    const text = await c.answers(1);
+    expect(text).toMatch(/^HTTP\/1\.1 401 [^]*connection: close/i);
+    c.socket.end('0\r\n\r\n');
+    expect(await c.ended).toBe('end');
+  });
+
+  it('a client that keeps sending past the lingering time is cut off, its answer sent first', async () => {
+    const ends: LingerOutcome[] = [];
+    const short = Fastify(serverOptions({ LOG_LEVEL: 'silent', TRUSTED_PROXIES: '' }));
+    await short.register(connectionsPlugin, { lingeringTimeMs: 500, lingeringTimeoutMs: 60_000, onLingerEnd: (l) => ends.push(l) });
+    short.post('/private', { onRequest: async () => Promise.reject(new Unauthorized('Sign in first')) }, async () => ({ ok: true }));
+    await short.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const c = converse((short.server.address() as AddressInfo).port);
+      c.socket.write(post('/private', 'chunked'));
+      // Without the total limit this client would be read from for as long as it sends: the test would time out.
+      await sendUntil(c.socket, CHUNK, () => false);
+      await once(c.socket, 'close').catch(() => undefined);
+      expect(c.received()).toMatch(/^HTTP\/1\.1 401 /);
+      expect(ends).toEqual([expect.objectContaining({ outcome: 'time', mode: 'close' })]);
+    } finally {
+      await short.close();
+    }
+  });
+
+  it('FU-01: a server that stalls (a busy machine) does not mistake its own stall for the client pausing: the client goes on sending, no reset', async () => {
+    let ended: (linger: LingerOutcome) => void = () => undefined;
+    const lingerEnd = new Promise<LingerOutcome>((resolve) => (ended = resolve));
+    const busy = Fastify(serverOptions({ LOG_LEVEL: 'silent', TRUSTED_PROXIES: '' }));
+    await busy.register(connectionsPlugin, { lingeringTimeoutMs: 300, onLingerEnd: (l) => ended(l) });
+    busy.post('/private', { onRequest: async () => Promise.reject(new Unauthorized('Sign in first')) }, async () => ({ ok: true }));
+    await busy.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const c = converse((busy.server.address() as AddressInfo).port);
+      c.socket.write(post('/private', 'chunked'));
+      expect(await c.answers(1)).toMatch(/^HTTP\/1\.1 401 /);
+      // The client's next bytes reach the kernel, then the whole process (the server with it) stalls
+      // for longer than the pause limit: when it wakes, the bytes are waiting to be read.
+      c.socket.write(CHUNK);
+      const until = performance.now() + 900;
+      while (performance.now() < until) {
+        /* a stalled event loop */
+      }
+      const sent = await sendUntil(c.socket, CHUNK, (n) => n >= 4 * MiB);
+      expect(sent).toBeGreaterThanOrEqual(4 * MiB);
+      c.socket.write('0\r\n\r\n');
+      expect(await lingerEnd).toEqual(expect.objectContaining({ outcome: 'complete', mode: 'close' }));
+      c.socket.destroy();
+    } finally {
+      await busy.close();
+    }
+  });
+
+  it('a lingering close ends as soon as the client has sent its whole body, and says so', async () => {
+    let ended: (linger: LingerOutcome) => void = () => undefined;
+    const lingerEnd = new Promise<LingerOutcome>((resolve) => (ended = resolve));
+    const quick = Fastify(serverOptions({ LOG_LEVEL: 'silent', TRUSTED_PROXIES: '' }));
+    await quick.register(connectionsPlugin, { onLingerEnd: (l) => ended(l) });
+    quick.post('/private', { onRequest: async () => Promise.reject(new Unauthorized('Sign in first')) }, async () => ({ ok: true }));
+    await quick.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const c = converse((quick.server.address() as AddressInfo).port);
+      c.socket.write(post('/private', 4 * MiB));
+      await writeBytes(c.socket, 4 * MiB);
+      expect(await lingerEnd).toEqual(expect.objectContaining({ outcome: 'complete', mode: 'close', bytes: expect.any(Number) }));
+      expect(await c.ended).toBe('end');
+      expect(c.received()).toMatch(/^HTTP\/1\.1 401 /);
+      c.socket.destroy();
+    } finally {
+      await quick.close();
+    }
   });
 
   it('a body read to the end leaves nothing to do: keep-alive as usual', async () => {

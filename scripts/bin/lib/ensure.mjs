@@ -101,9 +101,22 @@ export function runBuilt(script, python, args = []) {
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 }
 
-/** Runs an entry point, turning a SetupError into a clear message and exit code 1. */
+/** The oldest Node.js major version the project runs on (its `engines`; Node 20 is past its end of life). */
+export const NODE_MAJOR = 22;
+
+/** Refuses to go on under a Node.js older than `NODE_MAJOR`, saying how to get a newer one. */
+export function ensureNode(version = process.versions.node) {
+  if (Number(version.split('.')[0]) >= NODE_MAJOR) return;
+  throw new SetupError(
+    `Node.js ${version} is too old: the project needs Node.js >= ${NODE_MAJOR} (LTS).\n` +
+      `Install it from your package manager or nodejs.org, or from the npm registry: npm install --global node@${NODE_MAJOR}`,
+  );
+}
+
+/** Runs an entry point under a recent enough Node.js, turning a SetupError into a clear message and exit code 1. */
 export async function main(fn) {
   try {
+    ensureNode();
     await fn();
   } catch (err) {
     if (!(err instanceof SetupError)) throw err;

@@ -31,6 +31,8 @@ function stackEnv(s: ResilienceSettings): Record<string, string> {
     QUOTA_BYTES: process.env.QUOTA_BYTES ?? String(1024 * 1024 * MiB),
     // Every client is its own user, all from one address.
     REGISTER_RATE_LIMIT_PER_MINUTE: process.env.REGISTER_RATE_LIMIT_PER_MINUTE ?? '100000',
+    REGISTER_RATE_LIMIT_PER_HOUR: process.env.REGISTER_RATE_LIMIT_PER_HOUR ?? '100000',
+    HASH_CONCURRENCY_PER_ADDRESS: process.env.HASH_CONCURRENCY_PER_ADDRESS ?? '100000',
     // In-flight uploads get the services' shutdown grace (this minus 2 s) to finish (R8).
     STACK_STOP_GRACE_MS: process.env.STACK_STOP_GRACE_MS ?? '20000',
     // Events a killed or cut-off backup-sync had received come back after this (R6/R7), within the settle window.

@@ -142,7 +142,13 @@ export interface PostStreamOptions {
   disconnectAfterBytes?: number;
 }
 
-/** Splits chunks into slices of at most a tenth of a second's worth and hands them out at `bytesPerSecond`. */
+/**
+ * Splits chunks into slices of at most a tenth of a second's worth and hands them out at
+ * `bytesPerSecond`. Before each slice the client reads what it has received, as a browser's network
+ * stack does while it uploads: after its own event loop stalled (a busy machine), timers run before
+ * sockets are read, and a slice sent first could meet the reset of a server that answered and
+ * closed meanwhile, losing the answer that was already there to read.
+ */
 async function* paced(chunks: Iterable<Buffer>, bytesPerSecond: number): AsyncGenerator<Buffer> {
   const slice = Math.max(1, Math.floor(bytesPerSecond / 10));
   const started = performance.now();
@@ -153,6 +159,8 @@ async function* paced(chunks: Iterable<Buffer>, bytesPerSecond: number): AsyncGe
       const due = started + (sent * 1000) / bytesPerSecond;
       const wait = due - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      // One pass of the I/O phase: an answer that arrived is read (and stops the body) first.
+      await new Promise((resolve) => setImmediate(resolve));
       sent += piece.length;
       yield piece;
     }

@@ -27,11 +27,14 @@ export async function freeStackPorts(): Promise<StackPorts> {
   };
 }
 
-/** The refresh cookie a response sets (Path=/auth), as `name=value`, the way a browser sends it back. */
+/**
+ * The refresh cookie a response sets (`scs_refresh`, Path=/auth), as `name=value`, the way a browser
+ * sends it back. A sign-in from a new device also sets `scs_device` on the same path.
+ */
 export function refreshCookie(res: Response): string | undefined {
   return res.headers
     .getSetCookie()
-    .find((c) => /;\s*path=\/auth/i.test(c))
+    .find((c) => c.startsWith('scs_refresh=') && /;\s*path=\/auth/i.test(c))
     ?.split(';', 1)[0];
 }
 

@@ -48,6 +48,9 @@ export async function startInProcessStack(env: Record<string, string> = {}, fast
     // Every client of a test comes from 127.0.0.1: per-address limits would only measure the test.
     LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
     REGISTER_RATE_LIMIT_PER_MINUTE: '100000',
+    REGISTER_RATE_LIMIT_PER_HOUR: '100000',
+    REFRESH_RATE_LIMIT_PER_MINUTE: '100000',
+    HASH_CONCURRENCY_PER_ADDRESS: '100000',
     ...env,
   };
   const options = (): Partial<FastifyServerOptions> => ({ logger: { level: 'warn', stream }, ...fastify });

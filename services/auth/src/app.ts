@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
 import type { AuthConfig } from './config';
 import { SessionRepository } from './repositories/sessions';
+import { DeviceRepository } from './repositories/devices';
 import { LoginThrottle } from './repositories/throttle';
 import { UserRepository } from './repositories/users';
 import { authRoutes } from './routes/auth';
@@ -58,12 +59,15 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps): Promise<Fast
   });
 
   await app.register(cookie);
-  await app.register(rateLimitsPlugin);
+  // Registration and refresh limits per client address, counted in the throttle table so they hold
+  // across every auth instance.
+  await app.register(rateLimitsPlugin, { shared: { db: aws.dynamo, table: config.THROTTLE_TABLE, service: 'auth', now: clock } });
 
   const service = new AuthService({
     users: new UserRepository(aws.dynamo, config.USERS_TABLE),
     sessions: new SessionRepository(aws.dynamo, config.SESSIONS_TABLE),
     throttle: new LoginThrottle(aws.dynamo, config.THROTTLE_TABLE),
+    devices: new DeviceRepository(aws.dynamo, config.SESSIONS_TABLE),
     hasher: new PasswordHasher(
       { memoryKiB: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST },
       config.HASH_CONCURRENCY,

@@ -14,5 +14,11 @@ export const TooManyAttempts = createError(
   'Too many failed sign-in attempts: wait a few minutes and try again',
   429,
 );
+/** The same code as TooManyAttempts: sign-ins of this account or address are already being checked. */
+export const SignInsInProgress = createError(
+  'TOO_MANY_ATTEMPTS',
+  'Sign-ins for this account or from this address are already in progress: try again in a moment',
+  429,
+);
 export const InvalidRefreshToken = createError('INVALID_REFRESH_TOKEN', 'Your session has ended: sign in again', 401);
 export const CrossSiteRequest = createError('CROSS_SITE_REQUEST', 'This request must come from the application itself', 403);

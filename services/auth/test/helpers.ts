@@ -17,6 +17,9 @@ export function testConfig(overrides: Record<string, string> = {}): AuthConfig {
     LOG_LEVEL: 'info',
     LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
     REGISTER_RATE_LIMIT_PER_MINUTE: '100000',
+    REGISTER_RATE_LIMIT_PER_HOUR: '100000',
+    REFRESH_RATE_LIMIT_PER_MINUTE: '100000',
+    HASH_CONCURRENCY_PER_ADDRESS: '100000',
     ...overrides,
   });
 }

@@ -34,7 +34,38 @@ describe('several auth instances', () => {
     const results = await Promise.all(Array.from({ length: 24 }, (_, i) => login(i % 2 ? a.app : b.app, username, `wrong password ${i}!!`)));
     expect(results.filter((r) => r.statusCode === 401).length).toBeLessThanOrEqual(5);
     expect(results.filter((r) => r.statusCode === 429).length).toBeGreaterThanOrEqual(19);
+    // Attempts refused while others of the account were being checked did not count: one at a time,
+    // guessing goes on (on either instance) until exactly 5 have failed.
+    let failed = results.filter((r) => r.statusCode === 401).length;
+    for (let i = 0; i < 6; i += 1) {
+      if ((await login(i % 2 ? a.app : b.app, username, `wrong password again ${i}!!`)).statusCode !== 401) break;
+      failed += 1;
+    }
+    expect(failed).toBe(5);
     expect((await login(a.app, username)).statusCode).toBe(429);
+  });
+
+  it('registrations per address are counted across instances: parallel registrations on two instances admit the limit once', async () => {
+    const limited = await Promise.all([buildTestApp({ REGISTER_RATE_LIMIT_PER_MINUTE: '3' }), buildTestApp({ REGISTER_RATE_LIMIT_PER_MINUTE: '3' })]);
+    try {
+      // An address of this test's own: the count is shared by everything on the emulator.
+      const address = `198.18.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          limited[i % 2]!.app.inject({
+            method: 'POST',
+            url: '/auth/register',
+            payload: { username: uniqueName(), password: PASSWORD },
+            headers: { 'x-forwarded-for': address },
+          }),
+        ),
+      );
+      expect(results.filter((r) => r.statusCode === 201)).toHaveLength(3);
+      expect(results.filter((r) => r.statusCode === 429)).toHaveLength(5);
+      expect(results.find((r) => r.statusCode === 429)?.json()).toMatchObject({ code: 'RATE_LIMITED' });
+    } finally {
+      await Promise.all(limited.map((l) => l.app.close()));
+    }
   });
 
   it('JW-06: parallel refreshes on both instances get one successor; once it is rotated, the old token is reuse on either', async () => {

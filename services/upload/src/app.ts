@@ -91,8 +91,9 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
     bodyTimeoutMs: config.BODY_TIMEOUT_SECONDS * 1000,
   });
   await app.register(multipart, { limits: { fileSize: config.MAX_UPLOAD_BYTES, files: 1, parts: 5, fields: 4 } });
-  // Keyed by the authenticated user, so one account cannot flood and others are unaffected.
-  await app.register(rateLimitsPlugin, { perUser: true });
+  // Keyed by the authenticated user, so one account cannot flood and others are unaffected; counted
+  // in the throttle table, so the limit holds across every upload instance.
+  await app.register(rateLimitsPlugin, { perUser: true, shared: { db: aws.dynamo, table: config.THROTTLE_TABLE, service: 'upload' } });
 
   const files = new FileRepository(aws.dynamo, config.FILES_TABLE, app.log);
   // Clean-ups and quota releases still being retried after an outage get a few seconds to land.

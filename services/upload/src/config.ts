@@ -1,7 +1,7 @@
 import { baseConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 
-const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, SENSITIVE_KMS_KEY_ID, USERS_TABLE } = resourceNameProperties;
+const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, THROTTLE_TABLE, SENSITIVE_KMS_KEY_ID, USERS_TABLE } = resourceNameProperties;
 
 /** The upload service's configuration; every key is the environment variable of the same name. */
 export const UploadConfig = Type.Object({
@@ -10,6 +10,8 @@ export const UploadConfig = Type.Object({
   PRIMARY_BUCKET,
   SENSITIVE_BUCKET,
   FILES_TABLE,
+  /** Where the per-user rate limits are counted, shared by every upload instance. */
+  THROTTLE_TABLE,
   SENSITIVE_KMS_KEY_ID,
   /** The auth service's accounts: the file API refuses a token whose account is gone. */
   USERS_TABLE,

@@ -12,14 +12,42 @@ export interface ConnectionsOptions {
    * Default 1 MiB.
    */
   drainMaxBytes?: number;
-  /** Longest time, in ms, spent reading and throwing away the rest of a body. Default 5000. */
+  /** Longest time, in ms, spent reading and throwing away the rest of a kept connection's body. Default 5000. */
   discardTimeoutMs?: number;
-  /** Most bytes thrown away while closing a connection (after that it is reset). Default 32 MiB. */
-  lingerMaxBytes?: number;
+  /**
+   * Lingering close, total time (nginx's `lingering_time`): the longest time, in ms, a closing
+   * connection goes on reading and throwing away what the client still sends after its answer.
+   * Past it the connection is reset. Default 30000.
+   */
+  lingeringTimeMs?: number;
+  /**
+   * Lingering close, pause (nginx's `lingering_timeout`): a closing connection whose client sends
+   * nothing for this many ms is closed, the client having stopped to read its answer. Default 5000.
+   */
+  lingeringTimeoutMs?: number;
+  /** Told how each lingering close or drain ended (for logs and measurements). */
+  onLingerEnd?: (linger: LingerOutcome) => void;
+}
+
+/**
+ * How the rest of an answered request's body was dealt with: `complete` (the client sent all it
+ * declared, or ended its side), `paused` (it stopped sending for the pause limit), `time` (still
+ * sending at the total limit: reset), `bytes` (a kept connection's rest over its size: reset),
+ * `closed` (the client closed the connection).
+ */
+export interface LingerOutcome {
+  outcome: 'complete' | 'paused' | 'time' | 'bytes' | 'closed';
+  /** `close`: a lingering close after `Connection: close`; `drain`: a kept-alive connection's rest read. */
+  mode: 'close' | 'drain';
+  /** Body bytes read and thrown away after the answer began. */
+  bytes: number;
+  /** How long it took, in ms. */
+  ms: number;
 }
 
 const MiB = 1024 * 1024;
-const DEFAULTS: Required<ConnectionsOptions> = { drainMaxBytes: MiB, discardTimeoutMs: 5_000, lingerMaxBytes: 32 * MiB };
+/** nginx's defaults for a lingering close (30 s in all, 5 s of pause); a kept connection reads at most 1 MiB within 5 s. */
+const DEFAULTS = { drainMaxBytes: MiB, discardTimeoutMs: 5_000, lingeringTimeMs: 30_000, lingeringTimeoutMs: 5_000 };
 
 /** Sockets whose request body is being thrown away after the answer was sent. */
 const discarding = new WeakSet<Socket>();
@@ -36,29 +64,63 @@ export function hasUnreadBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+interface DiscardLimits {
+  mode: LingerOutcome['mode'];
+  /** Most bytes read (a kept connection's rest); past it the connection is reset. */
+  maxBytes: number;
+  /** Total time, in ms; past it the connection is reset. */
+  totalMs: number;
+  /** Longest pause between two reads, in ms; past it the connection is closed. */
+  pauseMs: number;
+  onEnd?: (linger: LingerOutcome) => void;
+}
+
 /**
  * Reads and throws away what is left of `req`'s body while and after its answer is sent, within
- * `maxBytes` and `timeoutMs`; past either, the connection is destroyed. With `close`, the answer
- * says `Connection: close`: once both the answer and the whole body have gone through, the socket
- * is closed.
+ * the limits; past `totalMs` or `maxBytes` the connection is reset, after a pause of `pauseMs` it
+ * is closed. In `close` mode the answer says `Connection: close`: once both the answer and the
+ * whole body have gone through, the socket is closed.
  */
-function discardRest(req: IncomingMessage, res: ServerResponse, opts: { maxBytes: number; timeoutMs: number; close: boolean }): void {
+function discardRest(req: IncomingMessage, res: ServerResponse, limits: DiscardLimits): void {
   const socket = req.socket;
   discarding.add(socket);
+  const started = performance.now();
   let bytes = 0;
   let bodyDone = false;
   let answered = false;
-  const timer = setTimeout(() => socket.destroy(), opts.timeoutMs);
-  timer.unref();
-  const stop = () => {
-    clearTimeout(timer);
+  let ended = false;
+  const end = (outcome: LingerOutcome['outcome']) => {
+    if (ended) return;
+    ended = true;
+    clearTimeout(total);
+    clearTimeout(pause);
     discarding.delete(socket);
+    limits.onEnd?.({ outcome, mode: limits.mode, bytes, ms: performance.now() - started });
   };
+  const cut = (outcome: 'time' | 'bytes' | 'paused') => {
+    end(outcome);
+    socket.destroy();
+  };
+  const total = setTimeout(() => cut('time'), limits.totalMs);
+  total.unref();
+  // A pause is the client's only if nothing is waiting to be read: after the server's own event
+  // loop stalled (a busy machine), timers run before sockets are read, so the decision waits for
+  // one pass of the I/O phase (setImmediate), whose reads refresh `lastData`.
+  let lastData = performance.now();
+  const pause = setTimeout(function paused() {
+    setImmediate(() => {
+      if (ended) return;
+      const idle = performance.now() - lastData;
+      if (idle >= limits.pauseMs) cut('paused');
+      else pause.refresh();
+    });
+  }, limits.pauseMs);
+  pause.unref();
   const settle = () => {
     if (!bodyDone || !answered) return;
-    stop();
+    end('complete');
     // Node's own destroySoon: destroy once the answer and the FIN have been handed to the kernel.
-    if (opts.close) Socket.prototype.destroySoon.call(socket);
+    if (limits.mode === 'close') Socket.prototype.destroySoon.call(socket);
   };
   // Whoever was reading (a multipart parser, a proxy) stopped at the answer: detach it and read on.
   // Reading here (rather than leaving it to Node, which drops a body it "dumps" unseen) counts the bytes.
@@ -66,7 +128,9 @@ function discardRest(req: IncomingMessage, res: ServerResponse, opts: { maxBytes
   req.removeAllListeners('data');
   req.on('data', (chunk: Buffer) => {
     bytes += chunk.length;
-    if (bytes > opts.maxBytes) socket.destroy();
+    if (bytes > limits.maxBytes) return cut('bytes');
+    lastData = performance.now();
+    pause.refresh();
   });
   req.on('error', () => undefined);
   req.once('end', () => {
@@ -77,16 +141,20 @@ function discardRest(req: IncomingMessage, res: ServerResponse, opts: { maxBytes
     answered = true;
     settle();
   });
-  socket.once('close', stop);
+  socket.once('close', () => end('closed'));
   req.resume();
 }
 
 /**
  * Called for an answer about to be sent: when part of the request body is still unread, the
  * connection is either kept (a small rest is read and thrown away after the answer) or closed
- * with `Connection: close` and a lingering close (FIN after the answer, then what the client
- * still sends is read and thrown away for a bounded time), so the client reads the answer
- * instead of a reset and a pooled connection never carries a stale body into the next request.
+ * with `Connection: close` and a lingering close, as nginx does it: FIN after the answer, then
+ * what the client still sends is read and thrown away for as long as it keeps sending, up to
+ * `lingeringTimeMs` in all, and the connection is closed once the client pauses for
+ * `lingeringTimeoutMs`. A client busy sending reads its answer only when it gets to it; closing
+ * earlier would make the kernel answer its next bytes with a reset, which can destroy the answer
+ * before it is read (a browser then shows "connection reset", not "file too large"). So the
+ * client reads the answer, and a pooled connection never carries a stale body into the next request.
  */
 export function settleUnreadBody(request: FastifyRequest, reply: FastifyReply, options: ConnectionsOptions = {}): void {
   const req = request.raw;
@@ -98,17 +166,23 @@ export function settleUnreadBody(request: FastifyRequest, reply: FastifyReply, o
   if (!keepAlive) {
     reply.header('connection', 'close');
     // Node destroys a `Connection: close` socket as soon as the answer is written; data the client
-    // is still sending would then make the kernel reset the connection, which can discard the
-    // answer before the client reads it. Half-close instead; `discardRest` closes it later.
+    // is still sending would then make the kernel reset the connection. Half-close instead;
+    // `discardRest` closes it later.
     socket.destroySoon = function lingeringClose(this: Socket) {
       if (this.writable) this.end();
     };
   }
-  discardRest(req, reply.raw, {
-    maxBytes: keepAlive ? limits.drainMaxBytes : limits.lingerMaxBytes,
-    timeoutMs: limits.discardTimeoutMs,
-    close: !keepAlive,
-  });
+  // A client cut off while still sending may have lost its answer: worth an info line; the rest is routine.
+  const onEnd =
+    options.onLingerEnd ??
+    ((linger: LingerOutcome) => request.log[linger.outcome === 'time' || linger.outcome === 'bytes' ? 'info' : 'debug']({ linger }, 'unread request body settled'));
+  discardRest(
+    req,
+    reply.raw,
+    keepAlive
+      ? { mode: 'drain', maxBytes: limits.drainMaxBytes, totalMs: limits.discardTimeoutMs, pauseMs: limits.discardTimeoutMs, onEnd }
+      : { mode: 'close', maxBytes: Number.POSITIVE_INFINITY, totalMs: limits.lingeringTimeMs, pauseMs: limits.lingeringTimeoutMs, onEnd },
+  );
 }
 
 /** The answer Node is writing (or about to write) on this connection, if a request is in progress. */

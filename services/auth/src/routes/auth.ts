@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ErrorResponse, type PublicJwk, Unauthorized } from '@scs/common';
+import { addressKey, ErrorResponse, extraRateLimit, type PublicJwk, Unauthorized } from '@scs/common';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
@@ -8,6 +8,8 @@ import { CrossSiteRequest } from '../errors';
 import type { AuthService, IssuedSession, Outcome } from '../services/auth-service';
 
 export const REFRESH_COOKIE = 'scs_refresh';
+/** The device cookie (OWASP device cookies): a random token naming a device the account signed in from. */
+export const DEVICE_COOKIE = 'scs_device';
 
 const Credentials = Type.Object(
   {
@@ -48,13 +50,15 @@ export interface AuthRoutesOptions {
  * Cookie-authenticated requests are refused when a browser says they come from another site
  * (FU-12). Browsers always send Sec-Fetch-Site (and Origin on POST); requests with neither come
  * from programs, which cannot be made to carry a victim's cookie. SameSite=Strict is the first line.
+ * The host compared with Origin is Fastify's `request.host`: X-Forwarded-Host only when the peer is
+ * one of TRUSTED_PROXIES (AU-06), the Host header otherwise.
  */
 function assertSameSite(request: FastifyRequest, allowedOrigins: ReadonlySet<string>): void {
   const site = request.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new CrossSiteRequest();
   const origin = request.headers.origin;
   if (origin === undefined) return;
-  const host = request.headers['x-forwarded-host'] ?? request.headers.host;
+  const host = request.host;
   const sameHost = [`http://${host}`, `https://${host}`].includes(origin);
   if (!sameHost && !allowedOrigins.has(origin)) throw new CrossSiteRequest();
 }
@@ -80,10 +84,19 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
     return { accessToken, tokenType, expiresIn, user };
   };
 
+  // A second, hourly bound on registrations per address (the route's own limit is per minute),
+  // counted where the route's is (shared by every instance when the store is).
+  const registrationsPerHour = extraRateLimit(app, {
+    max: config.REGISTER_RATE_LIMIT_PER_HOUR,
+    timeWindow: 3_600_000,
+    keyGenerator: (request) => `hour#${addressKey(request.ip)}`,
+  });
+
   app.post(
     '/register',
     {
       config: { public: true, rateLimit: { max: config.REGISTER_RATE_LIMIT_PER_MINUTE, timeWindow: 60_000 } },
+      onRequest: async (request) => registrationsPerHour(request),
       schema: {
         summary: 'Create an account',
         tags: ['auth'],
@@ -93,7 +106,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
     },
     async (request, reply) => {
       try {
-        const user = await service.register(request.body.username, request.body.password);
+        const user = await service.register(request.body.username, request.body.password, request.ip);
         request.audit('register', 'success', { userId: user.id, username: user.username });
         return reply.status(201).send(user);
       } catch (err) {
@@ -117,12 +130,14 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
     async (request, reply) => {
       const outcome: Outcome = {};
       try {
-        const session = await service.login(request.body.username, request.body.password, request.ip, outcome);
-        request.audit('login', 'success', { userId: outcome.userId });
+        const session = await service.login(request.body.username, request.body.password, request.ip, outcome, request.cookies[DEVICE_COOKIE]);
+        request.audit('login', 'success', { userId: outcome.userId, reason: outcome.reason });
         opts.loginCounter.inc({ outcome: 'success' });
-        return sendSession(reply, session);
+        const body = sendSession(reply, session);
+        if (session.device) reply.setCookie(DEVICE_COOKIE, session.device.token, { ...cookieOptions, maxAge: session.device.maxAgeSeconds });
+        return body;
       } catch (err) {
-        const throttled = outcome.reason === 'throttled';
+        const throttled = outcome.reason === 'throttled' || outcome.reason === 'in_progress';
         request.audit(throttled ? 'login_throttled' : 'login', throttled ? 'denied' : 'failure', {
           userId: outcome.userId,
           reason: outcome.reason ?? (err as { code?: string }).code,
@@ -142,7 +157,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
     bodiless.post(
       '/refresh',
       {
-        config: { public: true, rateLimit: { max: 60, timeWindow: 60_000 } },
+        config: { public: true, rateLimit: { max: config.REFRESH_RATE_LIMIT_PER_MINUTE, timeWindow: 60_000 } },
         schema: {
           summary: 'Exchange the refresh cookie for a new access token (the cookie is rotated)',
           description:

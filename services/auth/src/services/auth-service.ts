@@ -1,12 +1,14 @@
 import type { JWT } from '@fastify/jwt';
-import { JWT_ALGORITHM, type Role, StorageUnavailable } from '@scs/common';
+import { JWT_ALGORITHM, RateLimited, type Role, StorageUnavailable } from '@scs/common';
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { AuthConfig } from '../config';
-import { InvalidCredentials, InvalidRefreshToken, InvalidUsername, TooManyAttempts, UsernameTaken } from '../errors';
+import { InvalidCredentials, InvalidRefreshToken, InvalidUsername, SignInsInProgress, TooManyAttempts, UsernameTaken } from '../errors';
+import type { DeviceRepository } from '../repositories/devices';
 import type { FamilyRecord, RefreshTokenRecord, SessionRepository } from '../repositories/sessions';
 import type { LoginThrottle, ThrottleRule } from '../repositories/throttle';
 import type { User, UserRepository } from '../repositories/users';
 import { assertAcceptablePassword, PASSWORD_MAX_CHARS, type PasswordHasher, passwordLength } from './passwords';
+import { HashGate } from './hash-gate';
 import type { SigningKeySource } from './signing-key';
 
 const USERNAME = /^[a-z0-9][a-z0-9._-]{2,31}$/;
@@ -24,7 +26,12 @@ export interface IssuedSession {
   user: PublicUser;
   refreshToken: string;
   refreshMaxAgeSeconds: number;
+  /** A new device token for the `scs_device` cookie, when this sign-in came from a device not yet known. */
+  device?: { token: string; maxAgeSeconds: number };
 }
+
+/** Seconds a client is told to wait when its sign-ins are already being checked (HashGate). */
+const IN_PROGRESS_RETRY_AFTER_SECONDS = 1;
 
 /** Case-folds a username; undefined when it cannot be a valid one. */
 export function normaliseUsername(raw: string): string | undefined {
@@ -58,6 +65,9 @@ export function isAdminLikeUsername(username: string): boolean {
 }
 
 export const hashRefreshToken = (token: string) => createHash('sha256').update(token).digest('base64url');
+
+/** Device tokens are random like refresh tokens and stored the same way: only their SHA-256. */
+export const hashDeviceToken = hashRefreshToken;
 
 /**
  * The refresh token that rotation gives `token`: an HMAC of a random seed keyed by the token
@@ -96,6 +106,7 @@ export interface AuthServiceDeps {
   users: UserRepository;
   sessions: SessionRepository;
   throttle: LoginThrottle;
+  devices: DeviceRepository;
   hasher: PasswordHasher;
   signingKey: SigningKeySource;
   jwt: JWT;
@@ -108,7 +119,10 @@ export class AuthService {
   private readonly now: () => Date;
   private readonly accountRule: ThrottleRule;
   private readonly addressRule: ThrottleRule;
+  private readonly deviceRule: ThrottleRule;
   private readonly adminUsername: string | undefined;
+  /** Hashes in flight per account and per address (this process). */
+  readonly hashGate: HashGate;
 
   constructor(private readonly deps: AuthServiceDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -121,18 +135,30 @@ export class AuthService {
       maxFailures: deps.config.LOGIN_MAX_FAILURES_PER_ADDRESS,
       windowSeconds: deps.config.LOGIN_THROTTLE_WINDOW_SECONDS,
     };
+    this.deviceRule = {
+      maxFailures: deps.config.LOGIN_MAX_FAILURES_PER_DEVICE,
+      windowSeconds: deps.config.LOGIN_THROTTLE_WINDOW_SECONDS,
+    };
+    this.hashGate = new HashGate({ perAccount: deps.config.HASH_CONCURRENCY_PER_ACCOUNT, perAddress: deps.config.HASH_CONCURRENCY_PER_ADDRESS });
   }
 
   /**
    * Creates a user account. Admin-like names (`isAdminLikeUsername`) and the configured admin's
-   * name are refused as taken (409): only seeding creates admins.
+   * name are refused as taken (409): only seeding creates admins. The hash counts against the
+   * client address's hashes in flight (HashGate): one more is 429 RATE_LIMITED before it is queued.
    */
-  async register(rawUsername: string, password: string): Promise<PublicUser> {
+  async register(rawUsername: string, password: string, clientIp: string): Promise<PublicUser> {
     const username = normaliseUsername(rawUsername);
     if (!username) throw new InvalidUsername();
     if (isAdminLikeUsername(username) || username === this.adminUsername) throw new UsernameTaken();
     assertAcceptablePassword(password, username);
-    return this.createAccount(username, password, 'user');
+    const leave = this.hashGate.enter(clientIp);
+    if (!leave) throw Object.assign(new RateLimited(), { retryAfterSeconds: IN_PROGRESS_RETRY_AFTER_SECONDS });
+    try {
+      return await this.createAccount(username, password, 'user');
+    } finally {
+      leave();
+    }
   }
 
   private async createAccount(username: string, password: string, role: Role): Promise<PublicUser> {
@@ -190,49 +216,107 @@ export class AuthService {
   }
 
   /**
-   * Verifies a login. The attempt is counted against the account and the client address before
-   * any hash is computed (AU-05), atomically, so throttled keys are refused even with the right
-   * password and parallel attempts cannot exceed the limit; unknown users cost the same hash as
-   * wrong passwords (AU-04).
+   * Verifies a login. The attempt is counted against the client address and against the account
+   * before any hash is computed (AU-05), atomically, so throttled keys are refused even with the
+   * right password and parallel attempts cannot exceed the limit; unknown users cost the same hash
+   * as wrong passwords (AU-04).
+   *
+   * A device the account has signed in from before (`deviceToken`, the `scs_device` cookie, OWASP's
+   * device cookies) is counted on its own instead of with the account: someone guessing from
+   * elsewhere locks the account for untrusted devices only, and its owner still signs in from a
+   * known device; that device is locked after LOGIN_MAX_FAILURES_PER_DEVICE failures. A successful
+   * sign-in from an unknown device gets a new device token (`device` in the result).
+   *
+   * Then the hash must find a place in this process's HashGate (hashes in flight per account and
+   * per address): if not, 429 TOO_MANY_ATTEMPTS with Retry-After at once, and the attempt is given
+   * back. Failures: 401 INVALID_CREDENTIALS, 429 TOO_MANY_ATTEMPTS, 503 (DynamoDB, hash queue full).
    */
-  async login(rawUsername: string, password: string, clientIp: string, outcome: Outcome): Promise<IssuedSession> {
+  async login(
+    rawUsername: string,
+    password: string,
+    clientIp: string,
+    outcome: Outcome,
+    deviceToken?: string,
+  ): Promise<IssuedSession> {
     const username = normaliseUsername(rawUsername);
     const nowSeconds = Math.floor(this.now().getTime() / 1000);
-    const accountKey = `acct#${username ?? rawUsername.slice(0, 64).toLowerCase()}`;
+    const accountName = username ?? rawUsername.slice(0, 64).toLowerCase();
     const addressKey = `addr#${clientIp}`;
-    await this.countAttempt(accountKey, addressKey, nowSeconds, outcome);
+    const device = await this.knownDevice(deviceToken, username, nowSeconds);
+    // A known device is counted on its own; any other attempt with the account.
+    const ownerKey = device ? `dev#${device.tokenHash}` : `acct#${accountName}`;
+    await this.countAttempt(ownerKey, device ? this.deviceRule : this.accountRule, addressKey, nowSeconds, outcome);
 
-    let user: User | undefined;
-    let ok: boolean;
+    const leave = this.hashGate.enter(clientIp, accountName);
+    if (!leave) {
+      await this.releaseAttempt([ownerKey, addressKey], nowSeconds);
+      outcome.reason = 'in_progress';
+      throw Object.assign(new SignInsInProgress(), { retryAfterSeconds: IN_PROGRESS_RETRY_AFTER_SECONDS });
+    }
     try {
-      user = username ? await this.deps.users.get(username) : undefined;
-      const tooLong = passwordLength(password) > PASSWORD_MAX_CHARS;
-      ok = tooLong ? false : await this.deps.hasher.verify(user?.passwordHash, password);
-    } catch (err) {
-      // Not evaluated (an outage, a full hash queue): the attempt does not count.
-      await this.releaseAttempt([accountKey, addressKey], nowSeconds);
-      throw err;
+      let user: User | undefined;
+      let ok: boolean;
+      try {
+        user = username ? await this.deps.users.get(username) : undefined;
+        const tooLong = passwordLength(password) > PASSWORD_MAX_CHARS;
+        ok = tooLong ? false : await this.deps.hasher.verify(user?.passwordHash, password);
+      } catch (err) {
+        // Not evaluated (an outage, a full hash queue): the attempt does not count.
+        await this.releaseAttempt([ownerKey, addressKey], nowSeconds);
+        throw err;
+      }
+      if (!ok || !user) {
+        outcome.reason = user ? 'wrong_password' : 'unknown_user';
+        if (user) outcome.userId = user.id;
+        throw new InvalidCredentials();
+      }
+      outcome.userId = user.id;
+      if (device) outcome.reason = 'known_device';
+      await Promise.all([this.deps.throttle.reset(ownerKey), this.deps.throttle.release(addressKey, nowSeconds)]);
+      if (this.deps.hasher.needsRehash(user.passwordHash)) {
+        await this.deps.users.updatePasswordHash(user.username, await this.deps.hasher.hash(password), this.now().toISOString());
+      }
+      const session = await this.startSession(user);
+      return device?.userId === user.id ? session : { ...session, device: await this.newDevice(user, nowSeconds) };
+    } finally {
+      leave();
     }
-    if (!ok || !user) {
-      outcome.reason = user ? 'wrong_password' : 'unknown_user';
-      if (user) outcome.userId = user.id;
-      throw new InvalidCredentials();
-    }
-    outcome.userId = user.id;
-    await Promise.all([this.deps.throttle.reset(accountKey), this.deps.throttle.release(addressKey, nowSeconds)]);
-    if (this.deps.hasher.needsRehash(user.passwordHash)) {
-      await this.deps.users.updatePasswordHash(user.username, await this.deps.hasher.hash(password), this.now().toISOString());
-    }
-    return this.startSession(user);
   }
 
-  /** Counts one attempt on the address, then on the account; throws TOO_MANY_ATTEMPTS when either is at its limit. */
-  private async countAttempt(accountKey: string, addressKey: string, nowSeconds: number, outcome: Outcome): Promise<void> {
+  /** The device a token names, when it was issued to this (normalised) username and has not expired. */
+  private async knownDevice(
+    token: string | undefined,
+    username: string | undefined,
+    nowSeconds: number,
+  ): Promise<{ tokenHash: string; userId: string } | undefined> {
+    if (!token || !username || token.length > 128) return undefined;
+    const tokenHash = hashDeviceToken(token);
+    const record = await this.deps.devices.get(tokenHash);
+    if (!record || record.username !== username || record.expiresAt <= nowSeconds) return undefined;
+    return { tokenHash, userId: record.userId };
+  }
+
+  private async newDevice(user: User, nowSeconds: number): Promise<{ token: string; maxAgeSeconds: number }> {
+    const token = randomBytes(32).toString('base64url');
+    const maxAgeSeconds = this.deps.config.DEVICE_COOKIE_MAX_AGE_SECONDS;
+    await this.deps.devices.put(
+      hashDeviceToken(token),
+      { userId: user.id, username: user.username, expiresAt: nowSeconds + maxAgeSeconds },
+      this.now().toISOString(),
+    );
+    return { token, maxAgeSeconds };
+  }
+
+  /**
+   * Counts one attempt on the address, then on the account (or the known device); throws
+   * TOO_MANY_ATTEMPTS when either is at its limit.
+   */
+  private async countAttempt(ownerKey: string, ownerRule: ThrottleRule, addressKey: string, nowSeconds: number, outcome: Outcome): Promise<void> {
     const { throttle } = this.deps;
     let wait = await throttle.acquire(addressKey, this.addressRule, nowSeconds);
     if (wait === 0) {
       try {
-        wait = await throttle.acquire(accountKey, this.accountRule, nowSeconds);
+        wait = await throttle.acquire(ownerKey, ownerRule, nowSeconds);
       } catch (err) {
         await this.releaseAttempt([addressKey], nowSeconds);
         throw err;
