@@ -121,7 +121,10 @@ describe('resilience ledger check', () => {
     const fileId = randomUUID();
     await aws.s3.send(new CreateMultipartUploadCommand({ Bucket: names.PRIMARY_BUCKET, Key: `users/${userId}/${fileId}` }));
     await aws.s3.send(new PutObjectCommand({ Bucket: names.PRIMARY_BUCKET, Key: `incoming/${userId}/${fileId}`, Body: 'x' }));
-    await aws.dynamo.send(new PutCommand({ TableName: names.FILES_TABLE, Item: { userId, fileId: '#usage', usedBytes: 0, reservedBytes: 4096 } }));
+    await aws.dynamo.send(new PutCommand({ TableName: names.FILES_TABLE, Item: { userId, fileId: '#usage', usedBytes: 0, reservedBytes: 4096, reservedFiles: 2 } }));
+    // A direct upload's record while pending lives under its own prefix.
+    const pendingId = randomUUID();
+    await aws.dynamo.send(new PutCommand({ TableName: names.FILES_TABLE, Item: { userId, fileId: `#pending#${pendingId}`, status: 'pending', size: 1 } }));
 
     const outcome = await check.check([failed(userId)], { features: NO_PIPELINE, digests: false, usedBytes: usage({ [userId]: 100 }) });
     expect(outcome.lost).toEqual([]);
@@ -132,6 +135,8 @@ describe('resilience ledger check', () => {
     expect(text).toContain(`${names.PRIMARY_BUCKET}/incoming/${userId}/${fileId}: a staged object left`);
     expect(text).toContain(`user ${userId}: the quota counts 100 bytes, the files stored hold 0`);
     expect(text).toContain(`user ${userId}: 4096 bytes of quota still reserved`);
+    expect(text).toContain(`user ${userId}: 2 files of the file count still reserved`);
+    expect(text).toContain(`${names.FILES_TABLE} ${userId}/${pendingId}: a record (pending) no 201 accounts for`);
   });
 
   it('with the mover: a sensitive file must be in the sensitive bucket under the sensitive key, with nothing left in primary', async () => {

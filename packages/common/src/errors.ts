@@ -44,6 +44,11 @@ export const FRAMEWORK_CODES: Record<string, string> = {
   FST_ERR_RATE_LIMITED: 'RATE_LIMITED',
 };
 
+/** A request body (an upload) arriving slower than the minimum rate (see `bodyRatePlugin`). */
+export const RequestTooSlow = createError('REQUEST_TOO_SLOW', '%s', 408);
+/** A request body that did not arrive whole in time (the same code as Node's request timeout). */
+export const RequestTimedOut = createError('REQUEST_TIMEOUT', '%s', 408);
+
 /** A route of the contract whose service has not shipped it yet (answered after authentication). */
 export const NotImplemented = createError('NOT_IMPLEMENTED', '%s', 501);
 export const RateLimited = createError('RATE_LIMITED', 'Too many requests: slow down and try again shortly', 429);

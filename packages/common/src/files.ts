@@ -79,6 +79,22 @@ type OwnFields = Omit<FileRecord, 'userId' | 'fileId' | (typeof MOVER_FIELDS)[nu
 
 /** The per-user usage counter lives in the same partition under a key no file id can take. */
 const USAGE = '#usage';
+/**
+ * Where a direct upload's record lives while it is pending or verifying: `#pending#<fileId>` in the
+ * user's partition. The sort key sorts below every file id (`#` < `0`), so the listing (which reads
+ * file ids from the top down) never reads a pending upload, however many there are; the record
+ * moves to `<fileId>` in the transaction that makes it active. (Records written before this layout
+ * sit at `<fileId>` with status pending: the sweep still finds and removes them.)
+ */
+export const PENDING_KEY_PREFIX = '#pending#';
+const pendingKey = (userId: string, fileId: string) => ({ userId, fileId: `${PENDING_KEY_PREFIX}${fileId}` });
+
+/** A stored item as a record: a pending one's sort key turned back into its file id. */
+function asRecord(item: Record<string, unknown>): FileRecord {
+  const fileId = String(item.fileId);
+  return (fileId.startsWith(PENDING_KEY_PREFIX) ? { ...item, fileId: fileId.slice(PENDING_KEY_PREFIX.length) } : item) as unknown as FileRecord;
+}
+
 /** Reservations of streamed uploads: `#reservation#<id>` items in the owner's partition (never a file id). */
 const RESERVATION = '#reservation#';
 /**
@@ -89,7 +105,8 @@ const RESERVATION = '#reservation#';
 const SEQ = 'usageSeq';
 
 /**
- * Bytes a streamed upload holds of its owner's quota: one item in the owner's partition, created
+ * Bytes a streamed upload holds of its owner's quota, and one file of their file count (even at
+ * zero bytes): one item in the owner's partition, created
  * with the reservation and removed with its settlement or release (in the same transaction as the
  * usage change), kept alive by its upload (`renewReservation`) until `until`. One whose upload no
  * longer renews it (the process was killed) is released by the usage reconciliation.
@@ -100,13 +117,29 @@ export interface Reservation {
   bytes: number;
 }
 
+/** A user's usage counters: bytes and files stored, and bytes and files held by uploads under way. */
+export interface UsageCounters {
+  usedBytes: number;
+  reservedBytes: number;
+  usedFiles: number;
+  reservedFiles: number;
+}
+
+/** One change of a user's usage counters (each defaults to 0); the committed sums follow. */
+interface UsageDelta {
+  usedBytes?: number;
+  reservedBytes?: number;
+  usedFiles?: number;
+  reservedFiles?: number;
+}
+
 /** What one user's usage reconciliation found and did (`reconcileUsage`). */
 export interface UsageReconciliation {
   userId: string;
-  /** The counters before and after (bytes). */
-  before: { usedBytes: number; reservedBytes: number };
-  after: { usedBytes: number; reservedBytes: number };
-  /** Reservations whose upload no longer renewed them, released. */
+  /** The counters before and after (bytes, and files of the file count). */
+  before: UsageCounters;
+  after: UsageCounters;
+  /** Reservations whose upload no longer renewed them, released (each gave back its bytes and its one file). */
   releasedReservations: number;
   releasedBytes: number;
   /** True when the counters were rewritten (they differed from the records). */
@@ -139,13 +172,15 @@ type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteComman
  * `status`.
  *
  * Bytes are counted in the user's usage item (`usedBytes`, `reservedBytes`, and their sum
- * `committedBytes` for the quota condition). Every change of the counters happens in one
- * transaction with the change of the item it accounts for (a record's state, a streamed upload's
- * reservation item, a direct upload's pending record) and adds 1 to `usageSeq`; each such item
- * change is conditional, so each reservation is settled or released exactly once however many
- * requests race for it. Therefore the counters can always be recomputed from the partition:
- * used = the sizes of active (and deleting) records, reserved = the reservation items plus the
- * pending and verifying records (`reconcileUsage`). A release that fails for a reason a retry may
+ * `committedBytes` for the quota condition), and files the same way (`usedFiles`, `reservedFiles`,
+ * `committedFiles` for the file-count condition): every reservation (a streamed upload's
+ * reservation item, a direct upload's pending record) holds its bytes and one file, even at zero
+ * bytes. Every change of the counters happens in one transaction with the change of the item it
+ * accounts for (a record's state, a reservation item, a pending record) and adds 1 to `usageSeq`;
+ * each such item change is conditional, so each reservation is settled or released exactly once
+ * however many requests race for it. Therefore the counters can always be recomputed from the
+ * partition: used = the sizes and the number of active (and deleting) records, reserved = the
+ * reservation items plus the pending and verifying records (`reconcileUsage`). A release that fails for a reason a retry may
  * fix is retried in the background (R1); one that fails for good is left to the reconciliation.
  */
 export class FileRepository {
@@ -158,11 +193,18 @@ export class FileRepository {
   /** Releases being retried after a DynamoDB outage (see `release`). */
   private readonly retries = new BackgroundRetries();
 
+  /**
+   * The record of `fileId` in whatever state (active, deleting, or a pending or verifying direct
+   * upload), or undefined. An active file is one read; otherwise the pending place is read, then the
+   * file's place once more (the upload may have become active between the two reads).
+   */
   async get(userId: string, fileId: string): Promise<FileRecord | undefined> {
-    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { userId, fileId }, ConsistentRead: true }));
-    const item = out.Item as FileRecord | undefined;
-    // An item another writer created before the upload service wrote its record is not a file yet.
-    return item?.status ? item : undefined;
+    const read = async (Key: { userId: string; fileId: string }) => {
+      const out = await this.db.send(new GetCommand({ TableName: this.table, Key, ConsistentRead: true }));
+      // An item another writer created before the upload service wrote its record is not a file yet.
+      return out.Item?.status ? asRecord(out.Item) : undefined;
+    };
+    return (await read({ userId, fileId })) ?? (await read(pendingKey(userId, fileId))) ?? (await read({ userId, fileId }));
   }
 
   /**
@@ -211,7 +253,7 @@ export class FileRepository {
             new QueryCommand({ ...page, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ...filter.ExpressionAttributeValues, ':u': userId } }),
           )
         : await this.db.send(new ScanCommand(page));
-      found.push(...((out.Items ?? []) as FileRecord[]));
+      found.push(...(out.Items ?? []).map(asRecord));
       start = out.LastEvaluatedKey;
     } while (start);
     return found;
@@ -242,37 +284,43 @@ export class FileRepository {
     return found;
   }
 
+  /**
+   * The user's file counts: files stored, files held by reservations (streamed uploads under way
+   * and pending direct uploads), and their sum, which the file-count quota bounds (see `reserve`).
+   */
+  async fileCounts(userId: string): Promise<{ usedFiles: number; reservedFiles: number; committedFiles: number }> {
+    const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { userId, fileId: USAGE }, ConsistentRead: true }));
+    const n = (k: string) => Number(out.Item?.[k] ?? 0);
+    return { usedFiles: n('usedFiles'), reservedFiles: n('reservedFiles'), committedFiles: n('committedFiles') };
+  }
+
   async usage(userId: string): Promise<{ usedBytes: number; reservedBytes: number }> {
     const out = await this.db.send(new GetCommand({ TableName: this.table, Key: { userId, fileId: USAGE }, ConsistentRead: true }));
     return { usedBytes: Number(out.Item?.usedBytes ?? 0), reservedBytes: Number(out.Item?.reservedBytes ?? 0) };
   }
 
   /**
-   * Reserves `bytes` of the user's quota (FU-03) for a streamed upload, held until `until` (epoch
-   * seconds; the upload renews it while it runs: `renewReservation`). `committedBytes` (used +
-   * reserved) is kept as one number because DynamoDB conditions cannot add: the condition compares
-   * it with quota - bytes, so parallel uploads can never overshoot. The reservation item and the
-   * counters change in one transaction. Undefined when the quota would be exceeded.
+   * Reserves `bytes` of the user's quota and one file of their file count (FU-03) for a streamed
+   * upload, held until `until` (epoch seconds; the upload renews it while it runs:
+   * `renewReservation`). `committedBytes` (used + reserved) is kept as one number because DynamoDB
+   * conditions cannot add: the condition compares it with quota - bytes, so parallel uploads can
+   * never overshoot; `committedFiles` is kept the same way against `maxFiles` (no file-count limit
+   * when it is omitted). The reservation item (its bytes and its one file) and the counters change
+   * in one transaction. Undefined when the quota or the file count would be exceeded (`fileCounts`
+   * tells which).
    */
-  async reserve(userId: string, bytes: number, quota: number, until: number): Promise<Reservation | undefined> {
-    if (bytes > quota) return undefined;
+  async reserve(userId: string, bytes: number, quota: number, until: number, maxFiles?: number): Promise<Reservation | undefined> {
+    if (bytes > quota || (maxFiles !== undefined && maxFiles < 1)) return undefined;
     const reservation: Reservation = { userId, id: randomUUID(), bytes };
     const items: TransactItem[] = [
       {
         Put: {
           TableName: this.table,
-          Item: { userId, fileId: `${RESERVATION}${reservation.id}`, bytes, until, createdAt: new Date().toISOString() },
+          Item: { userId, fileId: `${RESERVATION}${reservation.id}`, bytes, files: 1, until, createdAt: new Date().toISOString() },
           ConditionExpression: 'attribute_not_exists(fileId)',
         },
       },
-      {
-        Update: {
-          ...this.settlement(userId, 0, 0),
-          UpdateExpression: `ADD reservedBytes :n, committedBytes :n, ${SEQ} :one`,
-          ConditionExpression: 'attribute_not_exists(committedBytes) OR committedBytes <= :max',
-          ExpressionAttributeValues: { ':n': bytes, ':max': quota - bytes, ':one': 1 },
-        },
-      },
+      { Update: this.reservation(userId, bytes, quota, maxFiles) },
     ];
     for (let attempt = 1; ; attempt += 1) {
       // A transaction with a ClientRequestToken: the SDK's retry after a lost answer must not
@@ -353,7 +401,7 @@ export class FileRepository {
             : { ConditionExpression: 'attribute_exists(fileId)' }),
         },
       },
-      { Update: this.settlement(reservation.userId, reservation.bytes, 0) },
+      { Update: this.settlement(reservation.userId, reservation.bytes, 0, false) },
     ]);
   }
 
@@ -366,22 +414,18 @@ export class FileRepository {
   }
 
   /**
-   * Creates a pending record (a direct upload waiting for its bytes) and reserves its size of the
-   * user's `quota` (FU-03), in one transaction: the record is the reservation. False (nothing
-   * changed) when the quota would be exceeded or the record exists.
+   * Creates a pending record (a direct upload waiting for its bytes) in the pending place (see
+   * `PENDING_KEY_PREFIX`) and reserves its size of the user's `quota` and one file of `maxFiles`
+   * (FU-03; no file-count limit when omitted), in one transaction: the record is the reservation.
+   * False (nothing changed) when the quota or the file count would be exceeded (`fileCounts` tells
+   * which) or the record exists.
    */
-  async createPending(record: FileRecord, quota: number): Promise<boolean> {
-    if (record.size > quota) return false;
+  async createPending(record: FileRecord, quota: number, maxFiles?: number): Promise<boolean> {
+    if (record.size > quota || (maxFiles !== undefined && maxFiles < 1)) return false;
+    const create = this.setOwnFields(record);
     return this.transact([
-      { Update: { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' } },
-      {
-        Update: {
-          ...this.settlement(record.userId, 0, 0),
-          UpdateExpression: `ADD reservedBytes :n, committedBytes :n, ${SEQ} :one`,
-          ConditionExpression: 'attribute_not_exists(committedBytes) OR committedBytes <= :max',
-          ExpressionAttributeValues: { ':n': record.size, ':max': quota - record.size, ':one': 1 },
-        },
-      },
+      { Update: { ...create, Key: pendingKey(record.userId, record.fileId), ConditionExpression: 'attribute_not_exists(#status)' } },
+      { Update: this.reservation(record.userId, record.size, quota, maxFiles) },
     ]);
   }
 
@@ -389,25 +433,27 @@ export class FileRepository {
    * Creates an active record for a streamed upload and turns its reservation into usage of
    * `record.size` bytes, in one transaction. False (and nothing changed) when a record with this
    * id already exists. A reservation already released (the upload was silent for longer than its
-   * lease and the reconciliation gave the bytes back) no longer counts: the file's size is added
-   * to the usage on its own. `reserved` 0: no reservation (tools and tests).
+   * lease and the reconciliation gave the bytes and the file back) no longer counts: the file's
+   * size and the file are added to the usage on their own. `reserved` 0: no reservation (tools and
+   * tests).
    */
   async createActive(record: FileRecord, reserved: Reservation | 0): Promise<boolean> {
     const create: TransactItem = { Update: { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' } };
-    if (reserved === 0) return this.transact([create, { Update: this.settlement(record.userId, 0, record.size) }]);
+    const unreserved: TransactItem = { Update: this.usageChange(record.userId, { usedBytes: record.size, usedFiles: 1 }) };
+    if (reserved === 0) return this.transact([create, unreserved]);
     try {
       return await this.transact(
         [
           create,
           { Delete: { TableName: this.table, Key: { userId: record.userId, fileId: `${RESERVATION}${reserved.id}` }, ConditionExpression: 'attribute_exists(fileId)' } },
-          { Update: this.settlement(record.userId, reserved.bytes, record.size) },
+          { Update: this.settlement(record.userId, reserved.bytes, record.size, true) },
         ],
         { throwOn: 1 },
       );
     } catch (err) {
       if (!(err instanceof ConditionOn)) throw err;
       this.log.warn({ userId: record.userId, reservation: reserved.id }, 'an upload settled after its reservation was released (its lease ran out)');
-      return this.transact([create, { Update: this.settlement(record.userId, 0, record.size) }]);
+      return this.transact([create, unreserved]);
     }
   }
 
@@ -422,7 +468,7 @@ export class FileRepository {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { userId, fileId },
+          Key: pendingKey(userId, fileId),
           UpdateExpression: 'SET #status = :verifying, claim = :claim, expiresAt = :until',
           ConditionExpression: '#status = :pending OR (#status = :verifying AND expiresAt < :now)',
           ExpressionAttributeNames: { '#status': 'status' },
@@ -448,7 +494,7 @@ export class FileRepository {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { userId: record.userId, fileId: record.fileId },
+          Key: pendingKey(record.userId, record.fileId),
           UpdateExpression: 'SET #status = :pending, expiresAt = :until REMOVE claim',
           ConditionExpression: '#status = :verifying AND claim = :claim',
           ExpressionAttributeNames: { '#status': 'status' },
@@ -461,27 +507,39 @@ export class FileRepository {
   }
 
   /**
-   * Makes a claimed direct upload a file: the record becomes `record` (active), only if the claim
-   * still holds, and the reservation of `reserved` bytes becomes usage of `record.size` (one
-   * transaction). False when the claim no longer holds (the sweep took the record).
+   * Makes a claimed direct upload a file, in one transaction: the pending record is removed (only
+   * if the claim still holds), `record` (active) is written in the file's place, and the
+   * reservation of `reserved` bytes and one file becomes usage of `record.size` and one file.
+   * False when the claim no longer holds (the sweep took the record); throws when a record already
+   * sits in the file's place (nothing changed).
    */
   async activateClaimed(record: FileRecord, claim: string, reserved: number): Promise<boolean> {
-    const update = this.setOwnFields(record);
-    return this.transact([
-      {
-        Update: {
-          ...update,
-          UpdateExpression: `${update.UpdateExpression} REMOVE expiresAt, claim`,
-          ConditionExpression: '#status = :verifying AND claim = :claim',
-          ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':verifying': 'verifying', ':claim': claim },
-        },
-      },
-      { Update: this.settlement(record.userId, reserved, record.size) },
-    ]);
+    try {
+      return await this.transact(
+        [
+          {
+            Delete: {
+              TableName: this.table,
+              Key: pendingKey(record.userId, record.fileId),
+              ConditionExpression: '#status = :verifying AND claim = :claim',
+              ExpressionAttributeNames: { '#status': 'status' },
+              ExpressionAttributeValues: { ':verifying': 'verifying', ':claim': claim },
+            },
+          },
+          { Update: { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' } },
+          { Update: this.settlement(record.userId, reserved, record.size, true) },
+        ],
+        { throwOn: 1 },
+      );
+    } catch (err) {
+      if (err instanceof ConditionOn) throw new Error(`a record for ${record.key} already exists`, { cause: err });
+      throw err;
+    }
   }
 
   /**
-   * Removes a record that never became a file and releases its reservation (one transaction): a
+   * Removes a record that never became a file and releases its reservation, its bytes and its
+   * file (one transaction): a
    * claimed record only by its claim holder; an unclaimed one only once `expiresAt` is before
    * `expiredBefore` (the sweep). False when the condition no longer holds (someone else acted).
    */
@@ -493,18 +551,22 @@ export class FileRepository {
             ConditionExpression: '#status IN (:pending, :verifying) AND expiresAt < :now',
             values: { ':pending': 'pending', ':verifying': 'verifying', ':now': by.expiredBefore },
           };
-    return this.transact([
-      {
-        Delete: {
-          TableName: this.table,
-          Key: { userId: record.userId, fileId: record.fileId },
-          ConditionExpression: condition.ConditionExpression,
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: condition.values,
+    const remove = (Key: { userId: string; fileId: string }) =>
+      this.transact([
+        {
+          Delete: {
+            TableName: this.table,
+            Key,
+            ConditionExpression: condition.ConditionExpression,
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: condition.values,
+          },
         },
-      },
-      { Update: this.settlement(record.userId, record.size, 0) },
-    ]);
+        { Update: this.settlement(record.userId, record.size, 0, false) },
+      ]);
+    if (await remove(pendingKey(record.userId, record.fileId))) return true;
+    // A pending record written before pending records had a place of their own (see PENDING_KEY_PREFIX).
+    return 'expiredBefore' in by && remove({ userId: record.userId, fileId: record.fileId });
   }
 
   /**
@@ -534,7 +596,7 @@ export class FileRepository {
 
   /**
    * The last step of a delete, once the object is gone: the deleting record is removed and its
-   * bytes freed, in one transaction. False when it was already gone.
+   * bytes and its file freed, in one transaction. False when it was already gone.
    */
   async finishDelete(record: FileRecord): Promise<boolean> {
     return this.transact([
@@ -547,7 +609,7 @@ export class FileRepository {
           ExpressionAttributeValues: { ':deleting': 'deleting' },
         },
       },
-      { Update: { ...this.settlement(record.userId, 0, 0), UpdateExpression: `ADD usedBytes :minus, committedBytes :minus, ${SEQ} :one`, ExpressionAttributeValues: { ':minus': -record.size, ':one': 1 } } },
+      { Update: this.usageChange(record.userId, { usedBytes: -record.size, usedFiles: -1 }) },
     ]);
   }
 
@@ -576,9 +638,10 @@ export class FileRepository {
 
   /**
    * Puts back the record of a restored file (an active record, `location` included) and counts its
-   * size against the owner's quota, in one transaction: nothing happens when a record exists
-   * already (false), so a restore that runs twice counts once. A restore may take a user over the
-   * quota; new uploads are then refused until they delete.
+   * size and the file against the owner's quota and file count, in one transaction: nothing
+   * happens when a record exists already (false), so a restore that runs twice counts once. A
+   * restore may take a user over the quota or the file count; new uploads are then refused until
+   * they delete.
    */
   async restore(record: FileRecord): Promise<boolean> {
     const own = this.setOwnFields(record);
@@ -590,12 +653,7 @@ export class FileRepository {
       ExpressionAttributeNames: { ...own.ExpressionAttributeNames, ...Object.fromEntries(mover.map((f) => [`#${f}`, f])) },
       ExpressionAttributeValues: { ...own.ExpressionAttributeValues, ...Object.fromEntries(mover.map((f) => [`:${f}`, record[f]])) },
     };
-    const usage = {
-      TableName: this.table,
-      Key: { userId: record.userId, fileId: USAGE },
-      UpdateExpression: `ADD usedBytes :n, committedBytes :n, ${SEQ} :one`,
-      ExpressionAttributeValues: { ':n': record.size, ':one': 1 },
-    };
+    const usage = this.usageChange(record.userId, { usedBytes: record.size, usedFiles: 1 });
     for (let attempt = 1; ; attempt += 1) {
       try {
         await this.db.send(new TransactWriteCommand({ TransactItems: [{ Update: update }, { Update: usage }] }));
@@ -629,9 +687,10 @@ export class FileRepository {
   /**
    * Recomputes one user's usage from the partition (the usage reconciliation). First releases the
    * reservations whose upload stopped renewing them before `nowSeconds` (its process was killed),
-   * each in one conditional transaction (a renewal that came meanwhile keeps it). Then: used = the
-   * sizes of the active and deleting records, reserved = the live reservations plus the pending
-   * and verifying direct uploads (the sweep releases those once their time is up). The counters
+   * each in one conditional transaction (a renewal that came meanwhile keeps it), its bytes and its
+   * file. Then: used = the sizes and the number of the active and deleting records, reserved = the
+   * live reservations (their bytes, one file each) plus the pending and verifying direct uploads
+   * (their sizes, one file each; the sweep releases those once their time is up). The counters
    * are rewritten only when they differ, and only if `usageSeq` is still what it was when they
    * were read: any settlement, release or reservation that landed meanwhile changed it, and the
    * computation starts again. Uploads may run throughout.
@@ -639,14 +698,14 @@ export class FileRepository {
   async reconcileUsage(userId: string, nowSeconds: number): Promise<UsageReconciliation> {
     let releasedReservations = 0;
     let releasedBytes = 0;
-    let first: { usedBytes: number; reservedBytes: number } | undefined;
+    let first: UsageCounters | undefined;
     for (let attempt = 1; ; attempt += 1) {
       const usageItem = (await this.db.send(new GetCommand({ TableName: this.table, Key: { userId, fileId: USAGE }, ConsistentRead: true }))).Item;
-      const before = { usedBytes: Number(usageItem?.usedBytes ?? 0), reservedBytes: Number(usageItem?.reservedBytes ?? 0) };
+      const counter = (k: keyof UsageCounters) => Number(usageItem?.[k] ?? 0);
+      const before: UsageCounters = { usedBytes: counter('usedBytes'), reservedBytes: counter('reservedBytes'), usedFiles: counter('usedFiles'), reservedFiles: counter('reservedFiles') };
       first ??= before;
       const seq = usageItem?.[SEQ] as number | undefined;
-      let usedBytes = 0;
-      let reservedBytes = 0;
+      const after: UsageCounters = { usedBytes: 0, reservedBytes: 0, usedFiles: 0, reservedFiles: 0 };
       let released = false;
       for await (const item of this.partition(userId)) {
         const fileId = String(item.fileId);
@@ -657,19 +716,30 @@ export class FileRepository {
             releasedBytes += reservation.bytes;
             released = true;
           } else {
-            reservedBytes += reservation.bytes;
+            // Every reservation holds one file (one made before the file count too: its release gives one back).
+            after.reservedBytes += reservation.bytes;
+            after.reservedFiles += 1;
           }
         } else if (item.status === 'active' || item.status === 'deleting') {
-          usedBytes += Number(item.size ?? 0);
+          after.usedBytes += Number(item.size ?? 0);
+          after.usedFiles += 1;
         } else if (item.status === 'pending' || item.status === 'verifying') {
-          reservedBytes += Number(item.size ?? 0);
+          // Under #pending#<id>, or at the file id when written before pending records moved.
+          after.reservedBytes += Number(item.size ?? 0);
+          after.reservedFiles += 1;
         }
       }
-      const after = { usedBytes, reservedBytes };
-      const result = (corrected: boolean): UsageReconciliation => ({ userId, before: first as typeof before, after, releasedReservations, releasedBytes, corrected });
+      const { usedBytes, reservedBytes, usedFiles, reservedFiles } = after;
+      const result = (corrected: boolean): UsageReconciliation => ({ userId, before: first as UsageCounters, after, releasedReservations, releasedBytes, corrected });
       // A release changed the counters: read them again before comparing.
       if (released) continue;
-      if (usageItem && before.usedBytes === usedBytes && before.reservedBytes === reservedBytes && Number(usageItem.committedBytes) === usedBytes + reservedBytes) {
+      const same = (Object.keys(after) as (keyof UsageCounters)[]).every((k) => before[k] === after[k]);
+      if (
+        usageItem &&
+        same &&
+        Number(usageItem.committedBytes ?? 0) === usedBytes + reservedBytes &&
+        Number(usageItem.committedFiles ?? 0) === usedFiles + reservedFiles
+      ) {
         return result(false);
       }
       try {
@@ -677,18 +747,23 @@ export class FileRepository {
           new UpdateCommand({
             TableName: this.table,
             Key: { userId, fileId: USAGE },
-            UpdateExpression: `SET usedBytes = :used, reservedBytes = :reserved, committedBytes = :committed, ${SEQ} = :next`,
+            UpdateExpression:
+              `SET usedBytes = :used, reservedBytes = :reserved, committedBytes = :committed, ` +
+              `usedFiles = :usedFiles, reservedFiles = :reservedFiles, committedFiles = :committedFiles, ${SEQ} = :next`,
             ConditionExpression: seq === undefined ? `attribute_not_exists(${SEQ})` : `${SEQ} = :seq`,
             ExpressionAttributeValues: {
               ':used': usedBytes,
               ':reserved': reservedBytes,
               ':committed': usedBytes + reservedBytes,
+              ':usedFiles': usedFiles,
+              ':reservedFiles': reservedFiles,
+              ':committedFiles': usedFiles + reservedFiles,
               ':next': (seq ?? 0) + 1,
               ...(seq === undefined ? {} : { ':seq': seq }),
             },
           }),
         );
-        if (first.usedBytes !== usedBytes || first.reservedBytes !== reservedBytes) {
+        if ((Object.keys(after) as (keyof UsageCounters)[]).some((k) => (first as UsageCounters)[k] !== after[k])) {
           this.log.warn({ userId, before: first, after }, 'usage reconciliation corrected the counters');
         }
         return result(true);
@@ -732,13 +807,49 @@ export class FileRepository {
     };
   }
 
-  /** Turns a reservation of `reserved` bytes into usage of `actual` bytes (0: a release). */
-  private settlement(userId: string, reserved: number, actual: number): UsageUpdate {
+  /**
+   * Turns a reservation of `reserved` bytes and one file into usage of `actual` bytes and, when
+   * `stored`, one file (otherwise a release: the bytes and the file are given back).
+   */
+  private settlement(userId: string, reserved: number, actual: number, stored: boolean): UsageUpdate {
+    return this.usageChange(userId, { reservedBytes: -reserved, usedBytes: actual, reservedFiles: -1, usedFiles: stored ? 1 : 0 });
+  }
+
+  /**
+   * A new reservation of `bytes` and one file: refused (the transaction's condition fails) when the
+   * committed bytes would exceed `quota` or, with `maxFiles`, the committed files would exceed it.
+   */
+  private reservation(userId: string, bytes: number, quota: number, maxFiles?: number): UsageUpdate {
+    const files = maxFiles === undefined ? '' : ' AND (attribute_not_exists(committedFiles) OR committedFiles <= :maxFiles)';
+    const change = this.usageChange(userId, { reservedBytes: bytes, reservedFiles: 1 });
+    return {
+      ...change,
+      ConditionExpression: `(attribute_not_exists(committedBytes) OR committedBytes <= :max)${files}`,
+      ExpressionAttributeValues: { ...change.ExpressionAttributeValues, ':max': quota - bytes, ...(maxFiles === undefined ? {} : { ':maxFiles': maxFiles - 1 }) },
+    };
+  }
+
+  /**
+   * One change of the user's usage counters (bytes and files, used and reserved, and the committed
+   * sums the quota conditions compare), adding 1 to `usageSeq`.
+   */
+  private usageChange(userId: string, delta: UsageDelta): UsageUpdate {
+    const { usedBytes = 0, reservedBytes = 0, usedFiles = 0, reservedFiles = 0 } = delta;
     return {
       TableName: this.table,
       Key: { userId, fileId: USAGE },
-      UpdateExpression: `ADD reservedBytes :minusReserved, committedBytes :delta, usedBytes :actual, ${SEQ} :one`,
-      ExpressionAttributeValues: { ':minusReserved': -reserved, ':delta': actual - reserved, ':actual': actual, ':one': 1 },
+      UpdateExpression:
+        `ADD usedBytes :usedBytes, reservedBytes :reservedBytes, committedBytes :committedBytes, ` +
+        `usedFiles :usedFiles, reservedFiles :reservedFiles, committedFiles :committedFiles, ${SEQ} :one`,
+      ExpressionAttributeValues: {
+        ':usedBytes': usedBytes,
+        ':reservedBytes': reservedBytes,
+        ':committedBytes': usedBytes + reservedBytes,
+        ':usedFiles': usedFiles,
+        ':reservedFiles': reservedFiles,
+        ':committedFiles': usedFiles + reservedFiles,
+        ':one': 1,
+      },
     };
   }
 

@@ -13,11 +13,13 @@ export * from './rate-limit-store';
 export * from './s3-copy';
 export * from './s3-versions';
 export * from './server';
+export { bodyRatePlugin, type BodyRateOptions } from './plugins/body-rate';
 export { auditPlugin, type AuditFields, type AuditOutcome } from './plugins/audit';
 export {
   accessTokenVerifierOptions,
   authenticatePlugin,
   bearerToken,
+  cachedRoleLookup,
   type AccessTokenClaims,
   type AuthenticateOptions,
   type AuthUser,

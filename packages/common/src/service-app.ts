@@ -33,6 +33,11 @@ export interface ServiceAppOptions {
   publicRoutes?: (app: FastifyInstance) => Promise<void>;
   /** The account's current role, for routes with `config.roles` (required when there are any). */
   currentRole?: RoleLookup;
+  /**
+   * Every authenticated route refuses a token whose account no longer exists (401), through
+   * `currentRole`, each account's answer remembered for `cacheMs`.
+   */
+  accountCheck?: { cacheMs: number };
 }
 
 /**
@@ -71,6 +76,7 @@ export async function createServiceApp(
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     ...(opts.currentRole ? { currentRole: opts.currentRole } : {}),
+    ...(opts.accountCheck ? { accountCheck: { cacheMs: opts.accountCheck.cacheMs, ...(opts.now ? { now: opts.now } : {}) } } : {}),
   });
   await app.register(auditPlugin);
   return { app, keys };

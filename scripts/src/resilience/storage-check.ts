@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { paginateQuery } from '@aws-sdk/lib-dynamodb';
 import { type AwsClients, FILE_KEY_PREFIX, isNotFound } from '@scs/common';
+import { PENDING_KEY_PREFIX } from '@scs/common/files';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import { STAGING_PREFIX } from '@scs/upload/dist/services/object-store';
 import { createHash } from 'node:crypto';
@@ -95,7 +96,7 @@ export class StorageCheck {
     const { features } = opts;
     const n = this.names;
     const prefix = `${FILE_KEY_PREFIX}${userId}/`;
-    const [primary, sensitive, backup, { files: records, reservedBytes, reservations }, uploads, staged] = await Promise.all([
+    const [primary, sensitive, backup, { files: records, reservedBytes, reservedFiles, reservations }, uploads, staged] = await Promise.all([
       // Versions only in the final pass: listing them costs the emulator a copy of every version's bytes.
       opts.digests ? this.versions(n.PRIMARY_BUCKET, prefix) : this.current(n.PRIMARY_BUCKET, prefix),
       this.current(n.SENSITIVE_BUCKET, prefix),
@@ -181,6 +182,7 @@ export class StorageCheck {
     if (used !== expectedBytes) phantom.push(`user ${userId}: the quota counts ${used} bytes, the files stored hold ${expectedBytes}`);
     if (reservedBytes !== 0) phantom.push(`user ${userId}: ${reservedBytes} bytes of quota still reserved with no upload under way`);
     if (reservations !== 0) phantom.push(`user ${userId}: ${reservations} quota reservation item(s) left with no upload under way`);
+    if (reservedFiles !== 0) phantom.push(`user ${userId}: ${reservedFiles} files of the file count still reserved with no upload under way`);
     return { checked, lost, phantom };
   }
 
@@ -256,13 +258,16 @@ export class StorageCheck {
   }
 
   /**
-   * The user's file records by file id, the bytes its usage counter holds reserved for uploads
-   * under way (the upload service's `#usage` item; 0 when there is none), and the reservation
-   * items of streamed uploads (`#reservation#...`) still there.
+   * The user's file records by file id, the bytes and files its usage counter holds reserved for
+   * uploads under way (the upload service's `#usage` item; 0 when there is none), and the
+   * reservation items of streamed uploads (`#reservation#...`) still there.
    */
-  private async records(userId: string): Promise<{ files: Map<string, Record<string, unknown>>; reservedBytes: number; reservations: number }> {
+  private async records(
+    userId: string,
+  ): Promise<{ files: Map<string, Record<string, unknown>>; reservedBytes: number; reservedFiles: number; reservations: number }> {
     const found = new Map<string, Record<string, unknown>>();
     let reservedBytes = 0;
+    let reservedFiles = 0;
     let reservations = 0;
     const pages = paginateQuery(
       { client: this.aws.dynamo },
@@ -275,13 +280,17 @@ export class StorageCheck {
     );
     for await (const page of pages) {
       for (const item of page.Items ?? []) {
-        const fileId = String(item.fileId ?? '');
+        const stored = String(item.fileId ?? '');
+        // A direct upload's record while it is pending sits under its own prefix (see PENDING_KEY_PREFIX).
+        const fileId = stored.startsWith(PENDING_KEY_PREFIX) ? stored.slice(PENDING_KEY_PREFIX.length) : stored;
         if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(fileId)) found.set(fileId, item);
-        else if (fileId === USAGE_ITEM) reservedBytes = Number(item.reservedBytes ?? 0);
-        else if (fileId.startsWith(RESERVATION_ITEM)) reservations += 1;
+        else if (fileId === USAGE_ITEM) {
+          reservedBytes = Number(item.reservedBytes ?? 0);
+          reservedFiles = Number(item.reservedFiles ?? 0);
+        } else if (fileId.startsWith(RESERVATION_ITEM)) reservations += 1;
       }
     }
-    return { files: found, reservedBytes, reservations };
+    return { files: found, reservedBytes, reservedFiles, reservations };
   }
 
   /** Keys (with upload ids) of multipart uploads still open under the user's file and staging prefixes. */

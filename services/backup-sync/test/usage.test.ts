@@ -1,4 +1,4 @@
-import { DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
@@ -271,6 +271,57 @@ describe('usage reconciliation', () => {
     expect(await world.files.usage(userId)).toEqual({ usedBytes: size, reservedBytes: 0 });
     await world.files.release(reservation);
     expect(await world.files.usage(userId)).toEqual({ usedBytes: size, reservedBytes: 0 });
+  });
+
+  it('FU-03: the file count heals like the bytes: an expired reservation gives its file back, and the counts are recomputed from the records', async () => {
+    const userId = randomUUID();
+    const files = world.files;
+    const record = (fileId: string, size: number, status: 'active' | 'pending') => ({
+      userId,
+      fileId,
+      name: 'n.txt',
+      size,
+      contentType: 'text/plain',
+      sha256: 'c'.repeat(64),
+      sensitive: false,
+      status,
+      key: `users/${userId}/${fileId}`,
+      createdAt: new Date().toISOString(),
+      ...(status === 'pending' ? { expiresAt: nowSeconds() + 3600 } : {}),
+    });
+    // A streamed upload whose process died (its lease is over) and a zero-byte pending direct upload: two files held of two.
+    expect(await files.reserve(userId, 500, 1_000_000, nowSeconds() - 1, 2)).toBeDefined();
+    expect(await files.createPending(record(randomUUID(), 0, 'pending'), 1_000_000, 2)).toBe(true);
+    expect(await files.createPending(record(randomUUID(), 0, 'pending'), 1_000_000, 2)).toBe(false);
+    expect(await files.fileCounts(userId)).toEqual({ usedFiles: 0, reservedFiles: 2, committedFiles: 2 });
+
+    // The dead upload's reservation is released with its file; the pending upload keeps its one.
+    const released = await files.reconcileUsage(userId, nowSeconds());
+    expect(released).toMatchObject({ releasedReservations: 1, releasedBytes: 500, after: { usedFiles: 0, reservedFiles: 1, usedBytes: 0, reservedBytes: 0 } });
+    expect(await files.fileCounts(userId)).toEqual({ usedFiles: 0, reservedFiles: 1, committedFiles: 1 });
+
+    const stored = record(randomUUID(), 300, 'active');
+    expect(await files.createActive(stored, 0)).toBe(true);
+    // Counters that drifted (a write lost before this layout, a hand edit) are put right from the records.
+    await world.aws.dynamo.send(
+      new UpdateCommand({
+        TableName: world.names.FILES_TABLE,
+        Key: { userId, fileId: '#usage' },
+        UpdateExpression: 'SET usedFiles = :u, reservedFiles = :r, committedFiles = :c',
+        ExpressionAttributeValues: { ':u': 40, ':r': 9, ':c': 49 },
+      }),
+    );
+    const corrected = await files.reconcileUsage(userId, nowSeconds());
+    expect(corrected).toMatchObject({ corrected: true, before: { usedFiles: 40, reservedFiles: 9 }, after: { usedFiles: 1, reservedFiles: 1, usedBytes: 300 } });
+    expect(await files.fileCounts(userId)).toEqual({ usedFiles: 1, reservedFiles: 1, committedFiles: 2 });
+
+    // A delete frees the stored file, a restore counts it again, each in its transaction.
+    expect(await files.beginDelete(stored, nowSeconds() + 60)).toBe(true);
+    expect(await files.finishDelete(stored)).toBe(true);
+    expect(await files.fileCounts(userId)).toEqual({ usedFiles: 0, reservedFiles: 1, committedFiles: 1 });
+    expect(await files.restore(stored)).toBe(true);
+    expect(await files.fileCounts(userId)).toEqual({ usedFiles: 1, reservedFiles: 1, committedFiles: 2 });
+    expect((await files.reconcileUsage(userId, nowSeconds())).corrected).toBe(false);
   });
 
   it('is admin-only: 403 for a user, 401 anonymous', async () => {

@@ -1,6 +1,6 @@
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
-import { type AwsClients, createServiceApp, every, rateLimitsPlugin, splitList } from '@scs/common';
+import { type AwsClients, bodyRatePlugin, createServiceApp, every, rateLimitsPlugin, splitList, usersTableRoleLookup } from '@scs/common';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
@@ -30,6 +30,8 @@ export interface UploadDeps {
   fastify?: Partial<FastifyServerOptions>;
   /** Run the leftovers sweep periodically (the server does; tests call it directly). */
   sweep?: boolean;
+  /** Clock for tests (fake time): the account check's cache and the key store. */
+  now?: () => number;
 }
 
 /**
@@ -70,6 +72,10 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
     readiness: () => store.ping(),
     docs: { prefix: '/api/files/docs', title: 'Secure Cloud Storage: files' },
     fastify: { requestTimeout: config.UPLOAD_TIMEOUT_SECONDS * 1000, ...deps.fastify },
+    // A deleted account's token is refused within seconds, not when it expires (15 minutes).
+    currentRole: usersTableRoleLookup(aws.dynamo, config.USERS_TABLE),
+    accountCheck: { cacheMs: config.ACCOUNT_CHECK_CACHE_SECONDS * 1000 },
+    ...(deps.now ? { now: deps.now } : {}),
     securityHeaders: { contentSecurityPolicy: uiContentSecurityPolicy(config) },
     // The browser UI: static files, public, served at / (WB-03: no inline script anywhere).
     publicRoutes: async (app) => {
@@ -77,6 +83,13 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
     },
   });
 
+  // Bodies that trickle: an upload below the minimum rate, any other body past a short deadline (408).
+  await app.register(bodyRatePlugin, {
+    minBytesPerSecond: config.MIN_UPLOAD_BYTES_PER_SECOND,
+    windowMs: config.UPLOAD_RATE_WINDOW_SECONDS * 1000,
+    graceMs: config.UPLOAD_RATE_GRACE_SECONDS * 1000,
+    bodyTimeoutMs: config.BODY_TIMEOUT_SECONDS * 1000,
+  });
   await app.register(multipart, { limits: { fileSize: config.MAX_UPLOAD_BYTES, files: 1, parts: 5, fields: 4 } });
   // Keyed by the authenticated user, so one account cannot flood and others are unaffected; counted
   // in the throttle table, so the limit holds across every upload instance.

@@ -1,7 +1,7 @@
 import { baseConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 
-const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, THROTTLE_TABLE, SENSITIVE_KMS_KEY_ID } = resourceNameProperties;
+const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, THROTTLE_TABLE, SENSITIVE_KMS_KEY_ID, USERS_TABLE } = resourceNameProperties;
 
 /** The upload service's configuration; every key is the environment variable of the same name. */
 export const UploadConfig = Type.Object({
@@ -13,8 +13,16 @@ export const UploadConfig = Type.Object({
   /** Where the per-user rate limits are counted, shared by every upload instance. */
   THROTTLE_TABLE,
   SENSITIVE_KMS_KEY_ID,
+  /** The auth service's accounts: the file API refuses a token whose account is gone. */
+  USERS_TABLE,
+  /** How long the answer "this account exists" is remembered per account (0: read on every request). */
+  ACCOUNT_CHECK_CACHE_SECONDS: Type.Integer({ default: 5, minimum: 0, maximum: 60 }),
   MAX_UPLOAD_BYTES: Type.Integer({ default: 104_857_600, minimum: 1 }),
   QUOTA_BYTES: Type.Integer({ default: 1_073_741_824, minimum: 1 }),
+  /** Files per user, uploads under way and pending direct uploads included (each holds one). */
+  QUOTA_FILES: Type.Integer({ default: 10_000, minimum: 1 }),
+  /** Listings (GET /api/files) per user per minute. */
+  LISTS_PER_MINUTE: Type.Integer({ default: 600, minimum: 1 }),
   /** Extensions accepted (each must be a type the service can recognise from content). */
   ALLOWED_TYPES: Type.String({ default: 'pdf,png,jpg,jpeg,gif,webp,txt,csv,json,docx,xlsx,pptx,zip' }),
   /** Lifetime of presigned download and upload URLs (DL-05: at most 300 s). */
@@ -37,5 +45,15 @@ export const UploadConfig = Type.Object({
   S3_PUBLIC_ORIGINS: Type.String({ default: '' }),
   /** Time a single upload request may take (large files on slow links). */
   UPLOAD_TIMEOUT_SECONDS: Type.Integer({ default: 3600, minimum: 10 }),
+  /**
+   * The slowest an upload's body may arrive, in bytes per second, averaged over
+   * UPLOAD_RATE_WINDOW_SECONDS once UPLOAD_RATE_GRACE_SECONDS have passed (408 REQUEST_TOO_SLOW);
+   * time the service itself is not reading (waiting for S3) does not count. 0: no minimum.
+   */
+  MIN_UPLOAD_BYTES_PER_SECOND: Type.Integer({ default: 1024, minimum: 0, maximum: 104_857_600 }),
+  UPLOAD_RATE_WINDOW_SECONDS: Type.Integer({ default: 30, minimum: 1, maximum: 600 }),
+  UPLOAD_RATE_GRACE_SECONDS: Type.Integer({ default: 10, minimum: 0, maximum: 600 }),
+  /** Time the body of any other request (a JSON body) may take to arrive whole (408 REQUEST_TIMEOUT). */
+  BODY_TIMEOUT_SECONDS: Type.Integer({ default: 30, minimum: 1, maximum: 300 }),
 });
 export type UploadConfig = Static<typeof UploadConfig>;

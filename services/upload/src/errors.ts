@@ -7,6 +7,12 @@ export const BadMultipart = createError('BAD_MULTIPART', '%s', 400);
 export const InvalidFileName = createError('INVALID_FILE_NAME', '%s', 400);
 export const FileTooLarge = createError('FILE_TOO_LARGE', 'The file is larger than the %s limit', 413);
 export const QuotaExceeded = createError('QUOTA_EXCEEDED', 'Your storage is full: delete some files first (quota %s)', 413);
+/** The user holds QUOTA_FILES files (stored, being uploaded, or pending direct uploads). */
+export const FileCountExceeded = createError(
+  'FILE_COUNT_EXCEEDED',
+  'You have as many files as allowed (%s, uploads under way included): delete some files first',
+  413,
+);
 export const UnsupportedFileType = createError('UNSUPPORTED_FILE_TYPE', '%s', 415);
 export const FileNotFound = createError('FILE_NOT_FOUND', 'No such file', 404);
 export const NothingUploaded = createError('NOTHING_UPLOADED', 'Nothing was uploaded for this file yet', 404);

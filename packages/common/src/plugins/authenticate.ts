@@ -64,6 +64,45 @@ export interface AuthenticateOptions {
    * token alone.
    */
   currentRole?: RoleLookup;
+  /**
+   * Every authenticated route (not only those with `config.roles`) refuses a token whose account
+   * no longer exists (401), read through `currentRole` and remembered for `cacheMs` per account
+   * (0: read on every request). Without it only routes with roles look the account up.
+   */
+  accountCheck?: { cacheMs: number; now?: () => number };
+}
+
+/** Accounts remembered by the account check at most (least recently checked out first). */
+export const ACCOUNTS_CACHED = 10_000;
+
+/**
+ * `lookup` behind a short cache: one answer per account (`sub` and `username`) for `cacheMs`,
+ * and one read at a time per account (requests arriving meanwhile share it). A failed read is not
+ * remembered.
+ */
+export function cachedRoleLookup(lookup: RoleLookup, cacheMs: number, now: () => number = Date.now): RoleLookup {
+  const answers = new Map<string, { role: Role | undefined; until: number } | { pending: Promise<Role | undefined> }>();
+  return async (user) => {
+    const key = `${user.sub}\u0000${user.username}`;
+    const known = answers.get(key);
+    if (known && 'pending' in known) return known.pending;
+    if (known && known.until > now()) return known.role;
+    answers.delete(key);
+    const pending = lookup(user);
+    answers.set(key, { pending });
+    try {
+      const role = await pending;
+      answers.delete(key);
+      if (cacheMs > 0) {
+        if (answers.size >= ACCOUNTS_CACHED) answers.delete(answers.keys().next().value as string);
+        answers.set(key, { role, until: now() + cacheMs });
+      }
+      return role;
+    } catch (err) {
+      answers.delete(key);
+      throw err;
+    }
+  };
 }
 
 const ROLES: ReadonlySet<string> = new Set(['user', 'admin']);
@@ -114,7 +153,8 @@ export function bearerToken(header: string | undefined): string | undefined {
  * Every route is authenticated in `onRequest` (before any body byte is read) unless its config
  * says `public: true`; `config.roles` restricts a route to roles, checked against both the token's
  * claim and the account's current role (`currentRole`, read on every request: never cached).
- * A token verified before is answered from a bounded cache (see VERIFIED_TOKENS_CACHED).
+ * With `accountCheck`, every other authenticated route refuses a token whose account is gone
+ * (401), the answer cached for seconds. A token verified before is answered from a bounded cache (see VERIFIED_TOKENS_CACHED).
  */
 export const authenticatePlugin = fp<AuthenticateOptions>(
   async function authenticate(app, opts) {
@@ -143,6 +183,8 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
       return verifier;
     };
     const currentRole = opts.currentRole;
+    if (opts.accountCheck && !currentRole) throw new Error('The account check needs a currentRole lookup');
+    const accountRole = opts.accountCheck && currentRole ? cachedRoleLookup(currentRole, opts.accountCheck.cacheMs, opts.accountCheck.now) : undefined;
 
     const verify: onRequestHookHandler = async function (request: FastifyRequest, _reply: FastifyReply) {
       const token = bearerToken(request.headers.authorization);
@@ -168,7 +210,10 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
       }
       request.user = { sub: claims.sub, username: claims.username, role: claims.role };
       const roles = request.routeOptions.config.roles;
-      if (!roles) return;
+      if (!roles) {
+        if (accountRole && (await accountRole(request.user)) === undefined) throw new Unauthorized('This account no longer exists');
+        return;
+      }
       // Both the token and the account must hold an allowed role: a demotion applies at once, and a
       // promotion only to tokens issued after it (a new sign-in).
       if (!roles.includes(claims.role)) throw new Forbidden('You are not allowed to do this');

@@ -75,13 +75,22 @@ function uploadForm(request: FastifyRequest, limits: MultipartLimits, sensitiveB
   request.raw.once('close', () => {
     if (!request.raw.readableEnded) gone.abort(new RequestAborted());
   });
+  // A body arriving below the minimum rate stops the upload wherever it is (408 REQUEST_TOO_SLOW).
+  const signal = AbortSignal.any([gone.signal, request.bodyTooSlow]);
+  const stopped = new Promise<never>((_resolve, reject) => {
+    const stop = () => reject(signal.reason);
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
+  });
+  stopped.catch(() => undefined);
+  const nextPart = () => Promise.race([next(), stopped]);
   let sensitive = sensitiveByDefault;
   return {
     declaredBytes: Number.isFinite(length) ? length : undefined,
-    signal: gone.signal,
+    signal,
     async file() {
       for (;;) {
-        const { done, value: part } = await next();
+        const { done, value: part } = await nextPart();
         if (done) throw new NoFile();
         if (part.type === 'field') {
           if (part.fieldname !== 'sensitive') throw new BadMultipart(`Unexpected field "${part.fieldname}"`);
@@ -97,7 +106,7 @@ function uploadForm(request: FastifyRequest, limits: MultipartLimits, sensitiveB
       }
     },
     async end() {
-      const { done, value: part } = await next();
+      const { done, value: part } = await nextPart();
       if (!done) {
         const what = (part as Multipart).type === 'field' ? `field "${part.fieldname}"` : 'file';
         throw new BadMultipart(`Unexpected ${what} after the file: send one file per request`);
@@ -135,14 +144,14 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
   app.post(
     '/',
     {
-      config: { rateLimit },
+      config: { rateLimit, longBody: true },
       bodyLimit: config.MAX_UPLOAD_BYTES + 1024 * 1024,
       schema: {
         summary: 'Upload one file (multipart: optional field "sensitive" before the "file" part)',
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         querystring: Type.Object({ sensitive: Sensitive }),
-        response: { 201: FileView, ...errors(400, 401, 413, 415, 429, 503) },
+        response: { 201: FileView, ...errors(400, 401, 408, 413, 415, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -168,6 +177,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
   app.get(
     '/',
     {
+      config: { rateLimit: { max: config.LISTS_PER_MINUTE, timeWindow: 60_000 } },
       schema: {
         summary: "The caller's files, newest first",
         tags: ['files'],
@@ -176,7 +186,10 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
           limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
           cursor: Type.Optional(Type.String({ pattern: FILE_ID_PATTERN })),
         }),
-        response: { 200: Type.Object({ items: Type.Array(StoredFileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401) },
+        response: {
+          200: Type.Object({ items: Type.Array(StoredFileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...errors(400, 401, 429),
+        },
       },
     },
     async (request) => {
@@ -297,7 +310,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
             fields: Type.Record(Type.String(), Type.String()),
             expiresAt: Type.String({ format: 'date-time' }),
           }),
-          ...errors(400, 401, 413, 415, 429, 503),
+          ...errors(400, 401, 408, 413, 415, 429, 503),
         },
       },
     },

@@ -9,9 +9,15 @@
  *   other invisible format characters; ZERO WIDTH (NON-)JOINER stay allowed between visible
  *   characters (emoji sequences, Persian and Indic scripts need them);
  * - spaces at either end and dots at the end (Windows drops them: `a.jpg.` tricks);
+ * - a name that renders blank: nothing visible before the extension, only spaces, blank letters
+ *   (HANGUL FILLER U+3164 and its kin, BRAILLE PATTERN BLANK U+2800), combining marks or
+ *   variation selectors with nothing to sit on (`\u3164.pdf` would show as an empty line);
  * - an extension a web server would run, hidden before `;` or an encoded NUL (`a.php;.jpg`,
  *   `a.php%00.jpg`);
  * - no extension, or more than 255 characters.
+ * Sanitised, when the name has visible text around them: blank letters become a space (removed at
+ * the start of the name), and combining marks or variation selectors that follow nothing visible
+ * (at the start, after a space) are dropped, so the stored name shows what the person sees.
  */
 
 export const MAX_NAME_LENGTH = 255;
@@ -56,6 +62,16 @@ const LONE_SURROGATE = /\p{Cs}/u;
 const FORMAT = /\p{Cf}/gu;
 const LETTER_OR_MARK = /[\p{L}\p{M}\p{N}\p{S}\p{P}]/u;
 const HIDDEN_EXTENSION = /\.([a-z0-9]{1,10})(?:;|%00)/gi;
+/**
+ * Letters and symbols that render as nothing or as a blank: the Hangul fillers (default-ignorable
+ * letters) and BRAILLE PATTERN BLANK, MUSICAL SYMBOL NULL NOTEHEAD.
+ */
+const BLANK_LETTERS = /[\u115F\u1160\u3164\uFFA0\u2800\u{1D159}]/gu;
+const LEADING_BLANK_LETTERS = /^[\u115F\u1160\u3164\uFFA0\u2800\u{1D159}]+/u;
+/** Combining marks and variation selectors with no visible character before them to attach to. */
+const STRAY_MARKS = /(^|\p{White_Space})\p{M}+/gu;
+/** A character that shows: a letter, digit, punctuation or symbol (blank letters removed first). */
+const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u;
 
 const codePoint = (c: number) => `U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
 
@@ -82,6 +98,12 @@ export function checkFileName(raw: string): { name: string; ext: string } {
   }
   name = name.split(/[\\/]/).pop() ?? '';
   if (name.length === 0) throw new NameRefused('The file has no name: give it a name with an extension, such as report.pdf');
+  const lastDot = name.lastIndexOf('.');
+  const stem = lastDot < 0 ? name : name.slice(0, lastDot);
+  if (stem.length > 0 && !VISIBLE.test(stem.replace(BLANK_LETTERS, ''))) {
+    throw new NameRefused('The file name is blank: it shows nothing before the extension (only spaces or invisible characters): give it a name, such as report.pdf');
+  }
+  name = name.replace(LEADING_BLANK_LETTERS, '').replace(BLANK_LETTERS, ' ').replace(STRAY_MARKS, '$1');
   if (name !== name.trim() || name.endsWith('.')) {
     throw new NameRefused('The file name starts or ends with a space, or ends with a dot: rename the file and try again');
   }

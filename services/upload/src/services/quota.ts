@@ -1,5 +1,5 @@
 import type { UploadConfig } from '../config';
-import { FileTooLarge, QuotaExceeded } from '../errors';
+import { FileCountExceeded, FileTooLarge, QuotaExceeded } from '../errors';
 import type { FileRecord, FileRepository, Reservation } from '@scs/common/files';
 
 /** Bytes in words a person reads, in IEC units: 104857600 -> "100 MiB", 1536 -> "1.5 KiB". */
@@ -47,8 +47,11 @@ export class Quota {
   }
 
   /**
-   * Reserves `bytes` (at most the size limit) of the user's quota for a streamed upload; refuses at
-   * once what cannot fit the size limit (`declared` above it) or the quota. The reservation is held
+   * Reserves `bytes` (at most the size limit) of the user's quota and one file of their file count
+   * (`QUOTA_FILES`: every upload under way and every pending direct upload holds one, even of zero
+   * bytes) for a streamed upload; refuses at once what cannot fit the size limit (`declared` above
+   * it: 413 FILE_TOO_LARGE), the quota (413 QUOTA_EXCEEDED) or the file count (413
+   * FILE_COUNT_EXCEEDED). The reservation (its bytes and its file) is held
    * for RESERVATION_LEASE_SECONDS and renewed every third of that while the upload runs, so one
    * whose process died is released by the next usage reconciliation; `stop` ends the renewals.
    */
@@ -56,8 +59,9 @@ export class Quota {
     if (declared > this.config.MAX_UPLOAD_BYTES) throw this.tooLarge();
     const lease = this.config.RESERVATION_LEASE_SECONDS;
     const until = () => Math.floor(Date.now() / 1000) + lease;
-    const reservation = await this.files.reserve(userId, Math.min(bytes, this.config.MAX_UPLOAD_BYTES), this.config.QUOTA_BYTES, until());
-    if (!reservation) throw this.exceeded();
+    const reserved = Math.min(bytes, this.config.MAX_UPLOAD_BYTES);
+    const reservation = await this.files.reserve(userId, reserved, this.config.QUOTA_BYTES, until(), this.config.QUOTA_FILES);
+    if (!reservation) throw await this.refusal(userId);
     const renew = setInterval(() => {
       this.files.renewReservation(reservation, until()).then(
         (held) => {
@@ -71,15 +75,22 @@ export class Quota {
   }
 
   /**
-   * Reserves a direct upload's size and creates its pending record (`record.size` bytes, in one
-   * transaction: the record holds the reservation until `/complete` or the sweep).
+   * Reserves a direct upload's size and one file of the file count and creates its pending record
+   * under `#pending#<id>` (`record.size` bytes, in one transaction: the record holds the
+   * reservation until `/complete` or the sweep); refuses like `reserve`.
    */
   async reservePending(record: FileRecord): Promise<void> {
     if (record.size > this.config.MAX_UPLOAD_BYTES) throw this.tooLarge();
-    if (!(await this.files.createPending(record, this.config.QUOTA_BYTES))) throw this.exceeded();
+    if (!(await this.files.createPending(record, this.config.QUOTA_BYTES, this.config.QUOTA_FILES))) throw await this.refusal(record.userId);
   }
 
-  /** Gives a reservation back (exactly once); a failure is logged, not thrown (the caller is already failing). */
+  /** Why a reservation was refused: 413 FILE_COUNT_EXCEEDED when the file count is full, else 413 QUOTA_EXCEEDED. */
+  private async refusal(userId: string): Promise<Error> {
+    const { committedFiles } = await this.files.fileCounts(userId);
+    return committedFiles >= this.config.QUOTA_FILES ? new FileCountExceeded(String(this.config.QUOTA_FILES)) : this.exceeded();
+  }
+
+  /** Gives a reservation back (its bytes, possibly none, and its file; exactly once); a failure is logged, not thrown (the caller is already failing). */
   async release(held: HeldReservation): Promise<void> {
     held.stop();
     const { userId, id, bytes } = held;
