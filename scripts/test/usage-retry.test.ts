@@ -75,4 +75,70 @@ describe('usage updates during a DynamoDB outage', () => {
     expect(errors).toEqual(['a usage counter update failed for good']);
     expect(warnings).toEqual([]);
   });
+
+  const record = (userId: string, size: number) => ({
+    userId,
+    fileId: randomUUID(),
+    name: 'outage.png',
+    size,
+    contentType: 'image/png',
+    sha256: 'a'.repeat(64),
+    sensitive: false,
+    status: 'active' as const,
+    key: `users/${userId}/x`,
+    createdAt: new Date().toISOString(),
+  });
+
+  it('R1: a file record whose transaction got no answer during an outage is undone once DynamoDB is back: no record, nothing used or reserved', async () => {
+    const userId = randomUUID();
+    const observer = new FileRepository(direct.dynamo, names.FILES_TABLE, log);
+    const files = new FileRepository(proxied.dynamo, names.FILES_TABLE, log);
+    expect(await files.reserve(userId, 5000, 1_000_000)).toBe(true);
+    const file = record(userId, 4000);
+    await proxy.stop();
+    await expect(files.createActive(file, 5000)).rejects.toThrow();
+    await proxy.start();
+    await files.settled(60_000);
+    expect(await observer.get(userId, file.fileId)).toBeUndefined();
+    expect(await observer.usage(userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
+    expect(errors).toEqual([]);
+  });
+
+  it('R1: a file record transaction that landed but whose answer was lost is applied once by the SDK retry under its token', async () => {
+    const userId = randomUUID();
+    const observer = new FileRepository(direct.dynamo, names.FILES_TABLE, log);
+    const files = new FileRepository(proxied.dynamo, names.FILES_TABLE, log);
+    expect(await files.reserve(userId, 5000, 1_000_000)).toBe(true);
+    // The emulator cannot lose an answer after it applied the transaction: the reset is injected after the first attempt landed.
+    let transactions = 0;
+    proxied.dynamo.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'TransactWriteItemsCommand' && (transactions += 1) === 1) throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+        return out;
+      },
+      { step: 'finalizeRequest', name: 'loseFirstAnswer' },
+    );
+    try {
+      const file = record(userId, 4000);
+      expect(await files.createActive(file, 5000)).toBe(true);
+      expect(transactions).toBe(2);
+      expect(await observer.get(userId, file.fileId)).toMatchObject({ status: 'active', size: 4000 });
+      expect(await observer.usage(userId)).toEqual({ usedBytes: 4000, reservedBytes: 0 });
+      expect(errors).toEqual([]);
+    } finally {
+      proxied.dynamo.middlewareStack.remove('loseFirstAnswer');
+    }
+  });
+
+  it('a file record that exists already is refused, and the reservation is given back', async () => {
+    const userId = randomUUID();
+    const files = new FileRepository(direct.dynamo, names.FILES_TABLE, log);
+    const file = record(userId, 4000);
+    expect(await files.reserve(userId, 5000, 1_000_000)).toBe(true);
+    expect(await files.createActive(file, 5000)).toBe(true);
+    expect(await files.reserve(userId, 3000, 1_000_000)).toBe(true);
+    expect(await files.createActive({ ...file, size: 2000 }, 3000)).toBe(false);
+    expect(await files.usage(userId)).toEqual({ usedBytes: 4000, reservedBytes: 0 });
+  });
 });

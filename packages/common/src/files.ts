@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { isDependencyOutage } from './aws';
 import { BackgroundRetries } from './background-retries';
-import { isConditionFailed, isTransactionConflict } from './dynamo';
+import { cancellationReasons, isConditionFailed, isTransactionConflict } from './dynamo';
 import { randomUUID } from 'node:crypto';
 
 export interface FileRecord {
@@ -259,14 +259,83 @@ export class FileRepository {
   }
 
   /**
-   * Creates an active record for a streamed upload, then turns its reservation into usage of
-   * `record.size` bytes. False (and nothing changed) when a record with this id already exists.
+   * Creates an active record for a streamed upload and turns its reservation of `reserved` bytes
+   * into usage of `record.size`, both in one transaction (one request: the record's condition and
+   * the usage change land together or not at all) with a `ClientRequestToken`, so the SDK's retry
+   * after a lost answer applies it once. False when a record with this id already exists.
+   *
+   * The reservation is this call's from the moment it is made, whatever happens: settled by the
+   * transaction, or given back here when the transaction was refused (false, or an error), or, when
+   * no answer came through a DynamoDB outage, settled and undone in the background (the
+   * transaction repeated under its token, then the record removed with its usage: see
+   * `undoUnansweredCreate`), so the record does not outlive the upload that failed. The caller
+   * never releases it afterwards.
    */
   async createActive(record: FileRecord, reserved: number): Promise<boolean> {
-    return this.changeState(
-      { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' },
-      this.settlement(record.userId, reserved, record.size),
-    );
+    const create = { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' };
+    const usage = this.settlement(record.userId, reserved, record.size);
+    for (let attempt = 1; ; attempt += 1) {
+      // A cancelled attempt applied nothing: a new token.
+      const request = { ClientRequestToken: randomUUID(), TransactItems: [{ Update: create }, { Update: usage }] };
+      try {
+        await this.db.send(new TransactWriteCommand(request));
+        return true;
+      } catch (err) {
+        // Another transaction on the user's usage item at that moment (a parallel upload): again.
+        if (isTransactionConflict(err) && attempt < 5) continue;
+        if (isConditionFailed(err) || cancellationReasons(err) || !isDependencyOutage(err)) {
+          if (reserved > 0) await this.release(record.userId, reserved);
+          if (isConditionFailed(err)) return false;
+        } else {
+          this.undoUnansweredCreate(request, record, reserved);
+        }
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * A record transaction whose answer was lost may have been applied. In the background, through
+   * the outage: repeat it under its token (it then counts once, whether or not the first one
+   * landed), then delete the record and take its size off the usage, in one transaction under a
+   * token of its own (repeated, it too counts once); if the repeat is refused (it never landed
+   * and cannot now), give the reservation back instead.
+   */
+  private undoUnansweredCreate(request: ConstructorParameters<typeof TransactWriteCommand>[0], record: FileRecord, reserved: number): void {
+    const context = { file: { userId: record.userId, fileId: record.fileId }, reserved, size: record.size };
+    const removal = {
+      ClientRequestToken: randomUUID(),
+      TransactItems: [
+        {
+          Delete: {
+            TableName: this.table,
+            Key: { userId: record.userId, fileId: record.fileId },
+            ConditionExpression: '#status = :active AND sha256 = :sha256',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':active': 'active', ':sha256': record.sha256 },
+          },
+        },
+        { Update: this.settlement(record.userId, 0, -record.size) },
+      ],
+    };
+    let applied = false;
+    void this.retries.run(this.log, 'undoing a file record whose answer was lost', context, async () => {
+      if (!applied) {
+        try {
+          await this.db.send(new TransactWriteCommand(request));
+        } catch (err) {
+          if (!isConditionFailed(err)) throw err;
+          if (reserved > 0) await this.release(record.userId, reserved);
+          return;
+        }
+        applied = true;
+      }
+      try {
+        await this.db.send(new TransactWriteCommand(removal));
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err; // else: the record is gone already (deleted by its owner)
+      }
+    });
   }
 
   /**

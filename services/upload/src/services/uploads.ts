@@ -57,7 +57,8 @@ export class Uploads {
    * Stores the form's file: the quota is reserved before any byte is read (from the declared
    * length), the type is decided from the content, the SHA-256 and size are computed on the way,
    * nothing is buffered whole or written to disk, and the record is written (with the usage, in
-   * one transaction) only after S3 completed the object. The upload is aborted as soon as the file
+   * one transaction: two DynamoDB requests per stored upload, the reservation and this one) only
+   * after S3 completed the object. The upload is aborted as soon as the file
    * passes the limit (the parser's `'limit'`) or the client goes away; any failure leaves no
    * object, no open multipart upload, no record and no reservation.
    */
@@ -109,8 +110,9 @@ export class Uploads {
         key: fileKey(userId, object.fileId),
         createdAt: new Date().toISOString(),
       };
-      settled = await this.files.createActive(record, reserved);
-      if (!settled) throw new Error(`a record for ${record.key} already exists`);
+      // From here on the reservation is createActive's: settled, or given back, whatever happens.
+      settled = true;
+      if (!(await this.files.createActive(record, reserved))) throw new Error(`a record for ${record.key} already exists`);
       return record;
     } catch (err) {
       // No record may point at nothing, no object may stay without a record, no reservation may leak.
