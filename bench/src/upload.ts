@@ -560,6 +560,8 @@ async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner 
         UPLOADS_PER_MINUTE: '100000',
         UPLOAD_PART_BYTES: String(PART_BYTES),
         UPLOAD_QUEUE_SIZE: String(QUEUE_SIZE),
+        // The service's default unless BENCH_UPLOAD_PART_BUFFERS says otherwise (to measure the pool's share of the memory).
+        ...(process.env.BENCH_UPLOAD_PART_BUFFERS ? { UPLOAD_PART_BUFFERS: process.env.BENCH_UPLOAD_PART_BUFFERS } : {}),
       };
       return {
         name,
