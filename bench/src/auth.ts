@@ -6,12 +6,17 @@ import { type BenchContext, freePort, repoRoot } from './lib/context';
 import { type LoadOptions, type LoadResult, measure, runLoad } from './lib/load';
 import { Watch, type WatchResult, type WatchTargets } from './lib/watch';
 import type { NodeService } from './lib/processes';
-import { below, type BenchmarkReport, compare, type Goal, packageVersion, type ScenarioResult } from './lib/report';
+import { atLeast, below, type BenchmarkReport, compare, type Goal, packageVersion, type ScenarioResult } from './lib/report';
 
 /** Pre-registered accounts that logins and tokens rotate through, so no per-account effect shows. */
 const USERS = 8;
-/** Added-p99 goal for access-token verification, and the liveness goal under a login flood. */
-const VERIFY_GOAL_MS = 1;
+/**
+ * Token checks as a throughput ratio: req/s of the authenticated route (`/verified`) over req/s of
+ * the same route without authentication (`/bare`), same server, same run, at each concurrency.
+ * The added p99 is reported for information (at saturation it is mostly queueing).
+ */
+const VERIFY_RPS_RATIO_GOAL = 0.9;
+/** The liveness goal under a login flood. */
 const HEALTH_GOAL_MS = 50;
 const FLOOD_CONNECTIONS = 32;
 
@@ -240,7 +245,8 @@ export async function authBenchmark(ctx: BenchContext): Promise<BenchmarkReport>
     const vCmp = compare(verified.load, bare.load, 'bare');
     record('verified (token only)', 'GET /verified on the baseline', base, verified, {
       baseline: vCmp,
-      goal: below(`+p99 < ${VERIFY_GOAL_MS} ms`, vCmp.addedP99Ms, VERIFY_GOAL_MS),
+      goal: atLeast(`req/s vs /bare >= ${VERIFY_RPS_RATIO_GOAL}`, vCmp.rpsRatio, VERIFY_RPS_RATIO_GOAL),
+      note: `+p99 ${vCmp.addedP99Ms} ms (information)`,
     });
 
     const me = await run(auth, routes.me(c));
@@ -291,6 +297,8 @@ export async function authBenchmark(ctx: BenchContext): Promise<BenchmarkReport>
     const b = at('bare (baseline)', c)?.serverCpuMsPerRequest;
     const v = at('verified (token only)', c)?.serverCpuMsPerRequest;
     const login = at('auth/login', c);
+    const ratio = at('verified (token only)', c)?.baseline?.rpsRatio;
+    if (ratio !== undefined) summary.push(`c=${c}: token checks: authenticated / bare route req/s = ${ratio} (goal >= ${VERIFY_RPS_RATIO_GOAL})`);
     if (b != null && v != null) {
       summary.push(
         `c=${c}: token verification costs ${(v - b).toFixed(3)} ms of server CPU per request; ` +
@@ -322,7 +330,7 @@ export async function authBenchmark(ctx: BenchContext): Promise<BenchmarkReport>
         loginBoundRps: Number(hashBoundRps.toFixed(1)),
       },
       goals: {
-        verifyAddedP99Ms: `p99(GET /verified) - p99(GET /bare) < ${VERIFY_GOAL_MS} ms at each concurrency`,
+        verifyRpsRatio: `req/s(GET /verified) / req/s(GET /bare) >= ${VERIFY_RPS_RATIO_GOAL} at each concurrency (same server, same run)`,
         healthP99UnderLoginFloodMs: `p99(GET /health) < ${HEALTH_GOAL_MS} ms while ${FLOOD_CONNECTIONS} clients flood /auth/login`,
       },
       users: USERS,

@@ -2,6 +2,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createAwsClients, loadConfig } from '@scs/common';
 import { ResourceNames } from '@scs/scripts/dist/provision';
+import { buildApp as buildUploadApp } from '@scs/upload/dist/app';
+import { UploadConfig } from '@scs/upload/dist/config';
 import { UPLOAD_NODE_ARGS } from '@scs/scripts/dist/stack/run';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -38,6 +40,8 @@ const GOALS = {
   peakRssMiB: 160,
   /** Peak RSS at 1 GiB at most this much above the one at 16 MiB. */
   rssGrowthMiB: 16,
+  /** Peak RSS with 32 x 16 MiB at once at most this many times the floor's. */
+  concurrentRssVsFloor: 2,
 };
 
 export type PathName = 'ceiling' | 'floor' | 'flask' | 'buffering' | 'ours' | 'other';
@@ -124,6 +128,8 @@ interface PathFigures {
   failed: Partial<Record<ScenarioKey, number>>;
   /** Server CPU seconds per GiB stored over every measured upload (undefined for the ceiling: no server). */
   cpuSecondsPerGiB?: number;
+  /** The same per scenario (all rounds of that scenario). */
+  cpuSecondsPerGiBOf: Partial<Record<ScenarioKey, number>>;
   /** Emulator CPU seconds per GiB stored (information: S3's side of each path). */
   emulatorCpuSecondsPerGiB?: number;
   /** Peak RSS of a fresh server up to the end of the 16 MiB upload, and up to the end of the 1 GiB upload (worst round). */
@@ -195,6 +201,8 @@ interface PathRunner {
   send(file: GeneratedFile, index: number): Promise<Outcome>;
   /** Stops what the runner keeps running across rounds (our auth service). */
   close?(): Promise<void>;
+  /** Counts the DynamoDB requests per stored upload (ours). */
+  countMetadata?(): Promise<MetadataRequests>;
 }
 
 /**
@@ -225,10 +233,11 @@ export async function uploadBenchmark(ctx: BenchContext): Promise<BenchmarkRepor
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const profileRoot = ctx.settings.profile ? join(repoRoot, 'bench/results/profiles', fileStamp(startedAt)) : undefined;
   const measured: Measured[] = [];
-  const figures = new Map<PathName, PathFigures>(paths.map((p) => [p, { path: p, label: LABELS[p], MBps: {}, failed: {} }]));
+  const figures = new Map<PathName, PathFigures>(paths.map((p) => [p, { path: p, label: LABELS[p], MBps: {}, failed: {}, cpuSecondsPerGiBOf: {} }]));
   const integrity = { checked: 0, mismatches: 0 };
   const runners = new Map<PathName, PathRunner>();
   let stopCurrent: (() => Promise<void>) | undefined;
+  let metadata: MetadataRequests | undefined;
 
   try {
     for (const p of paths) {
@@ -297,6 +306,12 @@ export async function uploadBenchmark(ctx: BenchContext): Promise<BenchmarkRepor
         if (profile && !figure.profile) figure.profile = summariseCpuProfile(readCpuProfile(profile), 20);
       }
     }
+    const counting = runners.get('ours')?.countMetadata;
+    if (counting) {
+      ctx.log('counting the DynamoDB requests per stored upload (the upload app in this process, a counter on its client)');
+      metadata = await counting();
+      if (metadata.failed) failures.push(`counting DynamoDB requests: ${metadata.failed} uploads failed`);
+    }
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     failures.push(`upload benchmark stopped: ${message}`);
@@ -325,7 +340,16 @@ export async function uploadBenchmark(ctx: BenchContext): Promise<BenchmarkRepor
       const usages = mine.map(pick);
       return usages.every(Boolean) && gib > 0 ? round2(usages.reduce((a, u) => a + (u as ProcessUsage).cpuSeconds, 0) / gib, 2) : undefined;
     };
-    if (f.path !== 'ceiling') f.cpuSecondsPerGiB = cpu((m) => m.watch.server);
+    if (f.path !== 'ceiling') {
+      f.cpuSecondsPerGiB = cpu((m) => m.watch.server);
+      for (const k of keys) {
+        const runs = mine.filter((m) => m.scenario === k);
+        const runGiB = runs.reduce((a, m) => a + m.bytes, 0) / GiB;
+        if (runs.length && runGiB > 0 && runs.every((m) => m.watch.server)) {
+          f.cpuSecondsPerGiBOf[k] = round2(runs.reduce((a, m) => a + (m.watch.server as ProcessUsage).cpuSeconds, 0) / runGiB, 2);
+        }
+      }
+    }
     f.emulatorCpuSecondsPerGiB = cpu((m) => m.watch.others.emulator);
     const worst = (k: ScenarioKey) => {
       const v = mine.filter((m) => m.scenario === k && m.hwmMiB !== undefined).map((m) => m.hwmMiB as number);
@@ -342,7 +366,7 @@ export async function uploadBenchmark(ctx: BenchContext): Promise<BenchmarkRepor
     medium: `${sizeLabel(sizes.medium)} x1`,
     concurrent: `${sizeLabel(sizes.concurrent.each)} x${sizes.concurrent.count}`,
   };
-  const goals = uploadGoals(figures, labelOf);
+  const goals = uploadGoals(figures, labelOf, metadata);
   const table = renderUploadTable([...figures.values()], labelOf);
   const shaPerGiB = sha256SecondsPerGiB();
   summary.push(
@@ -350,6 +374,12 @@ export async function uploadBenchmark(ctx: BenchContext): Promise<BenchmarkRepor
     `Integrity: ${integrity.checked} answers carried a SHA-256 (ours, floor), checked against the bytes sent: ${integrity.mismatches} mismatches; every answer's size was checked.`,
     `For scale: one SHA-256 pass costs ${shaPerGiB} s/GiB in the bench process.`,
   );
+  if (metadata) {
+    summary.push(
+      `DynamoDB requests per stored upload (the upload app in the bench process, a counter on its client; ${metadata.sequential} uploads of 1 MiB one at a time, then ${metadata.concurrent} at once): ` +
+        `${metadata.perStoredUpload} (${metadata.commandsPerStoredUpload}); HTTP attempts per stored upload with ${metadata.concurrent} at once: ${metadata.attemptsPerStoredUpload}; failed: ${metadata.failed}.`,
+    );
+  }
   for (const f of figures.values()) {
     if (f.skipped) summary.push(`!!! ${f.label} was SKIPPED: ${f.skipped}`);
   }
@@ -381,6 +411,7 @@ export async function uploadBenchmark(ctx: BenchContext): Promise<BenchmarkRepor
       queueSize: QUEUE_SIZE,
       figures: [...figures.values()],
       integrity,
+      dynamoRequests: metadata,
       sha256OnePassSecondsPerGiB: shaPerGiB,
       goals: GOALS,
       loadGenerator: 'node:http streamed bodies and @aws-sdk/lib-storage in the bench process, on the same machine as the servers and the emulator',
@@ -522,6 +553,16 @@ async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner 
       }
       let tokens: string[] = [];
       let url = '';
+      const serviceEnv = {
+        ...common,
+        MAX_UPLOAD_BYTES: String(maxBytes),
+        QUOTA_BYTES: String(1024 * GiB),
+        UPLOADS_PER_MINUTE: '100000',
+        UPLOAD_PART_BYTES: String(PART_BYTES),
+        UPLOAD_QUEUE_SIZE: String(QUEUE_SIZE),
+        // The service's default unless BENCH_UPLOAD_PART_BUFFERS says otherwise (to measure the pool's share of the memory).
+        ...(process.env.BENCH_UPLOAD_PART_BUFFERS ? { UPLOAD_PART_BUFFERS: process.env.BENCH_UPLOAD_PART_BUFFERS } : {}),
+      };
       return {
         name,
         prefix: 'users/',
@@ -542,35 +583,49 @@ async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner 
             cwd: root,
             port,
             readyPath: '/ready',
-            env: {
-              ...common,
-              PORT: String(port),
-              MAX_UPLOAD_BYTES: String(maxBytes),
-              QUOTA_BYTES: String(1024 * GiB),
-              UPLOADS_PER_MINUTE: '100000',
-              UPLOAD_PART_BYTES: String(PART_BYTES),
-              UPLOAD_QUEUE_SIZE: String(QUEUE_SIZE),
-            },
+            env: { ...serviceEnv, PORT: String(port) },
           });
           url = `${server.url}/api/files`;
           return server;
         },
         send: (file, i) => post(url, file, form(file), { authorization: `Bearer ${tokens[i % tokens.length]}` }),
         close: () => auth.stop(),
+        ...(name === 'ours'
+          ? {
+              countMetadata: () =>
+                countMetadataRequests({ ...(process.env as Record<string, string>), ...serviceEnv }, tokens, (to, file, headers) => post(to, file, form(file), headers)),
+            }
+          : {}),
       };
     }
   }
 }
 
-/** The goals of issue "upload path at the physical floor", from the figures of one run. */
-function uploadGoals(figures: Map<PathName, PathFigures>, labelOf: Record<ScenarioKey, string>): Goal[] {
+/** The goals of issue "upload path at the floor", from the figures of one run. */
+function uploadGoals(figures: Map<PathName, PathFigures>, labelOf: Record<ScenarioKey, string>, metadata?: MetadataRequests): Goal[] {
   const ours = figures.get('ours');
   if (!ours || ours.skipped || ours.cpuSecondsPerGiB === undefined) return [];
   const goals: Goal[] = [];
   const floor = figures.get('floor');
-  if (floor?.cpuSecondsPerGiB) {
-    const ratio = round2(ours.cpuSecondsPerGiB / floor.cpuSecondsPerGiB, 2);
-    goals.push(atMost(`CPU per GiB: ours ${ours.cpuSecondsPerGiB} s vs floor ${floor.cpuSecondsPerGiB} s = x${ratio} (<= x${GOALS.cpuVsFloor})`, ratio, GOALS.cpuVsFloor, 'x'));
+  for (const k of ['medium', 'large'] as const) {
+    const mine = ours.cpuSecondsPerGiBOf[k];
+    const theirs = floor?.cpuSecondsPerGiBOf[k];
+    if (mine === undefined || !theirs) continue;
+    const ratio = round2(mine / theirs, 2);
+    goals.push(atMost(`CPU per GiB, ${labelOf[k]}: ours ${mine} s vs floor ${theirs} s = x${ratio} (<= x${GOALS.cpuVsFloor})`, ratio, GOALS.cpuVsFloor, 'x'));
+  }
+  if (ours.rssSmallMiB !== undefined && ours.rssLargeMiB !== undefined) {
+    const growth = round2(ours.rssLargeMiB - ours.rssSmallMiB, 1);
+    goals.push(
+      atMost(`peak RSS at ${labelOf.large}: ${ours.rssLargeMiB} MiB (<= ${GOALS.peakRssMiB})`, ours.rssLargeMiB, GOALS.peakRssMiB, 'MiB'),
+      atMost(`peak RSS growth ${labelOf.small} (${ours.rssSmallMiB} MiB) -> ${labelOf.large}: ${growth} MiB (<= ${GOALS.rssGrowthMiB})`, growth, GOALS.rssGrowthMiB, 'MiB'),
+    );
+  }
+  if (ours.rssConcurrentMiB !== undefined && floor?.rssConcurrentMiB) {
+    const ratio = round2(ours.rssConcurrentMiB / floor.rssConcurrentMiB, 2);
+    goals.push(
+      atMost(`peak RSS at ${labelOf.concurrent}: ours ${ours.rssConcurrentMiB} MiB vs floor ${floor.rssConcurrentMiB} MiB = x${ratio} (<= x${GOALS.concurrentRssVsFloor})`, ratio, GOALS.concurrentRssVsFloor, 'x'),
+    );
   }
   const ceiling = figures.get('ceiling');
   const flask = figures.get('flask');
@@ -581,21 +636,96 @@ function uploadGoals(figures: Map<PathName, PathFigures>, labelOf: Record<Scenar
     const top = ceiling?.MBps[k];
     if (top) {
       const ratio = round2(mine / top, 3);
-      const g = atLeast(`${labelOf[k]}: ours ${mine} MB/s vs ceiling ${top} = ${ratio} (>= ${GOALS.throughputVsCeiling}, 0 failed: ${failed})`, ratio, GOALS.throughputVsCeiling);
+      const g = atLeast(`MB/s ${labelOf[k]}: ours ${mine} vs ceiling ${top} = ${ratio} (>= ${GOALS.throughputVsCeiling}, 0 failed: ${failed})`, ratio, GOALS.throughputVsCeiling);
       goals.push({ ...g, met: g.met === true && failed === 0 });
     }
     const tutorial = flask?.MBps[k];
-    if (tutorial) goals.push({ description: `${labelOf[k]}: ours ${mine} MB/s above Flask + boto3 ${tutorial}`, value: mine, limit: tutorial, unit: 'MB/s', met: mine > tutorial });
+    if (tutorial && k !== 'concurrent') goals.push({ description: `MB/s ${labelOf[k]}: ours ${mine} above Flask + boto3 ${tutorial}`, value: mine, limit: tutorial, unit: 'MB/s', met: mine > tutorial });
   }
-  if (ours.rssSmallMiB !== undefined && ours.rssLargeMiB !== undefined) {
-    const growth = round2(ours.rssLargeMiB - ours.rssSmallMiB, 1);
-    goals.push(
-      atMost(`peak RSS at ${labelOf.small}: ${ours.rssSmallMiB} MiB (<= ${GOALS.peakRssMiB})`, ours.rssSmallMiB, GOALS.peakRssMiB, 'MiB'),
-      atMost(`peak RSS at ${labelOf.large}: ${ours.rssLargeMiB} MiB (<= ${GOALS.peakRssMiB})`, ours.rssLargeMiB, GOALS.peakRssMiB, 'MiB'),
-      atMost(`peak RSS growth ${labelOf.small} -> ${labelOf.large}: ${growth} MiB (<= ${GOALS.rssGrowthMiB})`, growth, GOALS.rssGrowthMiB, 'MiB'),
-    );
+  if (metadata) {
+    goals.push({
+      description:
+        `DynamoDB requests per stored upload: ${metadata.perStoredUpload} (${metadata.commandsPerStoredUpload}), ` +
+        `${metadata.attemptsPerStoredUpload} HTTP attempts per stored upload with ${metadata.concurrent} at once; the fewest that keep the ledger exact: the reservation, then record + usage in one transaction`,
+      value: metadata.perStoredUpload,
+      unit: 'requests',
+    });
   }
   return goals;
+}
+
+/** DynamoDB requests the upload service makes per stored upload, counted on its own client. */
+interface MetadataRequests {
+  /** Uploads stored one at a time, and with `concurrent` at once. */
+  sequential: number;
+  concurrent: number;
+  /** Commands sent per stored upload, one at a time (each counted once however many attempts the SDK made). */
+  perStoredUpload: number;
+  /** The same by command, e.g. `TransactWriteItems x2`. */
+  commandsPerStoredUpload: string;
+  /** HTTP attempts per stored upload while `concurrent` uploads ran at once (retries and transaction conflicts show here). */
+  attemptsPerStoredUpload: number;
+  /** Uploads that failed while counting. */
+  failed: number;
+}
+
+/**
+ * Counts the DynamoDB requests of stored uploads: the upload service's app, built in this process
+ * with a counter on its DynamoDB client (commands at the SDK's initialize step, HTTP attempts at
+ * finalizeRequest), against the same emulator, fed real multipart uploads over HTTP: `sequential`
+ * uploads of 1 MiB one at a time, then `concurrent` at once.
+ */
+async function countMetadataRequests(
+  env: Record<string, string>,
+  tokens: string[],
+  send: (url: string, file: GeneratedFile, headers: Record<string, string>) => Promise<Outcome>,
+  counts = { sequential: 8, concurrent: 32 },
+): Promise<MetadataRequests> {
+  const config = loadConfig(UploadConfig, env);
+  const aws = createAwsClients(config);
+  const commands = new Map<string, number>();
+  let attempts = 0;
+  aws.dynamo.middlewareStack.add(
+    (next, context) => async (args) => {
+      const name = (context.commandName ?? '?').replace(/Command$/, '');
+      commands.set(name, (commands.get(name) ?? 0) + 1);
+      return next(args);
+    },
+    { step: 'initialize', name: 'benchDynamoCommands' },
+  );
+  aws.dynamo.middlewareStack.add(
+    (next) => async (args) => {
+      attempts += 1;
+      return next(args);
+    },
+    { step: 'finalizeRequest', name: 'benchDynamoAttempts' },
+  );
+  const app = await buildUploadApp(config, { aws, fastify: { logger: { level: 'warn' } } });
+  try {
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    const url = `${address}/api/files`;
+    const auth = (i: number) => ({ authorization: `Bearer ${tokens[i % tokens.length]}` });
+    let failed = 0;
+    for (let i = 0; i < counts.sequential; i += 1) if (!(await send(url, new GeneratedFile(MiB, 900 + i), auth(i))).ok) failed += 1;
+    const total = [...commands.values()].reduce((a, n) => a + n, 0);
+    const stored = counts.sequential - failed;
+    const byCommand = [...commands.entries()].map(([name, n]) => `${name} x${round2(n / Math.max(1, stored), 2)}`).join(', ');
+    attempts = 0;
+    const outcomes = await Promise.all(Array.from({ length: counts.concurrent }, (_, i) => send(url, new GeneratedFile(MiB, 1000 + i), auth(i))));
+    const storedAtOnce = outcomes.filter((o) => o.ok).length;
+    failed += counts.concurrent - storedAtOnce;
+    return {
+      sequential: counts.sequential,
+      concurrent: counts.concurrent,
+      perStoredUpload: round2(total / Math.max(1, stored), 2),
+      commandsPerStoredUpload: byCommand,
+      attemptsPerStoredUpload: round2(attempts / Math.max(1, storedAtOnce), 2),
+      failed,
+    };
+  } finally {
+    await app.close();
+    aws.destroy();
+  }
 }
 
 const fmt = (n: number | undefined, digits = 1) => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits));
@@ -609,6 +739,8 @@ function renderUploadTable(figures: PathFigures[], labelOf: Record<ScenarioKey, 
     `MB/s ${labelOf.concurrent}`,
     'failed',
     'CPU s/GiB',
+    `CPU ${labelOf.medium}`,
+    `CPU ${labelOf.large}`,
     'emulator s/GiB',
     `RSS MiB ${labelOf.small}`,
     `RSS MiB ${labelOf.large}`,
@@ -616,7 +748,7 @@ function renderUploadTable(figures: PathFigures[], labelOf: Record<ScenarioKey, 
   ];
   const rows = figures.map((f) =>
     f.skipped
-      ? [SHORT[f.path], 'SKIPPED', '', '', '', '', '', '', '', '']
+      ? [SHORT[f.path], 'SKIPPED', '', '', '', '', '', '', '', '', '', '']
       : [
           SHORT[f.path],
           fmt(f.MBps.medium),
@@ -624,6 +756,8 @@ function renderUploadTable(figures: PathFigures[], labelOf: Record<ScenarioKey, 
           fmt(f.MBps.concurrent),
           String(Object.values(f.failed).reduce((a, n) => a + (n ?? 0), 0)),
           fmt(f.cpuSecondsPerGiB, 2),
+          fmt(f.cpuSecondsPerGiBOf.medium, 2),
+          fmt(f.cpuSecondsPerGiBOf.large, 2),
           fmt(f.emulatorCpuSecondsPerGiB, 2),
           fmt(f.rssSmallMiB, 0),
           fmt(f.rssLargeMiB, 0),
@@ -637,7 +771,7 @@ function renderUploadTable(figures: PathFigures[], labelOf: Record<ScenarioKey, 
 /** The table as a chart: MB/s per size, CPU s/GiB, and peak RSS, one bar per path. */
 function uploadChart(figures: PathFigures[], labelOf: Record<ScenarioKey, string>, startedAt: Date): string {
   const shown = figures.filter((f) => !f.skipped);
-  const floor = shown.find((f) => f.path === 'floor')?.cpuSecondsPerGiB;
+  const floor = shown.find((f) => f.path === 'floor')?.cpuSecondsPerGiBOf.large;
   const panels: Panel[] = [
     {
       title: 'Throughput, best round',
@@ -648,9 +782,9 @@ function uploadChart(figures: PathFigures[], labelOf: Record<ScenarioKey, string
     {
       title: 'Server CPU per GiB stored',
       unit: 's/GiB',
-      groups: ['server process', 'emulator (S3 side)'],
-      values: shown.map((f) => [f.cpuSecondsPerGiB ?? null, f.emulatorCpuSecondsPerGiB ?? null]),
-      lines: floor ? [{ value: GOALS.cpuVsFloor * floor, label: `goal for ours: ${GOALS.cpuVsFloor} x floor` }] : [],
+      groups: [`server, ${labelOf.medium}`, `server, ${labelOf.large}`, 'emulator (S3 side)'],
+      values: shown.map((f) => [f.cpuSecondsPerGiBOf.medium ?? null, f.cpuSecondsPerGiBOf.large ?? null, f.emulatorCpuSecondsPerGiB ?? null]),
+      lines: floor ? [{ value: GOALS.cpuVsFloor * floor, label: `goal for ours: ${GOALS.cpuVsFloor} x floor (${labelOf.large})` }] : [],
     },
     {
       title: 'Peak RSS of a fresh server',

@@ -1,5 +1,5 @@
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
-import { FileRepository } from '@scs/common/files';
+import { FileRepository, type Reservation } from '@scs/common/files';
 import { randomUUID } from 'node:crypto';
 import { ResourceNames } from '../src/provision';
 import { FaultProxy } from '../src/testing/fault-proxy';
@@ -76,5 +76,101 @@ describe('usage updates during a DynamoDB outage', () => {
     await files.settled(60_000);
     expect(errors).toEqual(['a usage counter update failed for good']);
     expect(warnings).toEqual([]);
+  });
+
+  const record = (userId: string, size: number) => ({
+    userId,
+    fileId: randomUUID(),
+    name: 'outage.png',
+    size,
+    contentType: 'image/png',
+    sha256: 'a'.repeat(64),
+    sensitive: false,
+    status: 'active' as const,
+    key: `users/${userId}/x`,
+    createdAt: new Date().toISOString(),
+  });
+
+  it('R1: a file record whose transaction got no answer during an outage leaves, once DynamoDB is back, no record, nothing used or reserved', async () => {
+    const userId = randomUUID();
+    const observer = new FileRepository(direct.dynamo, names.FILES_TABLE, log);
+    const files = new FileRepository(proxied.dynamo, names.FILES_TABLE, log);
+    const reservation = (await files.reserve(userId, 5000, 1_000_000, Math.floor(Date.now() / 1000) + 600)) as Reservation;
+    const file = record(userId, 4000);
+    await proxy.stop();
+    await expect(files.createActive(file, reservation)).rejects.toThrow();
+    // The failing upload gives its reservation back (Uploads.upload through Quota.release).
+    await files.release(reservation);
+    await proxy.start();
+    await files.settled(60_000);
+    expect(await observer.get(userId, file.fileId)).toBeUndefined();
+    expect(await observer.usage(userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
+    expect(errors).toEqual([]);
+  });
+
+  /** Makes the proxied client lose the answers of its first `count` transactions (each attempt), after they landed. */
+  function loseTransactionAnswers(count: number): { sent: () => number; restore: () => void } {
+    // The emulator cannot lose an answer after it applied the transaction: the reset is injected after the attempt landed.
+    let transactions = 0;
+    proxied.dynamo.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'TransactWriteItemsCommand' && (transactions += 1) <= count) throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+        return out;
+      },
+      { step: 'finalizeRequest', name: 'loseAnswers' },
+    );
+    return { sent: () => transactions, restore: () => proxied.dynamo.middlewareStack.remove('loseAnswers') };
+  }
+
+  it('R1: a file record transaction that landed but whose answer was lost is applied once by the SDK retry under its token', async () => {
+    const userId = randomUUID();
+    const observer = new FileRepository(direct.dynamo, names.FILES_TABLE, log);
+    const files = new FileRepository(proxied.dynamo, names.FILES_TABLE, log);
+    const reservation = (await files.reserve(userId, 5000, 1_000_000, Math.floor(Date.now() / 1000) + 600)) as Reservation;
+    const lost = loseTransactionAnswers(1);
+    try {
+      const file = record(userId, 4000);
+      expect(await files.createActive(file, reservation)).toBe(true);
+      expect(lost.sent()).toBe(2);
+      expect(await observer.get(userId, file.fileId)).toMatchObject({ status: 'active', size: 4000 });
+      expect(await observer.usage(userId)).toEqual({ usedBytes: 4000, reservedBytes: 0 });
+      expect(errors).toEqual([]);
+    } finally {
+      lost.restore();
+    }
+  });
+
+  it('R1: a file record transaction that landed but lost the answer of every attempt is undone in the background: no record outlives the failed upload', async () => {
+    const userId = randomUUID();
+    const observer = new FileRepository(direct.dynamo, names.FILES_TABLE, log);
+    const files = new FileRepository(proxied.dynamo, names.FILES_TABLE, log);
+    const reservation = (await files.reserve(userId, 5000, 1_000_000, Math.floor(Date.now() / 1000) + 600)) as Reservation;
+    const file = record(userId, 4000);
+    // AWS_MAX_ATTEMPTS 2: both attempts' answers lost (the second one is the first's repeat under its token).
+    const lost = loseTransactionAnswers(2);
+    try {
+      await expect(files.createActive(file, reservation)).rejects.toThrow('ECONNRESET');
+      await files.release(reservation);
+      await files.settled(60_000);
+    } finally {
+      lost.restore();
+    }
+    expect(await observer.get(userId, file.fileId)).toBeUndefined();
+    expect(await observer.usage(userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
+    expect(errors).toEqual([]);
+  });
+
+  it('a file record that exists already is refused and changes nothing: the caller gives the reservation back', async () => {
+    const userId = randomUUID();
+    const files = new FileRepository(direct.dynamo, names.FILES_TABLE, log);
+    const file = record(userId, 4000);
+    const until = Math.floor(Date.now() / 1000) + 600;
+    expect(await files.createActive(file, (await files.reserve(userId, 5000, 1_000_000, until)) as Reservation)).toBe(true);
+    const second = (await files.reserve(userId, 3000, 1_000_000, until)) as Reservation;
+    expect(await files.createActive({ ...file, size: 2000 }, second)).toBe(false);
+    expect(await files.usage(userId)).toEqual({ usedBytes: 4000, reservedBytes: 3000 });
+    await files.release(second);
+    expect(await files.usage(userId)).toEqual({ usedBytes: 4000, reservedBytes: 0 });
   });
 });

@@ -161,6 +161,7 @@ interface UsageUpdate {
 }
 
 type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>[number];
+type TransactRequest = ConstructorParameters<typeof TransactWriteCommand>[0];
 
 /**
  * File metadata and per-user usage in DynamoDB. File ids are UUIDv7 (time-ordered), so a user's
@@ -435,12 +436,15 @@ export class FileRepository {
    * id already exists. A reservation already released (the upload was silent for longer than its
    * lease and the reconciliation gave the bytes and the file back) no longer counts: the file's
    * size and the file are added to the usage on their own. `reserved` 0: no reservation (tools and
-   * tests).
+   * tests). A transaction that got no answer through a DynamoDB outage is undone in the background
+   * (`undoUnansweredCreate`), so no record outlives the upload that failed; the caller gives the
+   * reservation back.
    */
   async createActive(record: FileRecord, reserved: Reservation | 0): Promise<boolean> {
     const create: TransactItem = { Update: { ...this.setOwnFields(record), ConditionExpression: 'attribute_not_exists(#status)' } };
     const unreserved: TransactItem = { Update: this.usageChange(record.userId, { usedBytes: record.size, usedFiles: 1 }) };
-    if (reserved === 0) return this.transact([create, unreserved]);
+    const unanswered = (request: TransactRequest) => this.undoUnansweredCreate(request, record);
+    if (reserved === 0) return this.transact([create, unreserved], { unanswered });
     try {
       return await this.transact(
         [
@@ -448,13 +452,50 @@ export class FileRepository {
           { Delete: { TableName: this.table, Key: { userId: record.userId, fileId: `${RESERVATION}${reserved.id}` }, ConditionExpression: 'attribute_exists(fileId)' } },
           { Update: this.settlement(record.userId, reserved.bytes, record.size, true) },
         ],
-        { throwOn: 1 },
+        { throwOn: 1, unanswered },
       );
     } catch (err) {
       if (!(err instanceof ConditionOn)) throw err;
       this.log.warn({ userId: record.userId, reservation: reserved.id }, 'an upload settled after its reservation was released (its lease ran out)');
-      return this.transact([create, unreserved]);
+      return this.transact([create, unreserved], { unanswered });
     }
+  }
+
+  /**
+   * A record transaction whose answer was lost may have landed, and the failing upload removes
+   * its object. In the background, through the outage: repeat it under its token (it then counts
+   * once, whether or not the first one landed), then delete the record and take its size off the
+   * usage in one transaction. A repeat refused by a condition never landed and cannot now (the
+   * caller's release has the reservation); one cancelled by a conflict had not landed either.
+   */
+  private undoUnansweredCreate(request: TransactRequest, record: FileRecord): void {
+    const context = { file: { userId: record.userId, fileId: record.fileId }, size: record.size };
+    let repeat = request;
+    let applied = false;
+    void this.retries.run(this.log, 'undoing a file record whose answer was lost', context, async () => {
+      for (let attempt = 1; !applied; attempt += 1) {
+        try {
+          await this.db.send(new TransactWriteCommand(repeat));
+          applied = true;
+        } catch (err) {
+          if (isConditionFailed(err)) return;
+          if (!isTransactionConflict(err) || attempt >= 8) throw err;
+          repeat = { ...repeat, ClientRequestToken: randomUUID() };
+        }
+      }
+      await this.transact([
+        {
+          Delete: {
+            TableName: this.table,
+            Key: { userId: record.userId, fileId: record.fileId },
+            ConditionExpression: '#status = :active AND sha256 = :sha256',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':active': 'active', ':sha256': record.sha256 },
+          },
+        },
+        { Update: this.usageChange(record.userId, { usedBytes: -record.size, usedFiles: -1 }) },
+      ]);
+    });
   }
 
   /**
@@ -858,9 +899,10 @@ export class FileRepository {
    * with a `ClientRequestToken` (an SDK retry after a lost answer does not apply it twice),
    * repeated when it collided with another transaction on the same items. True when it was made;
    * false when a condition failed (nothing changed). With `throwOn`, a failed condition of that
-   * item alone throws `ConditionOn` instead, so the caller can tell which condition failed.
+   * item alone throws `ConditionOn` instead, so the caller can tell which condition failed. With
+   * `unanswered`, a transaction that got no answer (a dependency outage) is handed to it first.
    */
-  private async transact(items: TransactItem[], opts: { throwOn?: number } = {}): Promise<boolean> {
+  private async transact(items: TransactItem[], opts: { throwOn?: number; unanswered?: (request: TransactRequest) => void } = {}): Promise<boolean> {
     const request = { ClientRequestToken: randomUUID(), TransactItems: items };
     for (let attempt = 1; ; attempt += 1) {
       try {
@@ -873,6 +915,7 @@ export class FileRepository {
           if (opts.throwOn !== undefined && failed.length === 1 && failed[0] === opts.throwOn) throw new ConditionOn(opts.throwOn);
           return false;
         }
+        if (isDependencyOutage(err)) opts.unanswered?.({ ...request });
         if (!isTransactionConflict(err) || attempt >= 8) throw err;
         // A cancelled transaction applied nothing: the next attempt gets a token of its own.
         request.ClientRequestToken = randomUUID();

@@ -30,6 +30,12 @@ export const UploadConfig = Type.Object({
   DOWNLOAD_URL_EXPIRES_SECONDS: Type.Integer({ default: 60, minimum: 5, maximum: 300 }),
   UPLOAD_PART_BYTES: Type.Integer({ default: 8 * 1024 * 1024, minimum: 5 * 1024 * 1024 }),
   UPLOAD_QUEUE_SIZE: Type.Integer({ default: 4, minimum: 1, maximum: 16 }),
+  /**
+   * Part buffers (of UPLOAD_PART_BYTES each) the process keeps for all its streamed uploads; an
+   * upload that finds none free stops reading its request until one is. UPLOAD_QUEUE_SIZE + 1 of
+   * them are allocated at start, the rest as uploads at once need them.
+   */
+  UPLOAD_PART_BUFFERS: Type.Integer({ default: 12, minimum: 1, maximum: 1024 }),
   UPLOADS_PER_MINUTE: Type.Integer({ default: 120, minimum: 1 }),
   /**
    * How long a streamed upload's quota reservation lasts without renewal (renewed every third of

@@ -197,7 +197,7 @@ describe('FU-15: S3 refuses bytes that changed after their checksum was taken', 
 });
 
 describe('an upload that fails once S3 holds its bytes leaves nothing', () => {
-  it('a CompleteMultipartUpload that fails for good: the multipart upload is aborted (lib-storage leaves it open)', async () => {
+  it('a CompleteMultipartUpload that fails for good: the multipart upload is aborted', async () => {
     const rec = recordingAws({
       before: (s) => {
         if (s.command === 'CompleteMultipartUploadCommand') throw Object.assign(new Error('One or more of the specified parts could not be found.'), { name: 'InvalidPart' });
@@ -219,7 +219,7 @@ describe('an upload that fails once S3 holds its bytes leaves nothing', () => {
 
   it('an abort that arrives while S3 stores a file of one part: the object S3 completed is removed before the write settles', async () => {
     const gone = new AbortController();
-    // The client goes away just as the single PUT leaves: lib-storage's done() rejects at once, the PUT still lands.
+    // The client goes away just as the single PUT leaves: the PUT still lands, and the write fails with the signal's reason.
     const rec = recordingAws({ before: (s) => s.command === 'PutObjectCommand' && gone.abort(new Error('the client went away')) });
     const config = loadConfig(UploadConfig, process.env);
     const store = await ObjectStore.create(rec.aws.s3, config);
@@ -227,7 +227,7 @@ describe('an upload that fails once S3 holds its bytes leaves nothing', () => {
     try {
       const file = { userId: randomUUID(), fileId: uuidv7(), name: 'late.png', contentType: 'image/png', sensitive: false };
       const writing = store.writeFile(file, Readable.from([pngBytes(100_000)]), { contentType: () => undefined, signal: gone.signal, log });
-      await expect(writing).rejects.toThrow('Upload aborted.');
+      await expect(writing).rejects.toThrow('the client went away');
       expect(rec.sent.filter((s) => s.command === 'PutObjectCommand')).toHaveLength(1);
       expect(await s3Leftovers(rec.aws, config.PRIMARY_BUCKET, file.userId)).toEqual({ objects: 0, multipartUploads: 0 });
       expect(log.warn).not.toHaveBeenCalled();
@@ -256,6 +256,60 @@ describe('an upload that fails once S3 holds its bytes leaves nothing', () => {
       // Not even a noncurrent version of the bytes stays in the versioned bucket.
       const versions = await rec.aws.s3.send(new ListObjectVersionsCommand({ Bucket: config.PRIMARY_BUCKET, Prefix: `users/${file.userId}/` }));
       expect([...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]).toEqual([]);
+      expect(log.error).not.toHaveBeenCalled();
+    } finally {
+      rec.aws.destroy();
+    }
+  });
+});
+
+describe('an answer lost to a reset after S3 completed the object', () => {
+  /** A writer whose first CompleteMultipartUpload lands but loses its answer; `retry` runs as the SDK's retry leaves. */
+  async function lostCompletion(retry?: () => void) {
+    let completions = 0;
+    const rec = recordingAws({
+      before: (s) => {
+        if (s.command === 'CompleteMultipartUploadCommand' && completions === 1) retry?.();
+      },
+      after: (s) => {
+        // The emulator cannot lose an answer after it completed the object; the reset is injected after the first completion landed.
+        if (s.command === 'CompleteMultipartUploadCommand' && (completions += 1) === 1) throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+      },
+    });
+    const config = loadConfig(UploadConfig, { ...process.env, UPLOAD_PART_BYTES: String(5 * MiB) });
+    const store = await ObjectStore.create(rec.aws.s3, config);
+    const log = { warn: jest.fn(), error: jest.fn() };
+    const file = { userId: randomUUID(), fileId: uuidv7(), name: 'lost-completion.png', contentType: 'image/png', sensitive: false };
+    const content = pngBytes(6 * MiB);
+    const writing = store.writeFile(file, Readable.from([content]), { contentType: () => undefined, signal: new AbortController().signal, log });
+    const versions = async () => {
+      const out = await rec.aws.s3.send(new ListObjectVersionsCommand({ Bucket: config.PRIMARY_BUCKET, Prefix: `users/${file.userId}/` }));
+      return [...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])];
+    };
+    return { rec, config, log, file, writing, versions, sent: () => rec.sent.filter((s) => s.command === 'CompleteMultipartUploadCommand').length };
+  }
+
+  it('R1: the SDK retries the completion, which S3 answers for the upload it completed: the file is stored once, nothing left open', async () => {
+    const { rec, config, log, file, writing, versions, sent } = await lostCompletion();
+    try {
+      await expect(writing).resolves.toBeUndefined();
+      expect(sent()).toBe(2);
+      expect(await s3Leftovers(rec.aws, config.PRIMARY_BUCKET, file.userId)).toEqual({ objects: 1, multipartUploads: 0 });
+      expect(await versions()).toHaveLength(1);
+      expect(log.error).not.toHaveBeenCalled();
+    } finally {
+      rec.aws.destroy();
+    }
+  });
+
+  it('R1: a retried completion refused with NoSuchUpload after the first one landed: the write fails and the object it stored is removed', async () => {
+    const { rec, config, log, file, writing, versions } = await lostCompletion(() => {
+      throw Object.assign(new Error('The specified multipart upload does not exist.'), { name: 'NoSuchUpload', $metadata: { httpStatusCode: 404 } });
+    });
+    try {
+      await expect(writing).rejects.toThrow('does not exist');
+      expect(await s3Leftovers(rec.aws, config.PRIMARY_BUCKET, file.userId)).toEqual({ objects: 0, multipartUploads: 0 });
+      expect(await versions()).toEqual([]);
       expect(log.error).not.toHaveBeenCalled();
     } finally {
       rec.aws.destroy();

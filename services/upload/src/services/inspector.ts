@@ -40,7 +40,7 @@ export interface InspectorOptions {
 export class Inspector extends Transform {
   verdict?: Verdict;
   private readonly hash: Hash = createHash('sha256');
-  // Not named `size` or `length`: lib-storage takes a body's `size` for its total length.
+  // Not named `size` or `length`: an SDK reading this stream as a body would take them for its length.
   private seen = 0;
   private head: Buffer[] = [];
   private headBytes = 0;

@@ -1,6 +1,5 @@
 import {
   AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
   CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -8,18 +7,17 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   paginateListObjectsV2,
-  PutObjectCommand,
   PutObjectTaggingCommand,
   type S3Client,
   type Tag,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { BackgroundRetries, isNotFound } from '@scs/common';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { Readable } from 'node:stream';
 import type { UploadConfig } from '../config';
+import { PartBuffers, PartWriter } from './part-writer';
 import { unsignedPayloadWithChecksum } from './unsigned-payload';
 
 /** The logger clean-ups report to. */
@@ -70,6 +68,8 @@ const tagSet = (tags: Record<string, string>): Tag[] => Object.entries(tags).map
 export class ObjectStore {
   private readonly primary: string;
   private readonly sensitive: string;
+  /** The part buffers every streamed upload of the process shares. */
+  private readonly buffers: PartBuffers;
 
   /**
    * The store, with the `content-disposition` package loaded (an ES module, so imported once here).
@@ -90,6 +90,8 @@ export class ObjectStore {
   ) {
     this.primary = config.PRIMARY_BUCKET;
     this.sensitive = config.SENSITIVE_BUCKET;
+    // One upload's working set (its queue and the part being filled) is resident from the start.
+    this.buffers = new PartBuffers(config.UPLOAD_PART_BYTES, config.UPLOAD_PART_BUFFERS, Math.min(config.UPLOAD_QUEUE_SIZE + 1, config.UPLOAD_PART_BUFFERS));
   }
 
   /** Clean-ups of failed uploads being retried while S3 is unreachable. */
@@ -111,28 +113,27 @@ export class ObjectStore {
   }
 
   /**
-   * Writes an upload's stream into `users/{userId}/{fileId}` with lib-storage's `Upload`: a file
-   * smaller than one part is one PutObject when the stream ends, a larger one a multipart upload
-   * of UPLOAD_PART_BYTES parts, up to UPLOAD_QUEUE_SIZE of them in flight (lib-storage reads the
-   * stream only as parts leave: back-pressure to the client). The object is created with its tags
-   * (`Tagging` in the params, not lib-storage's `tags`, which tags afterwards and would race the
-   * mover), metadata, disposition and encryption in the creating request, and with the
-   * Content-Type `contentType()` gives at that moment (lib-storage copies its params when it
-   * creates the object: with the first part, or with the single PUT at the end of a file smaller
-   * than a part; by then the type has seen at least the first bytes, and a small text file all of
-   * its bytes, so the object's Content-Type carries the charset found).
+   * Writes an upload's stream into `users/{userId}/{fileId}` with the service's own part writer
+   * (`PartWriter`): a file of at most one part is one PutObject when the stream ends, a larger one
+   * a multipart upload of UPLOAD_PART_BYTES parts, up to UPLOAD_QUEUE_SIZE of them in flight, each
+   * assembled in a buffer of the process's pool of UPLOAD_PART_BUFFERS (the stream is read only
+   * while there is room in the queue and a free buffer: back-pressure to the client). The object is
+   * created with its tags (`Tagging` in the creating request: tagging afterwards would race the
+   * mover), metadata, disposition and encryption, and with the Content-Type `contentType()` gives at
+   * that moment (with the first part, or with the single PUT at the end of a file of one part; by
+   * then the type has seen at least the first bytes, and a small text file all of its bytes, so the
+   * object's Content-Type carries the charset found).
    *
-   * Every part (and the single PUT) carries a CRC32, computed by the SDK with Node's native
-   * `zlib.crc32`, that S3 verifies before it accepts the bytes (400 BadDigest otherwise); the body
-   * is not hashed again for the signature (`unsignedPayloadWithChecksum`).
+   * Every part (and the single PUT) carries the CRC32 of its bytes (native `zlib.crc32`, taken as
+   * each chunk is copied into the part) that S3 verifies before it accepts them (400 BadDigest
+   * otherwise); the body is not hashed again for the signature (`unsignedPayloadWithChecksum`).
    *
-   * `signal` (the client went away, the multipart parser's size limit) calls the upload's
-   * `abort()`. Resolves once S3 completed the object. Rejects only once the upload is over for
-   * good: the requests in flight finished, the multipart upload was aborted (`leavePartsOnError:
-   * false`), and an object that S3 completed after all (an abort that came too late, a completion
-   * whose answer was lost) was deleted. A clean-up that fails because S3 is unreachable is retried
-   * in the background (`BackgroundRetries`); one that fails for good is logged and left to the
-   * sweep and the buckets' lifecycle rule.
+   * `signal` (the client went away, the multipart parser's size limit) stops the upload. Resolves
+   * once S3 completed the object. Rejects only once the upload is over for good: the requests in
+   * flight finished, the multipart upload was aborted, and an object that S3 completed after all
+   * (an abort that came too late, a completion whose answer was lost) was deleted. A clean-up that
+   * fails because S3 is unreachable is retried in the background (`BackgroundRetries`); one that
+   * fails for good is logged and left to the sweep and the buckets' lifecycle rule.
    */
   async writeFile(
     file: FileObject,
@@ -140,42 +141,29 @@ export class ObjectStore {
     opts: { contentType: () => string | undefined; signal: AbortSignal; log: RetryLogger },
   ): Promise<void> {
     const Key = fileKey(file.userId, file.fileId);
-    const params = {
-      Bucket: this.primary,
-      Key,
-      Body: body,
-      Tagging: `sensitive=${file.sensitive}`,
-      ChecksumAlgorithm: 'CRC32' as const,
-      ...this.attributes(file),
-    };
-    Object.defineProperty(params, 'ContentType', { enumerable: true, get: () => opts.contentType() ?? file.contentType });
-    const requests = new UploadRequests(this.s3);
-    const upload = new Upload({
-      client: requests.client,
-      params,
-      partSize: this.config.UPLOAD_PART_BYTES,
-      queueSize: this.config.UPLOAD_QUEUE_SIZE,
-      leavePartsOnError: false,
-    });
-    const abort = () => void upload.abort();
-    opts.signal.addEventListener('abort', abort, { once: true });
-    if (opts.signal.aborted) abort();
+    const writer = new PartWriter(
+      this.s3,
+      this.buffers,
+      {
+        Bucket: this.primary,
+        Key,
+        Tagging: `sensitive=${file.sensitive}`,
+        attributes: () => ({ ...this.attributes(file), ContentType: opts.contentType() ?? file.contentType }),
+      },
+      this.config.UPLOAD_QUEUE_SIZE,
+    );
     try {
-      await upload.done();
+      await writer.write(body, opts.signal);
     } catch (err) {
-      // done() rejects at once on abort(), while parts may still be in flight and lib-storage aborts
-      // the multipart upload only after them: wait for its last request, then remove what is left.
-      // A creating request (the single PUT, the completion) whose answer was lost may still have
-      // stored the object, so that is looked for too; through an outage, in the background.
-      await requests.quiet();
-      const uploadId = upload.uploadId;
+      // Nothing of the writer is in flight any more. A creating request (the single PUT, the
+      // completion) whose answer was lost may still have stored the object, so that is looked for
+      // too; through an outage, in the background.
+      const { uploadId, mayHaveCreated } = writer;
       await this.retries.run(opts.log, 'removing what a failed upload left in S3', { key: Key }, async () => {
-        if (requests.mayHaveCreated) await this.deleteEveryVersion(this.primary, Key);
-        if (uploadId && !requests.aborted) await this.abortMultipart(Key, uploadId);
+        if (mayHaveCreated) await this.deleteEveryVersion(this.primary, Key);
+        if (uploadId) await this.abortMultipart(Key, uploadId);
       });
       throw err;
-    } finally {
-      opts.signal.removeEventListener('abort', abort);
     }
   }
 
@@ -392,57 +380,5 @@ export class ObjectStore {
   /** Deletes one object found by `list`. */
   async deleteListed(found: { bucket: string; key: string }): Promise<void> {
     await this.deleteIfPresent(found.bucket, found.key);
-  }
-}
-
-/**
- * The S3 client as one lib-storage `Upload` sees it: the same client (configuration, connections,
- * middleware), whose requests are followed until they settle, with what they achieved.
- */
-class UploadRequests {
-  readonly client: S3Client;
-  /**
-   * A PutObject or CompleteMultipartUpload was sent and S3 did not refuse it: the object exists,
-   * or may (an answer lost to a reset connection or a timeout).
-   */
-  mayHaveCreated = false;
-  /** An AbortMultipartUpload succeeded. */
-  aborted = false;
-  private readonly pending = new Set<Promise<unknown>>();
-
-  constructor(s3: S3Client) {
-    const send = (command: Parameters<S3Client['send']>[0]): Promise<unknown> => {
-      const sent = s3.send(command);
-      this.pending.add(sent);
-      const creating = command instanceof PutObjectCommand || command instanceof CompleteMultipartUploadCommand;
-      void sent
-        .then(
-          () => {
-            if (creating) this.mayHaveCreated = true;
-            if (command instanceof AbortMultipartUploadCommand) this.aborted = true;
-          },
-          (err: unknown) => {
-            // Only an answer from S3 refusing the request (4xx) says that nothing was stored.
-            const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-            if (creating && !(status !== undefined && status >= 400 && status < 500)) this.mayHaveCreated = true;
-          },
-        )
-        .finally(() => this.pending.delete(sent));
-      return sent;
-    };
-    this.client = Object.assign(Object.create(s3) as S3Client, { send });
-  }
-
-  /**
-   * Resolves once no request is in flight and none follows: a request's follow-up (the abort after
-   * the last part) is sent in the same turn of the event loop as the request settled, before the
-   * next turn's `setImmediate`.
-   */
-  async quiet(): Promise<void> {
-    for (;;) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (this.pending.size === 0) return;
-      await Promise.allSettled([...this.pending]);
-    }
   }
 }

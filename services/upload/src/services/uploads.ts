@@ -56,8 +56,11 @@ export class Uploads {
   /**
    * Stores the form's file: the quota is reserved before any byte is read (from the declared
    * length), the type is decided from the content, the SHA-256 and size are computed on the way,
-   * nothing is buffered whole or written to disk, and the record is written (with the usage, in
-   * one transaction) only after S3 completed the object. The upload is aborted as soon as the file
+   * nothing is buffered whole or written to disk (the part writer's pooled buffers), and the
+   * record is written (with the reservation's settlement and the usage, in one transaction: two
+   * DynamoDB requests per stored upload, the reservation and this one, plus one lease renewal per
+   * third of RESERVATION_LEASE_SECONDS the upload lasts) only after S3 completed the object. The
+   * reservation is renewed while the part writer waits for a free buffer or for S3 too. The upload is aborted as soon as the file
    * passes the limit (the parser's `'limit'`) or the client goes away; any failure leaves no
    * object, no open multipart upload, no record and no reservation.
    */
