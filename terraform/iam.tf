@@ -230,6 +230,14 @@ data "aws_iam_policy_document" "upload" {
     resources = [local.table_arns.files]
   }
 
+  # Whether a token's account still exists, and its current role (the file API's account check,
+  # cached for ACCOUNT_CHECK_CACHE_SECONDS).
+  statement {
+    sid       = "ReadAccounts"
+    actions   = ["dynamodb:GetItem"]
+    resources = [local.table_arns.users]
+  }
+
   # The rate limits shared by every instance (SharedRateLimitStore): one conditional update per
   # request, a conditional put to start a key's next window. Only the service's own counters
   # (rl#upload#...), never auth's login throttle or rate limits in the same table.

@@ -43,7 +43,7 @@ describe('the AWS call inventories (services/*/iam-inventory.json)', () => {
     // The scanner over this repository's own scripts: it sends these, among others.
     const found = sdkCommandsIn(ROOT, ['scripts/src/terraform']);
     expect([...found]).toEqual(expect.arrayContaining(['GetParameterCommand', 'AssumeRoleCommand', 'DeleteObjectsCommand']));
-    expect([...sdkCommandsIn(ROOT, ['services/upload/src'])]).toEqual(expect.arrayContaining(['Upload', 'createPresignedPost', 'getSignedUrl', 'paginateListObjectsV2']));
+    expect([...sdkCommandsIn(ROOT, ['services/upload/src'])]).toEqual(expect.arrayContaining(['UploadPartCommand', 'createPresignedPost', 'getSignedUrl', 'paginateListObjectsV2']));
   });
 
   it('every call names an action, and only placeholders Terraform fills', () => {
