@@ -24,7 +24,8 @@ function countingAws(): { aws: AwsClients; sent: string[] } {
     (next, context) => async (args) => {
       const name = (context.commandName ?? '').replace(/Command$/, '');
       const input = args.input as { TableName?: string; TransactItems?: Record<string, { Key?: unknown; Item?: unknown }>[] };
-      const table = input.TableName === config.THROTTLE_TABLE ? 'throttle' : input.TableName === config.FILES_TABLE ? 'files' : input.TableName;
+      const tables: Record<string, string> = { [config.THROTTLE_TABLE]: 'throttle', [config.FILES_TABLE]: 'files', [config.USERS_TABLE]: 'users' };
+      const table = tables[input.TableName ?? ''] ?? input.TableName;
       const items = input.TransactItems?.map((item) => Object.entries(item).map(([op, x]) => `${op} ${kind(x.Key ?? x.Item)}`)[0]);
       sent.push(items ? `${name}(${items.join(', ')})` : `${name} ${table}`);
       return next(args);
@@ -47,12 +48,15 @@ describe('DynamoDB requests of a streamed upload', () => {
     await closeAuth();
   });
 
-  it('a stored upload makes three: the shared rate limit, the reservation with the usage, then the record with the reservation settled and the usage', async () => {
+  // Each test is a new user's first request: the account check reads the users table once, then
+  // remembers the answer for ACCOUNT_CHECK_CACHE_SECONDS (the user's next requests skip it).
+  it('a stored upload makes three, after the account check of a user\'s first request: the shared rate limit, the reservation with the usage, then the record with the reservation settled and the usage', async () => {
     const user = await newUser();
     counted.sent.length = 0;
     const res = await upload(t.app, user.headers, [{ name: 'file', filename: 'counted.png', content: pngBytes(300_000) }]);
     expect(res.statusCode).toBe(201);
     expect(counted.sent).toEqual([
+      'GetItem users',
       'UpdateItem throttle',
       'TransactWriteItems(Put reservation, Update usage)',
       'TransactWriteItems(Update record, Delete reservation, Update usage)',
@@ -61,12 +65,12 @@ describe('DynamoDB requests of a streamed upload', () => {
     expect(await t.app.inject({ method: 'GET', url: '/api/files/usage', headers: user.headers }).then((r) => r.json().usedBytes)).toBe(300_000);
   });
 
-  it('a refused upload makes three: the shared rate limit, the reservation and its release', async () => {
+  it('a refused upload makes three, after the account check: the shared rate limit, the reservation and its release', async () => {
     const user = await newUser();
     counted.sent.length = 0;
     const res = await upload(t.app, user.headers, [{ name: 'file', filename: 'not-a.png', content: Buffer.from('plain text, not a PNG') }]);
     expect(res.statusCode).toBe(415);
-    expect(counted.sent).toEqual(['UpdateItem throttle', 'TransactWriteItems(Put reservation, Update usage)', 'TransactWriteItems(Delete reservation, Update usage)']);
+    expect(counted.sent).toEqual(['GetItem users', 'UpdateItem throttle', 'TransactWriteItems(Put reservation, Update usage)', 'TransactWriteItems(Delete reservation, Update usage)']);
   });
 
   it('uploads at once by one user settle exactly: every byte stored is counted, nothing stays reserved', async () => {
