@@ -231,11 +231,23 @@ data "aws_iam_policy_document" "upload" {
   }
 
   # Whether a token's account still exists, and its current role (the file API's account check,
-  # cached for ACCOUNT_CHECK_CACHE_SECONDS).
+  # cached for ACCOUNT_CHECK_CACHE_SECONDS): only the id and the role, never a password hash.
   statement {
-    sid       = "ReadAccounts"
+    sid       = "ReadAccountRoles"
     actions   = ["dynamodb:GetItem"]
     resources = [local.table_arns.users]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:Attributes"
+      values   = ["username", "id", "role"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "dynamodb:Select"
+      values   = ["SPECIFIC_ATTRIBUTES"]
+    }
   }
 
   # The rate limits shared by every instance (SharedRateLimitStore): one conditional update per

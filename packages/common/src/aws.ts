@@ -15,6 +15,8 @@ export interface AwsSettings {
   AWS_ENDPOINT_URL?: string | undefined;
   AWS_MAX_ATTEMPTS: number;
   AWS_REQUEST_TIMEOUT_MS: number;
+  /** Connection timeout, in ms (default 3000). */
+  AWS_CONNECT_TIMEOUT_MS?: number;
 }
 
 /** One client per AWS service, created once per process and injected; no I/O at construction. */
@@ -36,7 +38,7 @@ export interface AwsClients {
  */
 export function createAwsClients(settings: AwsSettings): AwsClients {
   const requestHandler = new NodeHttpHandler({
-    connectionTimeout: 3_000,
+    connectionTimeout: settings.AWS_CONNECT_TIMEOUT_MS ?? 3_000,
     requestTimeout: settings.AWS_REQUEST_TIMEOUT_MS,
     httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 128 }),
     httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 128 }),

@@ -49,6 +49,12 @@ export const baseConfigProperties = {
   AWS_MAX_ATTEMPTS: Type.Integer({ default: 3, minimum: 1, maximum: 10 }),
   AWS_REQUEST_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100 }),
   /**
+   * Longest wait, in ms, for a connection to AWS (or the emulator) to open, a free pooled socket
+   * included. 3 s fits AWS; the local stack raises it, as the single-process emulator can take
+   * longer to accept connections under a flood of uploads.
+   */
+  AWS_CONNECT_TIMEOUT_MS: Type.Integer({ default: 3_000, minimum: 100 }),
+  /**
    * Addresses or CIDRs of the proxies (the ALB subnets, the dev gateway) whose X-Forwarded-For and
    * X-Forwarded-Host are believed (AU-06); from any other peer they are ignored.
    */

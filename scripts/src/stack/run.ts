@@ -136,6 +136,9 @@ export class Stack {
       HOST: host,
       // Give in-flight requests a chance to finish before the runner's SIGKILL.
       SHUTDOWN_GRACE_MS: this.env.SHUTDOWN_GRACE_MS ?? String(Math.max(0, c.STACK_STOP_GRACE_MS - 2_000)),
+      // The single-process emulator can take more than AWS's 3 s to accept a connection while a
+      // flood of uploads holds it busy (R4's rate flood: 503s from connections not opened in time).
+      AWS_CONNECT_TIMEOUT_MS: this.env.AWS_CONNECT_TIMEOUT_MS ?? '15000',
     };
     // Once per process, about SDK releases of 2027 on Node 20: noise in the stack's output.
     shared.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

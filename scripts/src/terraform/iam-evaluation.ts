@@ -109,6 +109,13 @@ export const DENIED: DeniedCall[] = [
   // upload: nothing of the backups' key either; no accounts.
   { principal: 'upload', action: 'kms:Decrypt', resource: '${BACKUP_KMS_KEY_ID}', context: viaS3('BACKUP_BUCKET'), why: 'upload decrypting backups' },
   { principal: 'upload', action: 'dynamodb:GetItem', resource: 'arn:aws:dynamodb:${region}:${account}:table/${USERS_TABLE}', why: 'upload reading accounts (password hashes)' },
+  {
+    principal: 'upload',
+    action: 'dynamodb:GetItem',
+    resource: 'arn:aws:dynamodb:${region}:${account}:table/${USERS_TABLE}',
+    context: { 'dynamodb:Select': 'SPECIFIC_ATTRIBUTES', 'dynamodb:Attributes': 'passwordHash' },
+    why: 'upload reading password hashes by name',
+  },
   { principal: 'upload', action: 'dynamodb:UpdateItem', resource: 'arn:aws:dynamodb:${region}:${account}:table/${USERS_TABLE}', why: 'upload making itself an admin' },
   { principal: 'backup-sync', action: 'dynamodb:UpdateItem', resource: 'arn:aws:dynamodb:${region}:${account}:table/${USERS_TABLE}', why: 'backup-sync changing accounts' },
   // upload writes only its own shared rate-limit counters in the throttle table, never auth's login throttle or rate limits.
