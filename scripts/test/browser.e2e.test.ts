@@ -23,6 +23,7 @@ function chromiumPath(): string {
   return found;
 }
 
+const DIRECT_ABOVE = 8 * 1024 * 1024;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('e2e (browser): the UI end to end in headless Chromium', () => {
@@ -33,7 +34,9 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
 
   beforeAll(async () => {
     const executablePath = chromiumPath();
-    stack = await startStack(await freeStackPorts());
+    // Files above 8 MiB go straight from the page to the bucket (a presigned POST to the emulator's
+    // origin, not the gateway's), as files above DIRECT_UPLOAD_ABOVE_BYTES do on AWS.
+    stack = await startStack(await freeStackPorts(), { DIRECT_UPLOAD_ABOVE_BYTES: String(DIRECT_ABOVE) });
     base = stack.url;
     browser = await chromium.launch({
       executablePath,
@@ -180,6 +183,71 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   }, 120_000);
+
+  it("WB-02: a direct upload crosses origins to the bucket, admitted by the bucket's CORS rule for the site's origin only", async () => {
+    await page.goto(base);
+    await page.getByRole('button', { name: 'No account yet? Create one' }).click();
+    const username = `ui.direct.${Date.now().toString(36)}`;
+    await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill('a browser test pass phrase');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.locator('#whoami', { hasText: username }).waitFor();
+
+    const site = new URL(base).origin;
+    const crossOrigin: { method: string; url: string; status: number; allowOrigin?: string }[] = [];
+    const onResponse = (res: { url(): string; status(): number; headers(): Record<string, string>; request(): { method(): string } }) => {
+      if (new URL(res.url()).origin !== site) {
+        crossOrigin.push({ method: res.request().method(), url: res.url(), status: res.status(), allowOrigin: res.headers()['access-control-allow-origin'] });
+      }
+    };
+    page.on('response', onResponse);
+    const content = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), randomBytes(DIRECT_ABOVE + 1024 * 1024)]);
+    await page.locator('#picker').setInputFiles({ name: 'large scan.png', mimeType: 'image/png', buffer: content });
+    const item = page.locator('#uploads li', { hasText: 'large scan.png' });
+    // The item loses its Cancel button once the upload has ended, whatever the outcome.
+    await item.waitFor();
+    await item.getByRole('button', { name: /^Cancel upload/ }).waitFor({ state: 'detached' });
+    page.off('response', onResponse);
+    await expect(item.locator('.status').textContent()).resolves.toBe('Uploaded');
+
+    // The bytes went to the bucket's origin, and the browser let the page read the answer because
+    // the bucket's CORS rule names the site's origin.
+    const post = crossOrigin.find((r) => r.method === 'POST');
+    expect(post).toBeDefined();
+    expect(new URL(post!.url).origin).not.toBe(site);
+    expect(post!.status).toBeLessThan(300);
+    expect(post!.allowOrigin).toBe(site);
+
+    const row = page.locator('#files tbody tr', { hasText: 'large scan.png' });
+    await row.waitFor();
+    const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: /^Download/ }).click()]);
+    expect(sha256(readFileSync(await download.path()))).toBe(sha256(content));
+
+    // The same kind of form from a page of another origin: the browser refuses to hand it the answer.
+    const target = await page.evaluate(`(async () => {
+      const res = await api('/api/files/presign', { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'elsewhere.txt', size: 5, contentType: 'text/plain', sensitive: false }) });
+      return res.json();
+    })()`);
+    const elsewhere = await page.context().newPage();
+    try {
+      await elsewhere.goto('about:blank');
+      const outcome = await elsewhere.evaluate(
+        `(async (target) => {
+          const form = new FormData();
+          for (const [k, v] of Object.entries(target.fields)) form.append(k, v);
+          form.append('file', new Blob(['hello'], { type: 'text/plain' }));
+          try { const res = await fetch(target.url, { method: 'POST', body: form }); return 'read ' + res.status; }
+          catch (err) { return 'refused: ' + err.name; }
+        })(${JSON.stringify(target)})`,
+      );
+      expect(outcome).toBe('refused: TypeError');
+    } finally {
+      await elsewhere.close();
+    }
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  }, 180_000);
 
   it('shows a wrong password as an error in words', async () => {
     await page.goto(base);

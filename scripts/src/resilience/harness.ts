@@ -91,6 +91,7 @@ export class Harness {
       ...LOCAL_AWS,
       ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
       LOG_LEVEL: settings.RESILIENCE_STACK_LOG_LEVEL,
+      UPLOADS_PER_MINUTE: String(settings.RESILIENCE_UPLOADS_PER_MINUTE),
       SCS_ADMIN_USERNAME: adminLogin.username,
       SCS_ADMIN_PASSWORD: adminLogin.password,
       // Temp files of the services land here, where the checks look for leftovers.

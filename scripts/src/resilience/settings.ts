@@ -37,6 +37,15 @@ export const ResilienceSettings = Type.Object({
   /** R4: connections of the slow-loris client, and how long it keeps them open, in seconds. */
   RESILIENCE_SLOW_CLIENTS: Type.Integer({ default: 48, minimum: 1 }),
   RESILIENCE_SLOW_SECONDS: Type.Integer({ default: 15, minimum: 1 }),
+  /**
+   * The stack's UPLOADS_PER_MINUTE (per user). R4's rate flood sends this many uploads plus
+   * RESILIENCE_FLOOD_REQUESTS at once, and every admitted one costs the single-process emulator
+   * about ten requests (its DynamoDB requests applied one at a time). At the service's default of
+   * 120, 152 uploads at once on a loaded 2-core machine kept requests waiting longer than the local
+   * stack's 15 s for a connection to the emulator: 503 STORAGE_UNAVAILABLE, right for a stalled
+   * backend but not what the flood tests (the limit answering 429 beyond it, under a burst).
+   */
+  RESILIENCE_UPLOADS_PER_MINUTE: Type.Integer({ default: 60, minimum: 2 }),
   /** R4: requests per flood (each flood is one user's: below its upload rate limit, so the limit under test answers). */
   RESILIENCE_FLOOD_REQUESTS: Type.Integer({ default: 32, minimum: 1, maximum: 100 }),
 

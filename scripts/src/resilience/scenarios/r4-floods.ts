@@ -8,8 +8,6 @@ import { percentile } from '../ledger';
 import { mapLimit, pipelineNote, range, type Scenario, verdictFailures } from '../scenario';
 
 const MiB = 1024 * 1024;
-/** The upload service's UPLOADS_PER_MINUTE (the rate flood sends more than this). */
-const UPLOADS_PER_MINUTE = Number(process.env.UPLOADS_PER_MINUTE ?? 120);
 /** How often a slow-loris connection sends its next byte(s). */
 const TRICKLE_INTERVAL_MS = 500;
 
@@ -101,7 +99,7 @@ export const floodsScenario: Scenario = {
     }
 
     // More uploads at once than the rate limit allows: 429 beyond it, the rest stored.
-    const rated = await Promise.all(range(UPLOADS_PER_MINUTE + n).map(() => h.api.uploadRecorded(h.ledger, 'R4', rater as Account, txt('rate flood', 1))));
+    const rated = await Promise.all(range(s.RESILIENCE_UPLOADS_PER_MINUTE + n).map(() => h.api.uploadRecorded(h.ledger, 'R4', rater as Account, txt('rate flood', 1))));
     const wrongRated = rated.filter((e) => e.status !== 201 && e.status !== 429);
     for (const e of wrongRated.slice(0, 3)) failures.push(`rate flood: #${e.request} ${e.status || 'no answer'} ${e.code ?? e.error ?? ''}, not 201 or 429`.trim());
     const limited = rated.filter((e) => e.status === 429).length;
@@ -164,7 +162,8 @@ async function slowLoris(h: Harness, slow: Account, bystander: Account): Promise
   const until = performance.now() + s.RESILIENCE_SLOW_SECONDS * 1000;
   const specs = [txt('bystander 1 B', 1), png('bystander medium', s.RESILIENCE_MEDIUM_BYTES)];
   let k = 0;
-  while (performance.now() < until) await h.api.uploadRecorded(h.ledger, 'R4', bystander, specs[k++ % specs.length] as (typeof specs)[number]);
+  // The bystander stays below its own upload rate limit: it shows the service answering others, not the limit.
+  while (performance.now() < until && k < s.RESILIENCE_UPLOADS_PER_MINUTE - 1) await h.api.uploadRecorded(h.ledger, 'R4', bystander, specs[k++ % specs.length] as (typeof specs)[number]);
   const bystanders = h.ledger.of('R4').filter((e) => e.userId === bystander.userId);
   for (const e of bystanders.filter((b) => b.status !== 201)) failures.push(`bystander #${e.request} ${e.label}: ${e.status || 'no answer'} ${e.code ?? e.error ?? ''} during the slow-loris`.trim());
 
