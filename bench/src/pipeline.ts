@@ -1,10 +1,10 @@
 import { CopyObjectCommand, DeleteObjectCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand, PutObjectTaggingCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { BackupConfig } from '@scs/backup-sync/dist/config';
-import { Backups } from '@scs/backup-sync/dist/services/backups';
-import { Reconciler } from '@scs/backup-sync/dist/services/reconciler';
+import { BackupConfig } from '@scs/backup-sync/config';
+import { Backups } from '@scs/backup-sync/services/backups';
+import { Reconciler } from '@scs/backup-sync/services/reconciler';
 import { type AwsClients, createAwsClients, loadConfig, ServerSideCopier } from '@scs/common';
-import { provision, ResourceNames } from '@scs/scripts/dist/provision';
+import { provision, ResourceNames } from '@scs/scripts/provision';
 import { FileRepository } from '@scs/common/files';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';

@@ -1,8 +1,8 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
-import { UploadConfig } from '@scs/upload/dist/config';
-import { fileKey, ObjectStore } from '@scs/upload/dist/services/object-store';
-import { uuidv7 } from '@scs/upload/dist/services/ids';
+import { UploadConfig } from '@scs/upload/config';
+import { fileKey, ObjectStore } from '@scs/upload/services/object-store';
+import { uuidv7 } from '@scs/upload/services/ids';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { s3Leftovers } from '../../services/upload/test/helpers';

@@ -1,6 +1,6 @@
 import { createAwsClients, loadConfig } from '@scs/common';
-import { freePort, startEmulator } from '@scs/scripts/dist/emulator';
-import { provision, ResourceNames } from '@scs/scripts/dist/provision';
+import { freePort, startEmulator } from '@scs/scripts/emulator';
+import { provision, ResourceNames } from '@scs/scripts/provision';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ProcessRegistry } from './processes';
