@@ -24,6 +24,17 @@ function chromiumPath(): string {
 }
 
 const DIRECT_ABOVE = 8 * 1024 * 1024;
+
+/** Creates an account through the UI's sign-up form (a fresh name with `prefix`); resolves once signed in. */
+async function createAccount(page: Page, prefix: string): Promise<string> {
+  await page.getByRole('button', { name: 'No account yet? Create one' }).click();
+  const username = `${prefix}${Date.now().toString(36)}`;
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill('a browser test pass phrase');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.locator('#whoami', { hasText: username }).waitFor();
+  return username;
+}
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('e2e (browser): the UI end to end in headless Chromium', () => {
@@ -59,12 +70,7 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
     });
 
     await page.goto(base);
-    await page.getByRole('button', { name: 'No account yet? Create one' }).click();
-    const username = `ui.${Date.now().toString(36)}`;
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill('a browser test pass phrase');
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await page.locator('#whoami', { hasText: username }).waitFor();
+    const username = await createAccount(page, 'ui.');
 
     // Upload: big enough for several progress events.
     const content = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), randomBytes(6 * 1024 * 1024)]);
@@ -114,12 +120,7 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
 
   it('JW-06: an expired access token is renewed once for all waiting requests; two tabs refreshing at once both stay signed in', async () => {
     await page.goto(base);
-    await page.getByRole('button', { name: 'No account yet? Create one' }).click();
-    const username = `ui.tabs.${Date.now().toString(36)}`;
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill('a browser test pass phrase');
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await page.locator('#whoami', { hasText: username }).waitFor();
+    const username = await createAccount(page, 'ui.tabs.');
 
     const refreshes: string[] = [];
     const onRequest = (request: { url(): string }) => {
@@ -153,12 +154,7 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
 
   it('sends at most three files at a time; the others wait their turn, then all are uploaded', async () => {
     await page.goto(base);
-    await page.getByRole('button', { name: 'No account yet? Create one' }).click();
-    const username = `ui.q.${Date.now().toString(36)}`;
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill('a browser test pass phrase');
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await page.locator('#whoami', { hasText: username }).waitFor();
+    await createAccount(page, 'ui.q.');
 
     // Hold the first three upload requests until released, to see what waits meanwhile.
     const held: (() => void)[] = [];
@@ -186,12 +182,7 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
 
   it("WB-02: a direct upload crosses origins to the bucket, admitted by the bucket's CORS rule for the site's origin only", async () => {
     await page.goto(base);
-    await page.getByRole('button', { name: 'No account yet? Create one' }).click();
-    const username = `ui.direct.${Date.now().toString(36)}`;
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill('a browser test pass phrase');
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await page.locator('#whoami', { hasText: username }).waitFor();
+    await createAccount(page, 'ui.direct.');
 
     const site = new URL(base).origin;
     const crossOrigin: { method: string; url: string; status: number; allowOrigin?: string }[] = [];

@@ -386,6 +386,7 @@ async function terraformTest(workDir: string, env: NodeJS.ProcessEnv, endpoint: 
         timeoutMs: Math.max(30_000, Math.min(120_000, remainingMs() - 120_000)),
         log: info,
         step: (name, failures) => check(`parity smoke test: ${name}`, failures.map((f) => indent(f, 20))),
+        serviceRoles: { auth: `${NAME}-auth`, upload: `${NAME}-upload`, 'backup-sync': `${NAME}-backup-sync` },
       });
       // The emulator applies a bucket policy's Deny statements without their conditions (smoke.ts).
       const env = serviceEnvironment!;

@@ -12,6 +12,7 @@ import { keysRotate } from '../cli/keys-rotate';
 import { freePort } from '../emulator';
 import { ManagedChild } from '../stack/child';
 import { waitForHealthy } from '../stack/health';
+import { type EmulatorIdentities, identitiesOfRoles, setIamEnforcement } from './emulator-iam';
 
 const REPO_ROOT = resolve(__dirname, '../../..');
 
@@ -28,6 +29,12 @@ export interface SmokeOptions {
   step: (name: string, failures: string[]) => boolean;
   log: (line: string) => void;
   timeoutMs: number;
+  /**
+   * The role Terraform gave each service (`auth`, `upload`, `backup-sync`). When given, the path
+   * runs under IAM enforced by the emulator, each service with credentials of its own role
+   * (emulator-iam.ts says what that does and does not check).
+   */
+  serviceRoles?: Record<(typeof SERVICES)[number]['name'], string>;
 }
 
 const SERVICES = [
@@ -100,7 +107,15 @@ async function smokeTest(opts: SmokeOptions): Promise<void> {
   const children: ManagedChild[] = [];
   const ports: Record<string, number> = {};
   const abort = new AbortController();
+  let identities: EmulatorIdentities | undefined;
+  let enforced = false;
   try {
+    if (opts.serviceRoles) {
+      identities = await identitiesOfRoles(endpoint, aws.AWS_REGION, opts.serviceRoles);
+      await setIamEnforcement(endpoint, true);
+      enforced = true;
+      opts.log(`IAM enforced by the emulator: ${Object.entries(opts.serviceRoles).map(([svc, role]) => `${svc} as ${role}`).join(', ')}`);
+    }
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...tfEnv,
@@ -123,7 +138,11 @@ async function smokeTest(opts: SmokeOptions): Promise<void> {
       return child;
     };
     const url = (port: number) => `http://127.0.0.1:${port}`;
-    const starting = SERVICES.map((svc) => ({ svc, child: spawnNode(svc.name, svc.script, { PORT: String(ports[svc.name]) }) }));
+    const ownCredentials = (name: string): NodeJS.ProcessEnv => {
+      const own = identities?.credentials[name];
+      return own ? { AWS_ACCESS_KEY_ID: own.accessKeyId, AWS_SECRET_ACCESS_KEY: own.secretAccessKey } : {};
+    };
+    const starting = SERVICES.map((svc) => ({ svc, child: spawnNode(svc.name, svc.script, { PORT: String(ports[svc.name]), ...ownCredentials(svc.name) }) }));
     const gateway = spawnNode('gateway', 'scripts/dist/gateway/server.js', {
       GATEWAY_PORT: String(gatewayPort),
       AUTH_URL: url(ports.auth!),
@@ -135,7 +154,7 @@ async function smokeTest(opts: SmokeOptions): Promise<void> {
     await Promise.all(
       waits.map(({ name, child, port, path }) =>
         waitForHealthy(`${url(port)}${path}`, child, { timeoutMs: opts.timeoutMs, signal: abort.signal }).catch((err: Error) => {
-          startFailures.push(`${name}: ${err.message}`);
+          startFailures.push(`${name}: ${err.message}`, ...lines.filter((l) => l.startsWith(`${name} |`)).slice(-6));
         }),
       ),
     );
@@ -174,8 +193,11 @@ async function smokeTest(opts: SmokeOptions): Promise<void> {
     if (!step('upload a file (primary bucket, files table)', expectStatus('POST /api/files', uploaded, 201))) return;
 
     const link = await json(`/api/files/${String(id)}/download?redirect=false`, { headers: auth });
+    // moto checks no presigned URL under enforcement (emulator-iam.ts): the GET is let through.
+    if (enforced) await setIamEnforcement(endpoint, false);
     const downloaded = typeof link.body.url === 'string' ? await fetch(link.body.url, { signal: AbortSignal.timeout(30_000) }) : undefined;
     const bytes = downloaded ? await downloaded.text() : '';
+    if (enforced) await setIamEnforcement(endpoint, true);
     if (
       !step('download it through its presigned URL: the same bytes', [
         ...expectStatus('GET /api/files/{id}/download', link, 200),
@@ -188,9 +210,15 @@ async function smokeTest(opts: SmokeOptions): Promise<void> {
 
     const deleted = await json(`/api/files/${String(id)}`, { method: 'DELETE', headers: auth });
     const gone = await json(`/api/files/${String(id)}`, { headers: auth });
-    step('delete it: 204, then 404', [...expectStatus('DELETE /api/files/{id}', deleted, 204), ...expectStatus('GET /api/files/{id} after delete', gone, 404)]);
+    if (!step('delete it: 204, then 404', [...expectStatus('DELETE /api/files/{id}', deleted, 204), ...expectStatus('GET /api/files/{id} after delete', gone, 404)])) return;
+    if (enforced) {
+      const refused = lines.filter((l) => /AccessDenied|not authorized to perform/i.test(l));
+      step('no AWS call of a service was refused under its own role (IAM enforced by the emulator)', refused.slice(0, 5));
+    }
   } finally {
     abort.abort();
     await Promise.all(children.map((child) => child.stop(5_000)));
+    if (enforced) await setIamEnforcement(endpoint, false);
+    await identities?.remove();
   }
 }
