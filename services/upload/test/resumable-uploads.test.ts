@@ -179,6 +179,31 @@ describe('a resumable upload from start to file', () => {
   });
 });
 
+describe('an unfinished upload is a reservation like any pending direct upload', () => {
+  it("the usage reconciliation (backup-sync's) counts it as reserved, its bytes and one file, and changes nothing", async () => {
+    const user = await newUser();
+    const up = (await start(user, 3 * MiB)).json() as Started;
+    const result = await files.reconcileUsage(user.userId, Math.floor(Date.now() / 1000));
+    expect(result.corrected).toBe(false);
+    expect(result.after).toEqual({ usedBytes: 0, reservedBytes: 3 * MiB, usedFiles: 0, reservedFiles: 1 });
+    expect((await api(user, 'DELETE', `/${up.id}`)).statusCode).toBe(204);
+    expect((await files.reconcileUsage(user.userId, Math.floor(Date.now() / 1000))).after).toEqual({ usedBytes: 0, reservedBytes: 0, usedFiles: 0, reservedFiles: 0 });
+  });
+
+  it('a sensitive upload is created with the sensitive tag (the mover reads it on the creation event)', async () => {
+    const user = await newUser();
+    const content = pngBytes(5000);
+    const up = (await start(user, content, 'secret.png', { sensitive: true })).json() as Started;
+    await sendParts(user, up.id, content, PART);
+    const done = await complete(user, up.id);
+    expect(done.statusCode).toBe(201);
+    expect(done.json()).toMatchObject({ sensitive: true, sha256: sha256(content) });
+    const tags = await t.aws.s3.send(new GetObjectTaggingCommand({ Bucket: t.config.PRIMARY_BUCKET, Key: `users/${user.userId}/${up.id}` })).catch(() => undefined);
+    // The mover may have moved it to the vault already; while it is in the primary bucket it is tagged.
+    if (tags) expect(Object.fromEntries((tags.TagSet ?? []).map((x) => [x.Key, x.Value]))).toMatchObject({ sensitive: 'true' });
+  });
+});
+
 describe('refusals at create', () => {
   it('a name of a refused type: 415, nothing started', async () => {
     const user = await newUser();
