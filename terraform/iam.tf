@@ -159,6 +159,7 @@ data "aws_iam_policy_document" "upload" {
       "s3:GetObject",
       "s3:GetObjectTagging",
       "s3:GetObjectVersion",
+      "s3:ListMultipartUploadParts",
       "s3:PutObject",
       "s3:PutObjectTagging",
     ]

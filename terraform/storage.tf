@@ -12,11 +12,13 @@ locals {
   access_log_prefixes   = { for key, name in local.data_bucket_names : key => "s3/${name}/" }
   alb_access_log_prefix = "alb"
 
-  # The same rule as the local emulator's primary bucket (scripts/src/provision.ts).
+  # The same rule as the local emulator's primary bucket (scripts/src/provision.ts): POST of a
+  # direct upload's form, PUT of a resumable upload's part (presigned, with the part's signed
+  # x-amz-checksum-sha256; a File body brings its Content-Type), GET; the ETag readable.
   primary_cors_rule = {
     allowed_origins = [var.site_origin]
-    allowed_methods = ["GET", "POST"]
-    allowed_headers = []
+    allowed_methods = ["GET", "POST", "PUT"]
+    allowed_headers = ["x-amz-checksum-sha256", "content-type"]
     expose_headers  = ["ETag"]
     max_age_seconds = 3000
   }

@@ -87,10 +87,17 @@ export async function provision(aws: AwsClients, names: ResourceNames, log: Prov
 /**
  * The primary bucket's one CORS rule, as terraform/storage.tf gives it on AWS (`primary_cors_rule`):
  * the site's origin only, the methods the browser uses on the bucket (POST of a direct upload's
- * form, GET), no request header beyond the safelisted ones, the ETag readable by the page.
+ * form, PUT of a resumable upload's part, GET), no request header beyond the safelisted ones but
+ * a part's signed `x-amz-checksum-sha256` and its Content-Type, the ETag readable by the page.
  */
 export function primaryCorsRule(origins: string[]): CORSRule {
-  return { AllowedOrigins: origins, AllowedMethods: ['GET', 'POST'], AllowedHeaders: [], ExposeHeaders: ['ETag'], MaxAgeSeconds: 3000 };
+  return {
+    AllowedOrigins: origins,
+    AllowedMethods: ['GET', 'POST', 'PUT'],
+    AllowedHeaders: ['x-amz-checksum-sha256', 'content-type'],
+    ExposeHeaders: ['ETag'],
+    MaxAgeSeconds: 3000,
+  };
 }
 
 type EventNames = Pick<ResourceNames, 'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'OBJECT_EVENTS_QUEUE' | 'BACKUP_EVENTS_QUEUE'>;

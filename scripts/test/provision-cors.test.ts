@@ -33,7 +33,7 @@ describe("the primary bucket's CORS rule (direct uploads from the browser)", () 
     const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true });
     try {
       const applied = await s3.send(new GetBucketCorsCommand({ Bucket: names.PRIMARY_BUCKET }));
-      expect(applied.CORSRules).toEqual([expect.objectContaining({ AllowedOrigins: names.SITE_ORIGINS.split(','), AllowedMethods: ['GET', 'POST'], ExposeHeaders: ['ETag'] })]);
+      expect(applied.CORSRules).toEqual([expect.objectContaining({ AllowedOrigins: names.SITE_ORIGINS.split(','), AllowedMethods: ['GET', 'POST', 'PUT'], ExposeHeaders: ['ETag'] })]);
     } finally {
       s3.destroy();
     }
@@ -47,5 +47,18 @@ describe("the primary bucket's CORS rule (direct uploads from the browser)", () 
     expect(admitted.status).toBe(200);
     expect(admitted.headers.get('access-control-allow-origin')).toBe(site);
     expect((await preflight('https://evil.example')).status).toBe(403);
+  });
+
+  it("a resumable upload's part PUT with its signed checksum header is admitted from the site's origin, its ETag readable", async () => {
+    const site = names.SITE_ORIGINS.split(',')[0]!;
+    const preflight = await fetch(`${endpoint}/${names.PRIMARY_BUCKET}/users/u/f`, {
+      method: 'OPTIONS',
+      headers: { origin: site, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'content-type,x-amz-checksum-sha256' },
+    });
+    expect(preflight.status).toBe(200);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(site);
+    expect(preflight.headers.get('access-control-allow-methods')).toMatch(/PUT/);
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toMatch(/x-amz-checksum-sha256/);
+    expect(preflight.headers.get('access-control-expose-headers')).toMatch(/ETag/);
   });
 });

@@ -491,9 +491,9 @@ run "cors_primary_bucket_site_origin_only" {
   assert {
     condition = length(run.apply.security_controls.buckets.primary.cors_rules) == 1 && alltrue([
       for rule in run.apply.security_controls.buckets.primary.cors_rules :
-      length(rule.allowed_origins) == 1 && contains(rule.allowed_origins, "https://files.example.test") && contains(rule.allowed_methods, "POST") && contains(rule.expose_headers, "ETag") && !contains(rule.allowed_methods, "PUT") && !contains(rule.allowed_methods, "DELETE")
+      length(rule.allowed_origins) == 1 && contains(rule.allowed_origins, "https://files.example.test") && contains(rule.allowed_methods, "POST") && contains(rule.allowed_methods, "PUT") && contains(rule.expose_headers, "ETag") && !contains(rule.allowed_methods, "DELETE") && length(setsubtract(rule.allowed_headers, ["x-amz-checksum-sha256", "content-type"])) == 0
     ])
-    error_message = "The primary bucket admits the site's origin only (POST for direct uploads, ETag exposed), no writes by PUT or DELETE."
+    error_message = "The primary bucket admits the site's origin only (POST for direct uploads, PUT of a resumable upload's parts with its signed SHA-256 header, ETag exposed), no DELETE, no other request header."
   }
 
   assert {

@@ -32,6 +32,12 @@ export interface FileRecord {
   /** For verifying records: the token of the one `/complete` request allowed to act. */
   claim?: string;
   /**
+   * For a resumable direct upload while it is pending or verifying: its S3 multipart upload (at
+   * `key`) and the size of each of its parts but the last, in bytes. Absent on files.
+   */
+  uploadId?: string;
+  partSize?: number;
+  /**
    * Where the object lives now. Absent until the sensitive mover (or a restore) writes it: a file
    * without it is in the primary bucket, and a sensitive one is still on its way to the vault.
    * Owned by the mover and restore: the upload service's writes never set or remove it.
@@ -236,6 +242,31 @@ export class FileRepository {
     const page = items.slice(0, limit);
     const last = page[page.length - 1];
     return items.length > limit && last ? { items: page, next: last.fileId } : { items: page };
+  }
+
+  /**
+   * The user's unfinished resumable direct uploads (pending or verifying records with a multipart
+   * upload), oldest first: a query of the pending place only (see `PENDING_KEY_PREFIX`).
+   */
+  async unfinishedUploads(userId: string): Promise<FileRecord[]> {
+    const found: FileRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.db.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'userId = :u AND begins_with(fileId, :pending)',
+          FilterExpression: '#status IN (:p, :v) AND attribute_exists(uploadId)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':u': userId, ':pending': PENDING_KEY_PREFIX, ':p': 'pending', ':v': 'verifying' },
+          ConsistentRead: true,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      found.push(...(out.Items ?? []).map(asRecord));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return found;
   }
 
   /** Pending or verifying direct uploads whose time is up: all of them (a scan: the sweep runs rarely), or one user's. */

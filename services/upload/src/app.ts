@@ -7,11 +7,13 @@ import { Counter } from 'prom-client';
 import type { UploadConfig } from './config';
 import { FileRepository } from '@scs/common/files';
 import { filesRoutes } from './routes/files';
+import { resumableRoutes } from './routes/resumable';
 import { DirectUploads } from './services/direct-uploads';
 import { Downloads } from './services/downloads';
 import { AllowedTypes } from './services/file-types';
 import { ObjectStore } from './services/object-store';
 import { Quota } from './services/quota';
+import { ResumableUploads } from './services/resumable-uploads';
 import { Sweeper } from './services/sweeper';
 import { Uploads } from './services/uploads';
 
@@ -115,6 +117,11 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
     types,
     config,
     uploadsCounter,
+  });
+  await app.register(resumableRoutes, {
+    prefix: '/api/files/uploads',
+    resumable: new ResumableUploads(store, files, quota, types, config, app.log),
+    config,
   });
 
   if (deps.sweep) {

@@ -42,6 +42,13 @@ export const UploadConfig = Type.Object({
    * it while the upload runs): after a crash, the usage reconciliation releases it once this passed.
    */
   RESERVATION_LEASE_SECONDS: Type.Integer({ default: 300, minimum: 3 }),
+  /** The largest file a resumable direct upload (`/api/files/uploads`) may declare, in bytes (50 GiB). */
+  MAX_DIRECT_UPLOAD_BYTES: Type.Integer({ default: 53_687_091_200, minimum: 1 }),
+  /**
+   * How long a resumable direct upload may stay unfinished, in seconds: then the sweep aborts its
+   * multipart upload and releases its reservation.
+   */
+  UPLOAD_SESSION_TTL_SECONDS: Type.Integer({ default: 86_400, minimum: 60 }),
   /** How long a direct upload may stay unfinished before the sweep deletes it. */
   PENDING_UPLOAD_SECONDS: Type.Integer({ default: 3600, minimum: 60 }),
   SWEEP_INTERVAL_SECONDS: Type.Integer({ default: 300, minimum: 5 }),

@@ -26,3 +26,13 @@ export const UploadInProgress = createError(
 );
 /** The client closed the request before the file was complete (nobody reads this answer). */
 export const RequestAborted = createError('REQUEST_ABORTED', 'The request was closed before the file was complete', 400);
+/** A resumable upload that is not the caller's, never existed, or is over (completed, aborted, expired). */
+export const UploadNotFound = createError('UPLOAD_NOT_FOUND', 'No such upload: it may have been completed, cancelled or expired', 404);
+/** A part number outside the upload's parts, or a part checksum that is not a base64 SHA-256. */
+export const InvalidPart = createError('INVALID_PART', '%s', 400);
+/** `/complete` of a resumable upload whose parts S3 does not all hold, or not at their sizes. */
+export const UploadIncomplete = createError('UPLOAD_INCOMPLETE', '%s', 400);
+/** `/complete` of a resumable upload that is a file already (the answer of a repeat). */
+export const AlreadyCompleted = createError('ALREADY_COMPLETED', 'This upload was completed already: the file is %s', 409);
+/** Input the route schema cannot judge alone (a resumable upload above 5 GiB without its declared SHA-256). */
+export const ChecksumRequired = createError('VALIDATION_FAILED', '%s', 400);

@@ -14,7 +14,7 @@ import { FILE_ID_PATTERN } from '../services/ids';
 import { humanBytes } from '../services/quota';
 import type { UploadForm, Uploads } from '../services/uploads';
 
-const FileView = Type.Object({
+export const FileView = Type.Object({
   id: Type.String({ format: 'uuid' }),
   name: Type.String(),
   size: Type.Integer({ minimum: 0 }),

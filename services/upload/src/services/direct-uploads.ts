@@ -18,7 +18,7 @@ interface Logger {
 }
 
 /** Differences between what S3 stored and what was issued, in words ("Content-Type is x, not y"). */
-function differences(stored: Partial<StoredObject>, issued: Partial<StoredObject>): string[] {
+export function differences(stored: Partial<StoredObject>, issued: Partial<StoredObject>): string[] {
   const found: string[] = [];
   const compare = (what: string, actual: unknown, expected: unknown) => {
     if (actual !== expected) found.push(`${what} is ${JSON.stringify(actual ?? null)}, not ${JSON.stringify(expected)}`);

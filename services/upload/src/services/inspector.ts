@@ -4,6 +4,8 @@ import { UnsupportedFileType } from '../errors';
 import { type ContentCheck, ContentRefused } from './content-check';
 import { type FileType, SNIFF_BYTES } from './file-types';
 
+export { SNIFF_BYTES };
+
 /** What the inspector found once the whole stream went through it. */
 export interface Verdict {
   /** Bytes seen. */
@@ -120,5 +122,34 @@ export class Inspector extends Transform {
   private refusal(err: unknown): Error {
     if (err instanceof ContentRefused) return new UnsupportedFileType(`"${this.opts.name}" ${err.message}`, { cause: err });
     return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/**
+ * The type check of a file that is already stored whole (a resumable upload at `/complete`), from
+ * its ends only: the first SNIFF_BYTES (`head`, all of it for a smaller file) and, for a type
+ * whose check needs the end of the file (a zip's directory), its last `tailBytes` (`readTail`,
+ * called only then). The same checks, with the same messages, as the inspector of a streamed
+ * upload; the middle of a larger file is not read (its bytes reached S3 verified part by part).
+ * Returns the content type to record; a refused file throws 415 UNSUPPORTED_FILE_TYPE.
+ */
+export async function inspectEnds(opts: {
+  name: string;
+  type: FileType;
+  size: number;
+  head: Buffer;
+  readTail: (bytes: number) => Promise<Buffer>;
+}): Promise<string> {
+  const refusal = (err: unknown) =>
+    err instanceof ContentRefused ? new UnsupportedFileType(`"${opts.name}" ${err.message}`, { cause: err }) : err;
+  // A text's middle is not read: its verdict (and charset) is the one its first bytes give.
+  try {
+    const whole = opts.head.length >= opts.size;
+    const check = opts.type.begin(opts.head, whole);
+    if (whole) return check.finish(opts.size, opts.head.subarray(Math.max(0, opts.head.length - check.tailBytes)));
+    // A check that needs the end gets it; one that follows every byte (text) has its verdict from the first bytes.
+    return check.tailBytes > 0 ? check.finish(opts.size, await opts.readTail(check.tailBytes)) : check.current();
+  } catch (err) {
+    throw refusal(err);
   }
 }

@@ -1,13 +1,17 @@
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   paginateListObjectsV2,
+  ListPartsCommand,
   PutObjectTaggingCommand,
+  UploadPartCommand,
   type S3Client,
   type Tag,
 } from '@aws-sdk/client-s3';
@@ -40,6 +44,21 @@ export interface FileObject {
   /** The Content-Type the service decided (a text's charset once known). */
   contentType: string;
   sensitive: boolean;
+}
+
+/** One part of a resumable upload as S3 holds it. */
+export interface HeldPart {
+  partNumber: number;
+  size: number;
+  etag: string;
+  /** The part's SHA-256 (base64) as S3 verified it. */
+  checksum?: string;
+}
+
+/** A presigned part URL and the headers the browser must send with its `PUT`. */
+export interface PresignedPart {
+  url: string;
+  headers: Record<string, string>;
 }
 
 /** How a staged direct upload looks in S3. */
@@ -368,6 +387,115 @@ export class ObjectStore {
     }
   }
 
+
+  /**
+   * Starts a resumable upload's multipart upload at the file key, with everything a streamed
+   * upload's object is created with (the `sensitive` tag in the creating request, SSE-S3, owner
+   * metadata, Content-Type and Content-Disposition) and SHA-256 part checksums: every part is
+   * then refused by S3 unless it carries the SHA-256 of its body. Returns the upload id.
+   */
+  async startMultipart(file: FileObject): Promise<string> {
+    const out = await this.s3.send(
+      new CreateMultipartUploadCommand({
+        Bucket: this.primary,
+        Key: fileKey(file.userId, file.fileId),
+        Tagging: `sensitive=${file.sensitive}`,
+        ChecksumAlgorithm: 'SHA256',
+        ...this.attributes(file),
+      }),
+    );
+    if (!out.UploadId) throw new Error('S3 started a multipart upload without an upload id');
+    return out.UploadId;
+  }
+
+  /**
+   * A presigned `PUT` of one part, valid for PRESIGN_EXPIRES_SECONDS (or less: it dies with the
+   * temporary credentials that signed it), signed for the part's SHA-256 (`checksum`, base64):
+   * `x-amz-checksum-sha256` is a signed header the browser must send as given (`headers`), so a
+   * request without it fails the signature, and S3 refuses a body whose SHA-256 differs (BadDigest).
+   */
+  async presignPart(key: string, uploadId: string, partNumber: number, checksum: string): Promise<PresignedPart> {
+    const header = 'x-amz-checksum-sha256';
+    const url = await getSignedUrl(
+      this.s3,
+      new UploadPartCommand({ Bucket: this.primary, Key: key, UploadId: uploadId, PartNumber: partNumber, ChecksumAlgorithm: 'SHA256', ChecksumSHA256: checksum }),
+      { expiresIn: this.config.PRESIGN_EXPIRES_SECONDS, signableHeaders: new Set([header]), unhoistableHeaders: new Set([header]) },
+    );
+    return { url, headers: { [header]: checksum } };
+  }
+
+  /**
+   * Every part S3 holds of a multipart upload, in part order (ListParts, page by page); undefined
+   * when the upload is gone (completed or aborted). Pages follow `NextPartNumberMarker` only while
+   * it moves forward (the emulator's may not).
+   */
+  async listParts(key: string, uploadId: string): Promise<HeldPart[] | undefined> {
+    const parts = new Map<number, HeldPart>();
+    let marker: string | undefined;
+    try {
+      for (;;) {
+        const page = await this.s3.send(new ListPartsCommand({ Bucket: this.primary, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
+        for (const p of page.Parts ?? []) {
+          const partNumber = p.PartNumber ?? 0;
+          parts.set(partNumber, { partNumber, size: p.Size ?? 0, etag: p.ETag ?? '', ...(p.ChecksumSHA256 ? { checksum: p.ChecksumSHA256 } : {}) });
+        }
+        const next = page.NextPartNumberMarker;
+        if (!page.IsTruncated || !next || Number(next) <= Number(marker ?? 0)) break;
+        marker = next;
+      }
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchUpload') return undefined;
+      throw err;
+    }
+    return [...parts.values()].sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  /** Completes a multipart upload from the parts S3 holds, each with the SHA-256 S3 verified. Returns the object's version. */
+  async completeMultipart(key: string, uploadId: string, parts: HeldPart[]): Promise<string | undefined> {
+    const out = await this.s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: this.primary,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, ...(p.checksum ? { ChecksumSHA256: p.checksum } : {}) })) },
+      }),
+    );
+    return out.VersionId;
+  }
+
+  /** Aborts a resumable upload's multipart upload (gone already is fine). */
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    await this.abortMultipart(key, uploadId);
+  }
+
+  /** Bytes `start` to `end` (inclusive) of one version of a file object in the primary bucket (a ranged GET). */
+  async readRange(key: string, versionId: string | undefined, start: number, end: number): Promise<Buffer> {
+    const out = await this.s3.send(new GetObjectCommand({ Bucket: this.primary, Key: key, VersionId: versionId, Range: `bytes=${start}-${end}` }));
+    return Buffer.from(await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+  }
+
+  /**
+   * The SHA-256 (hex) of one version of a file object of at most 5 GiB, computed by S3 and not by
+   * this process: a server-side copy to the file's staging key (never a file) with a SHA-256
+   * checksum, removed again at once. Undefined when S3 reported no checksum.
+   */
+  async sha256OfFile(userId: string, fileId: string, versionId: string | undefined): Promise<string | undefined> {
+    const source = `${this.primary}/${fileKey(userId, fileId)}${versionId ? `?versionId=${encodeURIComponent(versionId)}` : ''}`;
+    try {
+      const out = await this.s3.send(
+        new CopyObjectCommand({ Bucket: this.primary, Key: stagingKey(userId, fileId), CopySource: source, ChecksumAlgorithm: 'SHA256', ServerSideEncryption: 'AES256' }),
+      );
+      const digest = out.CopyObjectResult?.ChecksumSHA256;
+      return digest ? Buffer.from(digest, 'base64').toString('hex') : undefined;
+    } finally {
+      await this.deleteStaged(userId, fileId);
+    }
+  }
+
+  /** Deletes every version of a file object in the primary bucket (a refused resumable upload: no version of it may stay). */
+  async deleteFileVersions(key: string): Promise<void> {
+    await this.deleteEveryVersion(this.primary, key);
+  }
 
   /** Every object under `prefix` in `bucket`: key and last modification (SDK paginator). */
   async *list(bucket: 'primary' | 'sensitive', prefix: string): AsyncGenerator<{ bucket: string; key: string; lastModified?: Date }> {

@@ -77,10 +77,11 @@ export class Quota {
   /**
    * Reserves a direct upload's size and one file of the file count and creates its pending record
    * under `#pending#<id>` (`record.size` bytes, in one transaction: the record holds the
-   * reservation until `/complete` or the sweep); refuses like `reserve`.
+   * reservation until `/complete` or the sweep); refuses like `reserve`, with `maxBytes` as the
+   * size limit (MAX_UPLOAD_BYTES unless given: resumable uploads have MAX_DIRECT_UPLOAD_BYTES).
    */
-  async reservePending(record: FileRecord): Promise<void> {
-    if (record.size > this.config.MAX_UPLOAD_BYTES) throw this.tooLarge();
+  async reservePending(record: FileRecord, maxBytes = this.config.MAX_UPLOAD_BYTES): Promise<void> {
+    if (record.size > maxBytes) throw new FileTooLarge(humanBytes(maxBytes));
     if (!(await this.files.createPending(record, this.config.QUOTA_BYTES, this.config.QUOTA_FILES))) throw await this.refusal(record.userId);
   }
 

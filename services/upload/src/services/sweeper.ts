@@ -9,7 +9,7 @@ interface Logger {
 /**
  * Heals what a crash or an abandoned direct upload can leave (FU-14): pending or verifying
  * records past their time (removed with their reservation, in one transaction, then their
- * objects), deletes that stopped half-way (finished), file objects (`users/`) that no active record points at, and staged uploads
+ * objects, and a resumable upload's multipart upload), deletes that stopped half-way (finished), file objects (`users/`) that no active record points at, and staged uploads
  * (`incoming/`) that no pending upload is waiting for, both once older than the pending window.
  */
 export class Sweeper {
@@ -31,9 +31,15 @@ export class Sweeper {
     let orphanObjects = 0;
     for (const record of await this.files.expiredPending(nowSeconds, opts.userId)) {
       if (!(await this.files.discard(record, { expiredBefore: nowSeconds }))) continue;
-      await this.store.deleteStaged(record.userId, record.fileId);
-      // A /complete that died after promoting leaves the file object too.
-      await this.store.deleteFile(record.key, record.sensitive);
+      if (record.uploadId) {
+        // A resumable upload: its multipart upload, and an object a /complete that died may have completed.
+        await this.store.abortUpload(record.key, record.uploadId);
+        await this.store.deleteFileVersions(record.key);
+      } else {
+        await this.store.deleteStaged(record.userId, record.fileId);
+        // A /complete that died after promoting leaves the file object too.
+        await this.store.deleteFile(record.key, record.sensitive);
+      }
       expiredPending += 1;
     }
     // A delete whose request died after the record became `deleting`: finished (object, then record).
@@ -44,7 +50,8 @@ export class Sweeper {
 
     const cutoff = now - this.config.PENDING_UPLOAD_SECONDS * 1000;
     const sources = [
-      { bucket: 'primary', prefix: FILE_PREFIX, keep: ['active'] },
+      // A resumable upload's object exists from its completion on, while its record still verifies.
+      { bucket: 'primary', prefix: FILE_PREFIX, keep: ['active', 'verifying'] },
       { bucket: 'sensitive', prefix: FILE_PREFIX, keep: ['active'] },
       { bucket: 'primary', prefix: STAGING_PREFIX, keep: ['pending', 'verifying'] },
     ] as const;
