@@ -347,3 +347,12 @@ output "iam_evaluation" {
     })
   }
 }
+
+################################################################################
+# Pipeline
+################################################################################
+
+output "image_platform" {
+  description = "The container image platform of the instances' architecture (linux/amd64 or linux/arm64): what the pipeline builds for."
+  value       = var.architecture == "arm64" ? "linux/arm64" : "linux/amd64"
+}
