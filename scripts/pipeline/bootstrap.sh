@@ -24,15 +24,17 @@ else
   rm -f "$TF_DIR/bootstrap.tfplan"
 fi
 
-# The names Terraform derives (the same expressions as the full apply), without an output that a
-# targeted apply may not have written yet.
-expr='jsonencode({ signing = local.ssm_parameter_names.jwt_signing_key, public = local.ssm_parameter_names.jwt_public_keys, kms = local.names.secrets_kms_key_alias })'
-# console prints the JSON as an HCL string literal: "{\"kms\":...}"
-eval "$(echo "$expr" | tf console "${TF_VAR_ARGS[@]}" | node -e '
-  let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-    for (const [k, v] of Object.entries(JSON.parse(JSON.parse(s.trim())))) console.log(`${k}=${JSON.stringify(v)}`);
-  });')"
-[ -n "${signing:-}" ] && [ -n "${public:-}" ] && [ -n "${kms:-}" ] || die "could not read the parameter names from terraform console"
+# The names Terraform derives for this environment (output signing_key_settings, written by the
+# bootstrap apply too).
+if ! settings=$(tf output -json signing_key_settings 2>/dev/null); then
+  log "WARNING: the state has no signing_key_settings output yet (made before it existed): the signing key is checked after the next apply"
+  exit 0
+fi
+eval "$(node -e '
+  for (const [k, v] of Object.entries(JSON.parse(process.argv[1]))) console.log(`${k}=${JSON.stringify(v)}`);
+' "$settings")"
+signing=$JWT_SIGNING_KEY_PARAM
+[ -n "$signing" ] && [ -n "$JWT_PUBLIC_KEYS_PARAM" ] && [ -n "$SECRETS_KMS_KEY_ID" ] || die "signing_key_settings is incomplete: $settings"
 
 # Only a definite ParameterNotFound writes a key: any other error (access, network) stops here,
 # never rotating a key that may exist.
@@ -40,8 +42,8 @@ if found=$(aws ssm get-parameter --name "$signing" --query Parameter.Name --outp
   log "the signing key $signing exists"
 elif grep -q ParameterNotFound <<<"$found"; then
   require_deploy "writing the first signing key"
-  log "no signing key at $signing: writing one with keys:rotate (under $kms)"
-  JWT_SIGNING_KEY_PARAM=$signing JWT_PUBLIC_KEYS_PARAM=$public SECRETS_KMS_KEY_ID=$kms \
+  log "no signing key at $signing: writing one with keys:rotate (under $SECRETS_KMS_KEY_ID)"
+  JWT_SIGNING_KEY_PARAM=$signing JWT_PUBLIC_KEYS_PARAM=$JWT_PUBLIC_KEYS_PARAM SECRETS_KMS_KEY_ID=$SECRETS_KMS_KEY_ID \
     node scripts/bin/keys-rotate.mjs
 else
   die "cannot tell whether $signing exists: $found"

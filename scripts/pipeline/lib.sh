@@ -23,7 +23,7 @@ cd "$ROOT"
 log() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*"; }
 die() { printf '[%s] ERROR: %s\n' "$(basename "$0" .sh)" "$*" >&2; exit 1; }
 
-: "${AWS_REGION:?AWS_REGION must be set: the pipeline's one source for the region}"
+: "${AWS_REGION:?AWS_REGION must be set: it is the one source of the region}"
 export AWS_REGION AWS_DEFAULT_REGION=$AWS_REGION TF_VAR_region=$AWS_REGION
 export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
 
