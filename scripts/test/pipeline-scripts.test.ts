@@ -27,7 +27,8 @@ beforeAll(() => {
 
 describe('pipeline stage scripts', () => {
   it.each(['push', 'apply', 'rollout'])('%s refuses to run in a read-only build (the default) and calls nothing', (name) => {
-    for (const mode of [{}, { PIPELINE_MODE: 'read-only' }]) {
+    const modes: Record<string, string>[] = [{}, { PIPELINE_MODE: 'read-only' }];
+    for (const mode of modes) {
       const res = stage(name, { AWS_REGION: 'eu-west-1', ...mode });
       expect(res.status).toBe(1);
       expect(res.stderr).toMatch(/runs only in a deploy build \(PIPELINE_MODE=deploy, main\); this build is read-only/);
