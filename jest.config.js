@@ -30,6 +30,8 @@ module.exports = {
   rootDir: __dirname,
   transform,
   testTimeout: 60000,
+  // JUnit XML for the pipeline (scripts/pipeline/test.sh sets JEST_JUNIT_OUTPUT_DIR).
+  reporters: process.env.JEST_JUNIT_OUTPUT_DIR ? ['default', 'jest-junit'] : ['default'],
   globalSetup: '<rootDir>/scripts/src/testing/global-setup.ts',
   globalTeardown: '<rootDir>/scripts/src/testing/global-teardown.ts',
   projects: [

@@ -39,7 +39,7 @@ locals {
 data "aws_ssm_parameter" "ami" {
   count = var.ami_id == null ? 1 : 0
 
-  name = var.ami_ssm_parameter
+  name = coalesce(var.ami_ssm_parameter, "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${var.architecture}")
 }
 
 ################################################################################
@@ -205,6 +205,13 @@ resource "aws_autoscaling_group" "service" {
       min_healthy_percentage = 100
       max_healthy_percentage = 200
       instance_warmup        = var.health_check_grace_period_seconds
+      # The refresh undoes itself when the group's unhealthy-host alarm fires during it; the
+      # pipeline (scripts/pipeline/rollout.sh) waits for it and fails on a rollback.
+      auto_rollback = true
+
+      alarm_specification {
+        alarms = [aws_cloudwatch_metric_alarm.unhealthy_hosts[each.key].alarm_name]
+      }
     }
   }
 

@@ -347,3 +347,21 @@ output "iam_evaluation" {
     })
   }
 }
+
+################################################################################
+# Pipeline
+################################################################################
+
+output "image_platform" {
+  description = "The container image platform of the instances' architecture (linux/amd64 or linux/arm64): what the pipeline builds for."
+  value       = var.architecture == "arm64" ? "linux/arm64" : "linux/amd64"
+}
+
+output "signing_key_settings" {
+  description = "What `keys:rotate` needs for this environment's signing key: the two parameter names and the secrets key's alias (scripts/pipeline/bootstrap.sh writes the first key with them, right after the bootstrap apply)."
+  value = {
+    JWT_SIGNING_KEY_PARAM = local.ssm_parameter_names.jwt_signing_key
+    JWT_PUBLIC_KEYS_PARAM = local.ssm_parameter_names.jwt_public_keys
+    SECRETS_KMS_KEY_ID    = aws_kms_alias.this["secrets"].name
+  }
+}

@@ -406,9 +406,20 @@ variable "ami_id" {
 }
 
 variable "ami_ssm_parameter" {
-  description = "Public SSM parameter that names the instances' AMI (Amazon Linux 2023)."
+  description = "Public SSM parameter that names the instances' AMI. Null (the default) takes Amazon Linux 2023 for var.architecture."
   type        = string
-  default     = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+  default     = null
+}
+
+variable "architecture" {
+  description = "CPU architecture of the service instances: x86_64 or arm64. The AMI follows it, and the pipeline builds the images for it (output image_platform); instance_type must be of the same architecture (t3 for x86_64, t4g for arm64)."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
 }
 
 variable "instance_type" {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: installs what is missing (npm dependencies, moto), then runs every check in order and
-// stops at the first failure: build + type-check, type-check of each workspace's tests, lint, jest
+// stops at the first failure: build + type-check, type-check of each workspace's tests, lint (eslint, the Jenkinsfile), jest
 // (unit, integration against the emulator, end-to-end), Terraform checks, the resilience suite.
 // Extra arguments go to jest and leave the resilience suite out: `npm test -- services/auth`.
 // Exit code 0 only if every step passed.
@@ -22,6 +22,11 @@ function steps(jestArgs) {
   }
   if (['eslint.config.mjs', 'eslint.config.js', 'eslint.config.cjs'].some((f) => existsSync(join(repoRoot, f)))) {
     list.push({ name: 'lint (eslint .)', cmd: localBin('eslint'), args: ['.'] });
+  }
+  // The Jenkinsfile's Groovy (CodeNarc through npm-groovy-lint: needs a Java runtime; .ci/run
+  // installs one). --noserver: no CodeNarc server is left running after the step.
+  if (existsSync(join(repoRoot, 'Jenkinsfile'))) {
+    list.push({ name: 'lint Jenkinsfile (npm-groovy-lint)', cmd: localBin('npm-groovy-lint'), args: ['--noserver', '--failon', 'warning', '--output', 'txt', 'Jenkinsfile'] });
   }
   list.push({ name: `jest${jestArgs.length ? ` ${jestArgs.join(' ')}` : ''}`, cmd: localBin('jest'), args: jestArgs });
   const terraformCheck = join(repoRoot, 'scripts/bin/terraform-check.mjs');

@@ -25,6 +25,7 @@ interface ComposeService {
   cap_drop?: string[];
   security_opt?: string[];
   ports?: string[];
+  tmpfs?: string[];
 }
 
 const services = compose.services;
@@ -94,5 +95,14 @@ describe('docker-compose.yml', () => {
     const published = Object.entries(services).filter(([, s]) => s.ports?.length);
     expect(published.map(([name]) => name)).toEqual(['gateway']);
     expect(services.gateway?.ports).toEqual(['${GATEWAY_BIND:-127.0.0.1}:${GATEWAY_PORT:-8080}:8080']);
+  });
+
+  it('gives the emulator a /tmp that holds the largest upload several times over (moto spools objects above 5 MiB there)', () => {
+    const tmp = services.emulator?.tmpfs?.find((t) => t.startsWith('/tmp:')) ?? '';
+    const size = /size=(?:\$\{[A-Z_]+:-)?(\d+)([kmg])/.exec(tmp);
+    const bytes = size ? Number(size[1]) * { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[size[2] as 'k' | 'm' | 'g'] : 0;
+    const maxUpload = Number(/\$\{MAX_UPLOAD_BYTES:-(\d+)\}/.exec(services.upload?.environment?.MAX_UPLOAD_BYTES ?? '')?.[1]);
+    expect(maxUpload).toBeGreaterThan(0);
+    expect(bytes).toBeGreaterThanOrEqual(4 * maxUpload);
   });
 });

@@ -240,7 +240,7 @@ function zipEntries(zip: string): string[] {
 }
 
 /** An ACM certificate in the emulator, for the HTTPS listener (on AWS the operator's). */
-async function emulatorCertificate(endpoint: string): Promise<string> {
+export async function emulatorCertificate(endpoint: string): Promise<string> {
   const acm = new ACMClient({ endpoint, region: REGION, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
   try {
     const out = await acm.send(new RequestCertificateCommand({ DomainName: 'files.example.test', ValidationMethod: 'DNS' }));
@@ -481,7 +481,7 @@ async function main(): Promise<void> {
   }
   try {
     const version = await run('terraform', ['version', '-json'], { cwd: REPO_ROOT, env: process.env, timeoutMs: 30_000 });
-    if (!check('terraform binary', version.code === 0 ? [] : [version.stderr.trim() || 'terraform is not on PATH (install terraform >= 1.6)'])) return;
+    if (!check('terraform binary', version.code === 0 ? [] : [version.stderr.trim() || 'terraform is not on PATH (install terraform >= 1.10)'])) return;
     info(`terraform ${(JSON.parse(version.stdout) as { terraform_version: string }).terraform_version}`);
 
     const workDir = join(workRoot, 'terraform');
