@@ -1,7 +1,7 @@
 import { loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
-import { provision, ResourceNames } from '../../../scripts/src/provision';
+import { provision, ResourceNames } from '@scs/scripts/provision';
 import { asEnv, type BackupWorld, backupWorld, headOrNothing, testAws } from './helpers';
 
 let world: BackupWorld;
