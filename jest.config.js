@@ -21,7 +21,8 @@ const project = (dir) => ({
   moduleNameMapper: {
     '^@scs/common$': path.join(__dirname, 'packages/common/src/index.ts'),
     '^@scs/common/(.*)$': path.join(__dirname, 'packages/common/src/$1.ts'),
-    '^@scs/(upload|backup-sync)/(.+)$': path.join(__dirname, 'services/$1/src/$2.ts'),
+    '^@scs/(upload|backup-sync|auth)$': path.join(__dirname, 'services/$1/src/app.ts'),
+    '^@scs/(upload|backup-sync|auth)/(.+)$': path.join(__dirname, 'services/$1/src/$2.ts'),
     '^@scs/scripts/(.+)$': path.join(__dirname, 'scripts/src/$1.ts'),
   },
 });

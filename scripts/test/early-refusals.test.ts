@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Readable } from 'node:stream';
-import { multipart, type Part } from '../../services/upload/test/helpers';
+import { multipart, type Part } from '../src/testing/files';
 import { type Answer, send, type SendOptions } from './support/http-client';
 import { type Account, type InProcessStack, signUp, startInProcessStack } from './support/in-process-stack';
 

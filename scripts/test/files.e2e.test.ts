@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { pngBytes as png, zipBytes as zip } from '../../services/upload/test/helpers';
+import { pngBytes as png, zipBytes as zip } from '../src/testing/files';
 import { freePort } from '../src/emulator';
 import { groupAlive, type RunningStack, startStack, stopStack } from '../src/testing/stack';
 

@@ -5,7 +5,7 @@ import { fileKey, ObjectStore } from '@scs/upload/services/object-store';
 import { uuidv7 } from '@scs/upload/services/ids';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { s3Leftovers } from '../../services/upload/test/helpers';
+import { s3Leftovers } from '../src/testing/files';
 import { FaultProxy } from '../src/testing/fault-proxy';
 
 const MiB = 1024 * 1024;

@@ -1,5 +1,5 @@
 import { Agent } from 'node:http';
-import { PasswordHasher } from '../../services/auth/src/services/passwords';
+import { PasswordHasher } from '@scs/auth/services/passwords';
 import { type Answer, send } from './support/http-client';
 import { type InProcessStack, PASSWORD, startInProcessStack } from './support/in-process-stack';
 

@@ -3,8 +3,8 @@ import { createAwsClients, loadConfig } from '@scs/common';
 import { FileRepository } from '@scs/common/files';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { multipart } from '../../services/upload/test/helpers';
-import { UploadConfig } from '../../services/upload/src/config';
+import { multipart } from '../src/testing/files';
+import { UploadConfig } from '@scs/upload/config';
 import { parseAnswer, type RawAnswer, send } from './support/http-client';
 import { type Account, type InProcessStack, signUp, startInProcessStack } from './support/in-process-stack';
 

@@ -3,12 +3,12 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import { buildApp as buildAuth } from '../../../services/auth/src/app';
-import { AuthConfig } from '../../../services/auth/src/config';
-import { buildApp as buildBackup } from '../../../services/backup-sync/src/app';
-import { BackupConfig } from '../../../services/backup-sync/src/config';
-import { buildApp as buildUpload } from '../../../services/upload/src/app';
-import { UploadConfig } from '../../../services/upload/src/config';
+import { buildApp as buildAuth } from '@scs/auth';
+import { AuthConfig } from '@scs/auth/config';
+import { buildApp as buildBackup } from '@scs/backup-sync';
+import { BackupConfig } from '@scs/backup-sync/config';
+import { buildApp as buildUpload } from '@scs/upload';
+import { UploadConfig } from '@scs/upload/config';
 import { buildGateway, GatewayConfig } from '../../src/gateway/app';
 
 /**
