@@ -20,6 +20,8 @@ export {
   authenticatePlugin,
   bearerToken,
   cachedRoleLookup,
+  VERIFIED_TOKEN_CACHE_MS,
+  VERIFIED_TOKENS_CACHED,
   type AccessTokenClaims,
   type AuthenticateOptions,
   type AuthUser,

@@ -4,6 +4,7 @@ import { type Algorithm, createDecoder, createVerifier, TokenError, type Verifie
 export type { FastifyJWT } from '@fastify/jwt';
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
+import { LRUCache } from 'lru-cache';
 import { Forbidden, Unauthorized } from '../errors';
 import { JWT_ALGORITHM, type PublicKeyStore } from '../keys';
 
@@ -109,18 +110,29 @@ const ROLES: ReadonlySet<string> = new Set(['user', 'admin']);
 
 /**
  * Verified tokens remembered, so a token seen before is not checked from scratch (an ES256
- * signature check is most of a request's CPU). fast-jwt's cache: bounded (least recently used
- * out), keyed by its own hash of the whole token (JW-07: never a custom key builder, so no two
- * tokens can share an entry), and an entry lasts until the token expires, at most as long as an
- * access token lives. One cache per verification key: the key is looked up (and its retirement
- * checked) on every request before the cache is consulted.
+ * signature check is most of a request's CPU, and decoding plus hashing a token again is most of
+ * what is left). Bounded (least recently used out), keyed by the whole token string (JW-07: two
+ * tokens share an entry only if they are the same string), and an entry lasts until the token
+ * expires (clock tolerance included, as the verifier counts it), at most VERIFIED_TOKEN_CACHE_MS.
+ * An entry remembers the key that verified it: it is answered only while the key store still
+ * holds that key under the same `kid` (a retired or replaced key sends the token through the
+ * full check again).
  */
-export const VERIFIED_TOKENS_CACHED = 1_000;
-const VERIFIED_TOKEN_CACHE_MS = 15 * 60_000;
+export const VERIFIED_TOKENS_CACHED = 10_000; // about 1 KB an entry: at most ~10 MB
+/** Longest an entry lives, in milliseconds (an access token's lifetime). */
+export const VERIFIED_TOKEN_CACHE_MS = 15 * 60_000;
 /** Verifiers kept (one per trusted key; keys rotate rarely, so this is never reached in practice). */
 const MAX_VERIFIERS = 16;
 
-/** fast-jwt verifier options for access tokens signed with `key` (a public key, SPKI PEM): JW-01, JW-03, JW-04, JW-07. */
+/** A verified token as the cache holds it. `until`: epoch milliseconds after which it is checked again. */
+interface VerifiedToken {
+  claims: AccessTokenClaims;
+  kid: string | undefined;
+  pem: string;
+  until: number;
+}
+
+/** fast-jwt verifier options for access tokens signed with `key` (a public key, SPKI PEM): JW-01, JW-03, JW-04. */
 export function accessTokenVerifierOptions(
   key: string,
   opts: Pick<AuthenticateOptions, 'issuer' | 'audience' | 'clockToleranceSeconds'>,
@@ -132,8 +144,8 @@ export function accessTokenVerifierOptions(
     allowedAud: opts.audience,
     clockTolerance: (opts.clockToleranceSeconds ?? 30) * 1000,
     requiredClaims: ['sub', 'exp', 'iat', 'iss', 'aud'],
-    cache: VERIFIED_TOKENS_CACHED,
-    cacheTTL: VERIFIED_TOKEN_CACHE_MS,
+    // The plugin keeps its own cache of verified tokens in front of the verifier (see VERIFIED_TOKENS_CACHED).
+    cache: false,
   };
 }
 
@@ -172,6 +184,16 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
     // whose cache answers a token seen before. Calling fast-jwt directly (as @fastify/jwt does
     // inside, minus its per-request option merging and callback chain) keeps a cached answer cheap.
     const decodeHeader = createDecoder({ complete: true });
+    const clockToleranceMs = (opts.clockToleranceSeconds ?? 30) * 1000;
+    const verified = new LRUCache<string, VerifiedToken>({ max: VERIFIED_TOKENS_CACHED });
+    /** The claims of a token verified before by a key the store still holds, or undefined. */
+    const remembered = (token: string): AccessTokenClaims | undefined => {
+      const entry = verified.get(token);
+      if (entry === undefined) return undefined;
+      if (Date.now() < entry.until && opts.keys.loadedPem(entry.kid) === entry.pem) return entry.claims;
+      verified.delete(token);
+      return undefined;
+    };
     const verifiers = new Map<string, (token: string) => AccessTokenClaims>();
     const verifierFor = (pem: string) => {
       let verifier = verifiers.get(pem);
@@ -186,15 +208,14 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
     if (opts.accountCheck && !currentRole) throw new Error('The account check needs a currentRole lookup');
     const accountRole = opts.accountCheck && currentRole ? cachedRoleLookup(currentRole, opts.accountCheck.cacheMs, opts.accountCheck.now) : undefined;
 
-    const verify: onRequestHookHandler = async function (request: FastifyRequest, _reply: FastifyReply) {
-      const token = bearerToken(request.headers.authorization);
-      if (token === undefined) {
-        throw new Unauthorized('Sign in first: this request needs a valid access token');
-      }
+    /** The full check (key by `kid`, signature, claims); a token that passes is remembered. */
+    const verifyAndRemember = async (token: string, request: FastifyRequest): Promise<AccessTokenClaims> => {
       let claims: AccessTokenClaims;
+      let kid: string | undefined;
+      let pem: string | undefined;
       try {
-        const { header } = decodeHeader(token) as { header: { kid?: string } };
-        const pem = opts.keys.loadedPem(header.kid) ?? (await opts.keys.resolvePem(header.kid));
+        ({ kid } = (decodeHeader(token) as { header: { kid?: string } }).header);
+        pem = opts.keys.loadedPem(kid) ?? (await opts.keys.resolvePem(kid));
         if (!pem) throw new Unauthorized('Access token signed by an unknown key');
         claims = verifierFor(pem)(token);
       } catch (err) {
@@ -208,6 +229,18 @@ export const authenticatePlugin = fp<AuthenticateOptions>(
       if (claims.token_use !== 'access' || typeof claims.username !== 'string' || !ROLES.has(claims.role)) {
         throw new Unauthorized('The access token is not valid: sign in again');
       }
+      const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 + clockToleranceMs : 0;
+      verified.set(token, { claims, kid, pem, until: Math.min(expiresAt, Date.now() + VERIFIED_TOKEN_CACHE_MS) });
+      return claims;
+    };
+
+    const verify: onRequestHookHandler = async function (request: FastifyRequest, _reply: FastifyReply) {
+      const token = bearerToken(request.headers.authorization);
+      if (token === undefined) {
+        throw new Unauthorized('Sign in first: this request needs a valid access token');
+      }
+      let claims = remembered(token);
+      if (claims === undefined) claims = await verifyAndRemember(token, request);
       request.user = { sub: claims.sub, username: claims.username, role: claims.role };
       const roles = request.routeOptions.config.roles;
       if (!roles) {
