@@ -35,7 +35,7 @@ export const UploadConfig = Type.Object({
    * upload that finds none free stops reading its request until one is. UPLOAD_QUEUE_SIZE + 1 of
    * them are allocated at start, the rest as uploads at once need them.
    */
-  UPLOAD_PART_BUFFERS: Type.Integer({ default: 12, minimum: 1, maximum: 1024 }),
+  UPLOAD_PART_BUFFERS: Type.Integer({ default: 8, minimum: 1, maximum: 1024 }),
   UPLOADS_PER_MINUTE: Type.Integer({ default: 120, minimum: 1 }),
   /**
    * How long a streamed upload's quota reservation lasts without renewal (renewed every third of
