@@ -776,7 +776,7 @@ function renderUploadTable(figures: PathFigures[], labelOf: Record<ScenarioKey, 
 }
 
 /** The table as a chart: MB/s per size, CPU s/GiB, and peak RSS, one bar per path. */
-function uploadChart(figures: PathFigures[], labelOf: Record<ScenarioKey, string>, startedAt: Date): string {
+export function uploadChart(figures: PathFigures[], labelOf: Record<ScenarioKey, string>, startedAt: Date): string {
   const shown = figures.filter((f) => !f.skipped);
   const floor = shown.find((f) => f.path === 'floor')?.cpuSecondsPerGiBOf.large;
   const panels: Panel[] = [
