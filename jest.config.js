@@ -23,6 +23,7 @@ const project = (dir) => ({
     '^@scs/common/(.*)$': path.join(__dirname, 'packages/common/src/$1.ts'),
     '^@scs/(upload|backup-sync|auth)$': path.join(__dirname, 'services/$1/src/app.ts'),
     '^@scs/(upload|backup-sync|auth)/(.+)$': path.join(__dirname, 'services/$1/src/$2.ts'),
+    '^@scs/local-stack/(.+)$': path.join(__dirname, 'packages/local-stack/src/$1.ts'),
     '^@scs/scripts/(.+)$': path.join(__dirname, 'scripts/src/$1.ts'),
   },
 });
@@ -37,6 +38,7 @@ module.exports = {
   globalTeardown: '<rootDir>/scripts/src/testing/global-teardown.ts',
   projects: [
     project('packages/common'),
+    project('packages/local-stack'),
     project('services/auth'),
     project('services/upload'),
     project('services/backup-sync'),

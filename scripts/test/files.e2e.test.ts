@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { pngBytes as png, zipBytes as zip } from '../src/testing/files';
-import { freePort } from '../src/emulator';
+import { freePort } from '@scs/local-stack/emulator';
 import { groupAlive, type RunningStack, startStack, stopStack } from '../src/testing/stack';
 
 /**

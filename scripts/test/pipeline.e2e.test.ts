@@ -1,5 +1,5 @@
 import { HeadObjectCommand, type HeadObjectCommandOutput, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
-import { freePort } from '../src/emulator';
+import { freePort } from '@scs/local-stack/emulator';
 import { groupAlive, type RunningStack, startStack, stopStack } from '../src/testing/stack';
 
 /**

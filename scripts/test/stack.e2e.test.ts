@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { isPortFree } from '../src/stack/ports';
+import { isPortFree } from '@scs/local-stack/stack/ports';
 import { freeStackPorts, groupAlive, READY_LINE, refreshCookie, type RunningStack, type StackPorts, startStack, stopStack } from '../src/testing/stack';
 
 /**

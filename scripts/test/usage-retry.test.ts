@@ -1,7 +1,7 @@
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
 import { FileRepository, type Reservation } from '@scs/common/files';
 import { randomUUID } from 'node:crypto';
-import { ResourceNames } from '../src/provision';
+import { ResourceNames } from '@scs/local-stack/provision';
 import { FaultProxy } from '../src/testing/fault-proxy';
 
 /**

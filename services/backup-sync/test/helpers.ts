@@ -4,7 +4,7 @@ import { FileRepository } from '@scs/common/files';
 import type { FastifyInstance } from 'fastify';
 import { buildTestApp as buildAuth, type TestApp as AuthApp, signedIn, uniqueName } from '../../auth/test/helpers';
 import { asEnv, isolatedResources, testAwsClients } from '@scs/scripts/testing/isolated';
-import type { ResourceNames } from '@scs/scripts/provision';
+import type { ResourceNames } from '@scs/local-stack/provision';
 import { buildApp as buildUpload } from '../../upload/src/app';
 import { UploadConfig } from '../../upload/src/config';
 import { upload as uploadParts } from '../../upload/test/helpers';
