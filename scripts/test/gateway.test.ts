@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { freePort } from '@scs/local-stack/emulator';
 import { buildGateway, GatewayConfig, isPrivatePath, upstreamFor } from '@scs/local-stack/gateway/app';
-import { rawExchange, send } from './support/http-client';
+import { rawExchange, send } from '@scs/testing/http-client';
 
 interface Echo {
   service: string;

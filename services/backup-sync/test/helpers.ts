@@ -3,7 +3,7 @@ import { type AwsClients, loadConfig } from '@scs/common';
 import { FileRepository } from '@scs/common/files';
 import type { FastifyInstance } from 'fastify';
 import { buildTestApp as buildAuth, type TestApp as AuthApp, signedIn, uniqueName } from '../../auth/test/helpers';
-import { asEnv, isolatedResources, testAwsClients } from '@scs/scripts/testing/isolated';
+import { asEnv, isolatedResources, testAwsClients } from '@scs/testing/isolated';
 import type { ResourceNames } from '@scs/local-stack/provision';
 import { buildApp as buildUpload } from '../../upload/src/app';
 import { UploadConfig } from '../../upload/src/config';

@@ -12,7 +12,7 @@ import { ServerSideCopier, type ServerSideCopierOptions } from '@scs/common/s3-c
 import { type FileRecord, FileRepository } from '@scs/common/files';
 import { createHash, randomUUID } from 'node:crypto';
 import pino from 'pino';
-import { isolatedResources, testAwsClients } from '@scs/scripts/testing/isolated';
+import { isolatedResources, testAwsClients } from '@scs/testing/isolated';
 import type { ResourceNames } from '@scs/local-stack/provision';
 import { SensitiveMover } from '../src/mover';
 
