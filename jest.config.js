@@ -23,7 +23,8 @@ const project = (dir) => ({
     '^@scs/common/(.*)$': path.join(__dirname, 'packages/common/src/$1.ts'),
     '^@scs/(upload|backup-sync|auth)$': path.join(__dirname, 'services/$1/src/app.ts'),
     '^@scs/(upload|backup-sync|auth)/(.+)$': path.join(__dirname, 'services/$1/src/$2.ts'),
-    '^@scs/scripts/(.+)$': path.join(__dirname, 'scripts/src/$1.ts'),
+    '^@scs/local-stack/(.+)$': path.join(__dirname, 'packages/local-stack/src/$1.ts'),
+    '^@scs/testing/(.+)$': path.join(__dirname, 'packages/testing/src/$1.ts'),
   },
 });
 
@@ -33,10 +34,12 @@ module.exports = {
   testTimeout: 60000,
   // JUnit XML for the pipeline (scripts/pipeline/test.sh sets JEST_JUNIT_OUTPUT_DIR).
   reporters: process.env.JEST_JUNIT_OUTPUT_DIR ? ['default', 'jest-junit'] : ['default'],
-  globalSetup: '<rootDir>/scripts/src/testing/global-setup.ts',
-  globalTeardown: '<rootDir>/scripts/src/testing/global-teardown.ts',
+  globalSetup: '<rootDir>/packages/testing/src/global-setup.ts',
+  globalTeardown: '<rootDir>/packages/testing/src/global-teardown.ts',
   projects: [
     project('packages/common'),
+    project('packages/local-stack'),
+    project('packages/testing'),
     project('services/auth'),
     project('services/upload'),
     project('services/backup-sync'),

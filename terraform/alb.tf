@@ -2,7 +2,7 @@
 # HTTP -> HTTPS redirect, TLS 1.2+ on the HTTPS listener, invalid header fields
 # dropped, desync mitigation, access logs, deletion protection and a WAF web ACL.
 #
-# Its path rules are the local gateway's (PATH_RULES in scripts/src/gateway/app.ts,
+# Its path rules are the local gateway's (PATH_RULES in packages/local-stack/src/gateway/app.ts,
 # the product contract's gateway rules): the Terraform check compares the applied
 # listener rules with that table. /metrics (the gateway's PRIVATE_PATHS) is answered
 # 404 by the load balancer itself: each service serves it on its own port for the

@@ -12,7 +12,7 @@ locals {
   access_log_prefixes   = { for key, name in local.data_bucket_names : key => "s3/${name}/" }
   alb_access_log_prefix = "alb"
 
-  # The same rule as the local emulator's primary bucket (scripts/src/provision.ts): POST of a
+  # The same rule as the local emulator's primary bucket (packages/local-stack/src/provision.ts): POST of a
   # direct upload's form, PUT of a resumable upload's part (presigned, with the part's signed
   # x-amz-checksum-sha256; a File body brings its Content-Type), GET; the ETag readable.
   primary_cors_rule = {

@@ -4,7 +4,7 @@ import { BackupConfig } from '@scs/backup-sync/config';
 import { Backups } from '@scs/backup-sync/services/backups';
 import { Reconciler } from '@scs/backup-sync/services/reconciler';
 import { type AwsClients, createAwsClients, loadConfig, ServerSideCopier } from '@scs/common';
-import { provision, ResourceNames } from '@scs/scripts/provision';
+import { provision, ResourceNames } from '@scs/local-stack/provision';
 import { FileRepository } from '@scs/common/files';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';

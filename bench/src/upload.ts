@@ -1,10 +1,10 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createAwsClients, loadConfig } from '@scs/common';
-import { ResourceNames } from '@scs/scripts/provision';
+import { ResourceNames } from '@scs/local-stack/provision';
 import { buildApp as buildUploadApp } from '@scs/upload';
 import { UploadConfig } from '@scs/upload/config';
-import { UPLOAD_NODE_ARGS } from '@scs/scripts/stack/run';
+import { UPLOAD_NODE_ARGS } from '@scs/local-stack/stack/run';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';

@@ -220,8 +220,8 @@ AWS_ENV=(-e AWS_REGION=us-east-1 -e AWS_ACCESS_KEY_ID=test -e AWS_SECRET_ACCESS_
 if [ -n "$EMU_URL" ]; then
   name=scs-check-provision-$$
   if podman run --name "$name" --no-healthcheck --network host --read-only --cap-drop ALL --security-opt no-new-privileges --init \
-       "${AWS_ENV[@]}" "${PREFIX}gateway:$TAG" node scripts/dist/cli/provision.js >"$WORK/provision.log" 2>&1; then
-    pass "provision (gateway image, node scripts/dist/cli/provision.js) against the emulator"
+       "${AWS_ENV[@]}" "${PREFIX}gateway:$TAG" node packages/local-stack/dist/cli/provision.js >"$WORK/provision.log" 2>&1; then
+    pass "provision (gateway image, node packages/local-stack/dist/cli/provision.js) against the emulator"
   else
     fail "provision against the emulator:"; tail -n 10 "$WORK/provision.log" | sed 's/^/    /'
   fi

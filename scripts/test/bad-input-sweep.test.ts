@@ -1,7 +1,7 @@
 import type { FastifyServerOptions } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { type RawAnswer, rawExchange, type RawExchange } from './support/http-client';
-import { type Account, type InProcessStack, signUp, startInProcessStack } from './support/in-process-stack';
+import { type RawAnswer, rawExchange, type RawExchange } from '@scs/testing/http-client';
+import { type Account, type InProcessStack, signUp, startInProcessStack } from '@scs/testing/in-process-stack';
 
 /**
  * FX-01 and friends: a bad-input sweep over every route of every service, generated from the

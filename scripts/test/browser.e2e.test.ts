@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { freeStackPorts, type RunningStack, startStack, stopStack } from '../src/testing/stack';
+import { freeStackPorts, type RunningStack, startStack, stopStack } from '@scs/testing/stack';
 
 /**
  * END TO END in a real browser: headless Chromium (Debian's, driven by playwright-core) against

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Readable } from 'node:stream';
-import { multipart, type Part } from '../src/testing/files';
-import { type Answer, send, type SendOptions } from './support/http-client';
-import { type Account, type InProcessStack, signUp, startInProcessStack } from './support/in-process-stack';
+import { multipart, type Part } from '@scs/testing/files';
+import { type Answer, send, type SendOptions } from '@scs/testing/http-client';
+import { type Account, type InProcessStack, signUp, startInProcessStack } from '@scs/testing/in-process-stack';
 
 /**
  * Early refusals through the real gateway, over real sockets: a request answered before its body

@@ -1,7 +1,7 @@
 import { CreateRoleCommand, IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { resolve } from 'node:path';
-import { freePort, type RunningEmulator, startEmulator } from '../src/emulator';
+import { freePort, type RunningEmulator, startEmulator } from '@scs/local-stack/emulator';
 import { identitiesOfRoles, projectForEmulator, setIamEnforcement } from '../src/terraform/emulator-iam';
 
 const REPO_ROOT = resolve(__dirname, '../..');

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { pngBytes as png, zipBytes as zip } from '../src/testing/files';
-import { freePort } from '../src/emulator';
-import { groupAlive, type RunningStack, startStack, stopStack } from '../src/testing/stack';
+import { pngBytes as png, zipBytes as zip } from '@scs/testing/files';
+import { freePort } from '@scs/local-stack/emulator';
+import { groupAlive, type RunningStack, startStack, stopStack } from '@scs/testing/stack';
 
 /**
  * END TO END: files as people have them and direct uploads, through the real gateway of

@@ -5,9 +5,9 @@ import { EventEmitter, once } from 'node:events';
 import { Agent, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { freePort } from '../src/emulator';
-import { buildGateway, GatewayConfig, isPrivatePath, upstreamFor } from '../src/gateway/app';
-import { rawExchange, send } from './support/http-client';
+import { freePort } from '@scs/local-stack/emulator';
+import { buildGateway, GatewayConfig, isPrivatePath, upstreamFor } from '@scs/local-stack/gateway/app';
+import { rawExchange, send } from '@scs/testing/http-client';
 
 interface Echo {
   service: string;

@@ -5,8 +5,8 @@ import { fileKey, ObjectStore } from '@scs/upload/services/object-store';
 import { uuidv7 } from '@scs/upload/services/ids';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { s3Leftovers } from '../src/testing/files';
-import { FaultProxy } from '../src/testing/fault-proxy';
+import { s3Leftovers } from '@scs/testing/files';
+import { FaultProxy } from '@scs/testing/fault-proxy';
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');

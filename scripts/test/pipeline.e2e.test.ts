@@ -1,6 +1,6 @@
 import { HeadObjectCommand, type HeadObjectCommandOutput, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
-import { freePort } from '../src/emulator';
-import { groupAlive, type RunningStack, startStack, stopStack } from '../src/testing/stack';
+import { freePort } from '@scs/local-stack/emulator';
+import { groupAlive, type RunningStack, startStack, stopStack } from '@scs/testing/stack';
 
 /**
  * END TO END: the event pipeline through the real `npm start` (on free ports): a file uploaded

@@ -1,6 +1,6 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createAwsClients } from '@scs/common';
-import { freeStackPorts, groupAlive, refreshCookie, type RunningStack, type StackPorts, startStack, stopStack } from '../src/testing/stack';
+import { freeStackPorts, groupAlive, refreshCookie, type RunningStack, type StackPorts, startStack, stopStack } from '@scs/testing/stack';
 
 /**
  * END TO END: sessions and accounts under parallel requests, through the real gateway over real

@@ -1,7 +1,7 @@
 import { Agent } from 'node:http';
 import { PasswordHasher } from '@scs/auth/services/passwords';
-import { type Answer, send } from './support/http-client';
-import { type InProcessStack, PASSWORD, startInProcessStack } from './support/in-process-stack';
+import { type Answer, send } from '@scs/testing/http-client';
+import { type InProcessStack, PASSWORD, startInProcessStack } from '@scs/testing/in-process-stack';
 
 /**
  * Abuse of sign-in through the real gateway, over real sockets, each client from an address of its

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { isPortFree } from '../src/stack/ports';
-import { freeStackPorts, groupAlive, READY_LINE, refreshCookie, type RunningStack, type StackPorts, startStack, stopStack } from '../src/testing/stack';
+import { isPortFree } from '@scs/local-stack/stack/ports';
+import { freeStackPorts, groupAlive, READY_LINE, refreshCookie, type RunningStack, type StackPorts, startStack, stopStack } from '@scs/testing/stack';
 
 /**
  * END TO END: the real `npm start` (install check, build, emulator, provisioning, auth, upload,

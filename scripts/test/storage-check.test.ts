@@ -2,7 +2,7 @@ import { CreateMultipartUploadCommand, PutObjectCommand } from '@aws-sdk/client-
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { ResourceNames } from '../src/provision';
+import { ResourceNames } from '@scs/local-stack/provision';
 import type { LedgerEntry } from '../src/resilience/ledger';
 import { type PipelineFeatures, StorageCheck } from '../src/resilience/storage-check';
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { DEFAULT_UPSTREAM, PATH_RULES, PRIVATE_PATHS } from '../src/gateway/app';
+import { DEFAULT_UPSTREAM, PATH_RULES, PRIVATE_PATHS } from '@scs/local-stack/gateway/app';
 import { checkConventions, checkConventionsOf } from '../src/terraform/conventions';
 import { analyseReplan, type ResourceChange } from '../src/terraform/drift';
 import { appliedListenerRules, compareWithGateway } from '../src/terraform/listener-rules';

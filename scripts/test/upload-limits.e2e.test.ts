@@ -3,10 +3,10 @@ import { createAwsClients, loadConfig } from '@scs/common';
 import { FileRepository } from '@scs/common/files';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { multipart } from '../src/testing/files';
+import { multipart } from '@scs/testing/files';
 import { UploadConfig } from '@scs/upload/config';
-import { parseAnswer, type RawAnswer, send } from './support/http-client';
-import { type Account, type InProcessStack, signUp, startInProcessStack } from './support/in-process-stack';
+import { parseAnswer, type RawAnswer, send } from '@scs/testing/http-client';
+import { type Account, type InProcessStack, signUp, startInProcessStack } from '@scs/testing/in-process-stack';
 
 /**
  * Abuse by a signed-in user, through the real gateway over real sockets: a body that trickles in

@@ -1,8 +1,8 @@
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
 import { FileRepository, type Reservation } from '@scs/common/files';
 import { randomUUID } from 'node:crypto';
-import { ResourceNames } from '../src/provision';
-import { FaultProxy } from '../src/testing/fault-proxy';
+import { ResourceNames } from '@scs/local-stack/provision';
+import { FaultProxy } from '@scs/testing/fault-proxy';
 
 /**
  * R1: a quota reservation given back while DynamoDB is unreachable must not stay reserved for

@@ -1,6 +1,6 @@
 import { createAwsClients, loadConfig } from '@scs/common';
-import { freePort, startEmulator } from '@scs/scripts/emulator';
-import { provision, ResourceNames } from '@scs/scripts/provision';
+import { freePort, startEmulator } from '@scs/local-stack/emulator';
+import { provision, ResourceNames } from '@scs/local-stack/provision';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ProcessRegistry } from './processes';

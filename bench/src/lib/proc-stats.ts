@@ -1,2 +1,2 @@
 /** CPU and memory readings from /proc: shared with the resilience suite, which lives in scripts. */
-export * from '@scs/scripts/testing/proc-stats';
+export * from '@scs/testing/proc-stats';

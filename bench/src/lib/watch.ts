@@ -1,4 +1,4 @@
-import { scrapeMetrics } from '@scs/scripts/testing/metrics';
+import { scrapeMetrics } from '@scs/testing/metrics';
 import { type ProcessUsage, ProcessSampler } from './proc-stats';
 
 /** Event-loop delay of a service over a window, from its own Prometheus metrics (prom-client defaults). */

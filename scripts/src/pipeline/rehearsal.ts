@@ -4,7 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { freePort, type RunningEmulator, startEmulator } from '../emulator';
+import { freePort, type RunningEmulator, startEmulator } from '@scs/local-stack/emulator';
 import { emulatorCertificate, findProviderMirror } from '../terraform/check';
 import { withoutBucketPolicies } from '../terraform/smoke';
 

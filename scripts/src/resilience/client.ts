@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Agent } from 'node:http';
-import { GeneratedFile, multipartFile, PNG_SIGNATURE, postStream, type StreamedResponse } from '../testing/payload';
+import { GeneratedFile, multipartFile, PNG_SIGNATURE, postStream, type StreamedResponse } from '@scs/testing/payload';
 import type { Ledger, LedgerEntry } from './ledger';
 
 /** A user of the suite, signed in. */

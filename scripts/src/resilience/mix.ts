@@ -1,4 +1,4 @@
-import { PNG_SIGNATURE } from '../testing/payload';
+import { PNG_SIGNATURE } from '@scs/testing/payload';
 import { png, txt, type UploadSpec } from './client';
 import { seededRandom } from './scenario';
 import type { ResilienceSettings } from './settings';

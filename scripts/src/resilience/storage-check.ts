@@ -12,7 +12,7 @@ import { PENDING_KEY_PREFIX } from '@scs/common/files';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import { STAGING_PREFIX } from '@scs/upload/services/object-store';
 import { createHash } from 'node:crypto';
-import type { ResourceNames } from '../provision';
+import type { ResourceNames } from '@scs/local-stack/provision';
 import type { LedgerEntry } from './ledger';
 import { mapLimit } from './scenario';
 

@@ -13,7 +13,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { homedir, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { freePort, motoPython, type RunningEmulator, startEmulator } from '../emulator';
+import { freePort, motoPython, type RunningEmulator, startEmulator } from '@scs/local-stack/emulator';
 import { checkConventions } from './conventions';
 import { type AppliedIam, evaluateInventories, readInventories } from './iam-evaluation';
 import { analyseReplan, type ResourceChange } from './drift';

@@ -1,4 +1,4 @@
-import { DEFAULT_UPSTREAM, PATH_RULES, PRIVATE_PATHS } from '../gateway/app';
+import { DEFAULT_UPSTREAM, PATH_RULES, PRIVATE_PATHS } from '@scs/local-stack/gateway/app';
 
 /**
  * The ALB's HTTPS listener and the local gateway must route alike (the product contract's

@@ -8,10 +8,10 @@ import {
 } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { keysRotate } from '../cli/keys-rotate';
-import { freePort } from '../emulator';
-import { ManagedChild } from '../stack/child';
-import { waitForHealthy } from '../stack/health';
+import { keysRotate } from '@scs/local-stack/cli/keys-rotate';
+import { freePort } from '@scs/local-stack/emulator';
+import { ManagedChild } from '@scs/local-stack/stack/child';
+import { waitForHealthy } from '@scs/local-stack/stack/health';
 import { type EmulatorIdentities, identitiesOfRoles, setIamEnforcement } from './emulator-iam';
 
 const REPO_ROOT = resolve(__dirname, '../../..');
@@ -143,7 +143,7 @@ async function smokeTest(opts: SmokeOptions): Promise<void> {
       return own ? { AWS_ACCESS_KEY_ID: own.accessKeyId, AWS_SECRET_ACCESS_KEY: own.secretAccessKey } : {};
     };
     const starting = SERVICES.map((svc) => ({ svc, child: spawnNode(svc.name, svc.script, { PORT: String(ports[svc.name]), ...ownCredentials(svc.name) }) }));
-    const gateway = spawnNode('gateway', 'scripts/dist/gateway/server.js', {
+    const gateway = spawnNode('gateway', 'packages/local-stack/dist/gateway/server.js', {
       GATEWAY_PORT: String(gatewayPort),
       AUTH_URL: url(ports.auth!),
       UPLOAD_URL: url(ports.upload!),

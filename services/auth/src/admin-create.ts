@@ -33,7 +33,7 @@ export interface Output {
 
 /**
  * `--local`: the local stack's emulator, as `npm run keys:rotate -- --local` targets it
- * (scripts/src/cli/keys-rotate.ts): AWS_ENDPOINT_URL if set, else http://127.0.0.1:$EMULATOR_PORT,
+ * (packages/local-stack/src/cli/keys-rotate.ts): AWS_ENDPOINT_URL if set, else http://127.0.0.1:$EMULATOR_PORT,
  * region us-east-1 and the emulator's test credentials where missing. Mutates `env` on purpose:
  * the SDK's default credentials chain reads the process environment.
  */

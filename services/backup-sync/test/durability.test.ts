@@ -2,7 +2,7 @@ import { GetQueueAttributesCommand, GetQueueUrlCommand } from '@aws-sdk/client-s
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '@scs/scripts/emulator';
+import { freePort } from '@scs/local-stack/emulator';
 import { asEnv, type BackupWorld, backupWorld, headOrNothing, until } from './helpers';
 
 const SERVER = join(__dirname, '..', 'dist', 'server.js');

@@ -1,7 +1,7 @@
 import { loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
-import { provision, ResourceNames } from '@scs/scripts/provision';
+import { provision, ResourceNames } from '@scs/local-stack/provision';
 import { asEnv, type BackupWorld, backupWorld, headOrNothing, testAws } from './helpers';
 
 let world: BackupWorld;

@@ -1,7 +1,7 @@
 import { ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
-import { asEnv } from '@scs/scripts/testing/isolated';
+import { asEnv } from '@scs/testing/isolated';
 import { buildApp } from '../../upload/src/app';
 import { UploadConfig } from '../../upload/src/config';
 import { closeAuth, newUser, upload } from '../../upload/test/helpers';

@@ -12,8 +12,8 @@ import { ServerSideCopier, type ServerSideCopierOptions } from '@scs/common/s3-c
 import { type FileRecord, FileRepository } from '@scs/common/files';
 import { createHash, randomUUID } from 'node:crypto';
 import pino from 'pino';
-import { isolatedResources, testAwsClients } from '@scs/scripts/testing/isolated';
-import type { ResourceNames } from '@scs/scripts/provision';
+import { isolatedResources, testAwsClients } from '@scs/testing/isolated';
+import type { ResourceNames } from '@scs/local-stack/provision';
 import { SensitiveMover } from '../src/mover';
 
 export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');

@@ -1,7 +1,7 @@
 import { loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
 import { EventEmitter, once } from 'node:events';
-import { asEnv } from '@scs/scripts/testing/isolated';
+import { asEnv } from '@scs/testing/isolated';
 import { buildApp } from '../../upload/src/app';
 import { UploadConfig } from '../../upload/src/config';
 import { closeAuth, newUser, postToS3, presign, stagedCount } from '../../upload/test/helpers';

@@ -5,12 +5,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { buildTestApp as buildAuth, signedIn, type TestApp as AuthApp } from '../../auth/test/helpers';
-import { multipart, type Part, pngBytes, zipBytes } from '@scs/scripts/testing/files';
+import { multipart, type Part, pngBytes, zipBytes } from '@scs/testing/files';
 import { buildApp } from '../src/app';
 import { UploadConfig } from '../src/config';
 
 export { signedIn };
-export { multipart, type Part, PNG_HEADER, pngBytes, s3Leftovers, zipBytes } from '@scs/scripts/testing/files';
+export { multipart, type Part, PNG_HEADER, pngBytes, s3Leftovers, zipBytes } from '@scs/testing/files';
 
 export interface UploadTestApp {
   app: FastifyInstance;

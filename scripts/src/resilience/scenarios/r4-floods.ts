@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { GeneratedFile, type StreamedBody, postStream } from '../../testing/payload';
-import { ProcessSampler } from '../../testing/proc-stats';
+import { GeneratedFile, type StreamedBody, postStream } from '@scs/testing/payload';
+import { ProcessSampler } from '@scs/testing/proc-stats';
 import { type Account, png, REQUEST_IDLE_TIMEOUT_MS, txt } from '../client';
 import type { Harness } from '../harness';
 import { percentile } from '../ledger';

@@ -1,4 +1,4 @@
-import type { ExitInfo } from '../../stack/child';
+import type { ExitInfo } from '@scs/local-stack/stack/child';
 import { png, txt } from '../client';
 import type { Harness } from '../harness';
 import type { LedgerEntry } from '../ledger';

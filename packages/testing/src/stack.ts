@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { freePort } from '../emulator';
+import { freePort } from '@scs/local-stack/emulator';
 
 /** Launching the real `npm start` from tests, on given ports, in its own process group. */
 const REPO_ROOT = resolve(__dirname, '../../..');

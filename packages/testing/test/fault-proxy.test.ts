@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { FaultProxy } from '../src/testing/fault-proxy';
+import { FaultProxy } from '../src/fault-proxy';
 
 /** An echo server: every byte comes back; `received` counts what it got, `resets` the connections reset under it. */
 async function echoServer(): Promise<{ server: Server; port: number; received: () => number; resets: () => number; close: () => Promise<void> }> {

@@ -9,7 +9,7 @@ import { buildApp as buildBackup } from '@scs/backup-sync';
 import { BackupConfig } from '@scs/backup-sync/config';
 import { buildApp as buildUpload } from '@scs/upload';
 import { UploadConfig } from '@scs/upload/config';
-import { buildGateway, GatewayConfig } from '../../src/gateway/app';
+import { buildGateway, GatewayConfig } from '@scs/local-stack/gateway/app';
 
 /**
  * The product's three services and the gateway in this process, each on its own loopback port,

@@ -53,7 +53,7 @@ describe('the emulator verifies body checksums as S3 does', () => {
 });
 
 /**
- * The emulator (scripts/bin/emulator.py, started by the global setup) lists object versions from
+ * The emulator (packages/local-stack/bin/emulator.py, started by the global setup) lists object versions from
  * the keys under the prefix only (moto would copy the whole bucket first): the answers must be
  * what S3 answers, pages and latest flags included.
  */

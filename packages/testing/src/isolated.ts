@@ -1,6 +1,6 @@
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
 import { randomBytes } from 'node:crypto';
-import { provision, ResourceNames } from '../provision';
+import { provision, ResourceNames } from '@scs/local-stack/provision';
 
 /**
  * Buckets, queues and the event rule of one test file, under names no other test file uses, so

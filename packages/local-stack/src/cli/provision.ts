@@ -2,7 +2,7 @@ import { createAwsClients, loadConfig, baseConfigProperties } from '@scs/common'
 import { Type } from '@sinclair/typebox';
 import { provision, ResourceNames } from '../provision';
 
-/** `node scripts/dist/cli/provision.js`: provisions the local emulator's resources (idempotent). */
+/** `node packages/local-stack/dist/cli/provision.js`: provisions the local emulator's resources (idempotent). */
 async function main(): Promise<void> {
   const { AWS_REGION, AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS, AWS_REQUEST_TIMEOUT_MS } = baseConfigProperties;
   const config = loadConfig(

@@ -1,7 +1,7 @@
 import { listenWithGrace, loadConfig, serverOptions, wantsPrettyLogs } from '@scs/common';
 import { buildGateway, GatewayConfig } from './app';
 
-/** `node scripts/dist/gateway/server.js`: the dev gateway (npm start runs it); reads the environment and listens. */
+/** `node packages/local-stack/dist/gateway/server.js`: the dev gateway (npm start runs it); reads the environment and listens. */
 async function main(): Promise<void> {
   const config = loadConfig(GatewayConfig, process.env);
   const app = await buildGateway(config, {

@@ -10,7 +10,7 @@ import { waitForHealthy } from './health';
 import { StackOutput } from './output';
 import { assertPortsFree } from './ports';
 
-const REPO_ROOT = resolve(__dirname, '../../..');
+const REPO_ROOT = resolve(__dirname, '../../../..');
 
 /** The emulator accepts any credentials; these are the conventional ones (the product contract). */
 export const LOCAL_AWS = { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' } as const;
@@ -157,7 +157,7 @@ export class Stack {
     await this.startNode(
       {
         name: 'gateway',
-        script: 'scripts/dist/gateway/server.js',
+        script: 'packages/local-stack/dist/gateway/server.js',
         port: c.GATEWAY_PORT,
         env: { GATEWAY_PORT: String(c.GATEWAY_PORT), AUTH_URL: url(c.AUTH_PORT), UPLOAD_URL: url(c.UPLOAD_PORT), BACKUP_URL: url(c.BACKUP_PORT) },
       },

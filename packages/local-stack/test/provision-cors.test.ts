@@ -9,7 +9,7 @@ const { parse } = createRequire(__filename)('@cdktf/hcl2json') as { parse(filena
 
 /** The primary bucket's CORS rule as terraform/storage.tf declares it (`local.primary_cors_rule`). */
 async function terraformRule(): Promise<Record<string, unknown>> {
-  const file = join(__dirname, '../../terraform/storage.tf');
+  const file = join(__dirname, '../../../terraform/storage.tf');
   const parsed = (await parse('storage.tf', readFileSync(file, 'utf8'))) as { locals: Record<string, unknown>[] };
   const rule = parsed.locals.map((l) => l.primary_cors_rule).find(Boolean);
   if (!rule) throw new Error('terraform/storage.tf declares no local.primary_cors_rule');

@@ -56,10 +56,10 @@ export interface RunningEmulator {
 /**
  * The emulator's arguments after the Python interpreter: moto's server on 127.0.0.1:port, with
  * DynamoDB requests serialised so conditional writes and transactions are atomic as on AWS
- * (scripts/bin/emulator.py).
+ * (packages/local-stack/bin/emulator.py).
  */
 export function emulatorArgs(repoRoot: string, port: number): string[] {
-  return [join(repoRoot, 'scripts', 'bin', 'emulator.py'), '-H', '127.0.0.1', '-p', String(port)];
+  return [join(repoRoot, 'packages', 'local-stack', 'bin', 'emulator.py'), '-H', '127.0.0.1', '-p', String(port)];
 }
 
 /** Starts the emulator on 127.0.0.1:port and waits until it answers. */

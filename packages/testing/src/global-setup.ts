@@ -1,7 +1,7 @@
 import { createAwsClients, loadConfig } from '@scs/common';
 import { resolve } from 'node:path';
-import { freePort, type RunningEmulator, startEmulator } from '../emulator';
-import { provision, ResourceNames } from '../provision';
+import { freePort, type RunningEmulator, startEmulator } from '@scs/local-stack/emulator';
+import { provision, ResourceNames } from '@scs/local-stack/provision';
 
 declare global {
   var __SCS_EMULATOR__: RunningEmulator | undefined;

@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import { UPLOAD_NODE_ARGS } from '../src/stack/run';
 
 /** docker-compose.yml, read as Compose reads it (anchors and merge keys resolved). */
-const ROOT = join(__dirname, '../..');
+const ROOT = join(__dirname, '../../..');
 const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
   services: Record<string, ComposeService>;
 };

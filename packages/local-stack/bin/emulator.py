@@ -1,6 +1,6 @@
 """The local AWS emulator: moto's server, with DynamoDB requests applied one at a time.
 
-Usage: python scripts/bin/emulator.py [-H HOST] [-p PORT]   (the same options as moto_server)
+Usage: python packages/local-stack/bin/emulator.py [-H HOST] [-p PORT]   (the same options as moto_server)
 
 DynamoDB applies each conditional write and each transaction atomically. moto's threaded server
 does not: two concurrent conditional updates of one item can both pass their condition, and a
