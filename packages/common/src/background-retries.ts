@@ -1,10 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDependencyOutage } from './aws';
-
-interface Logger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import type { Logger } from './logger';
 
 /** How long work that failed for a reason a retry may fix is retried in the background, in ms. */
 export const BACKGROUND_RETRY_WINDOW_MS = 9 * 60_000;
@@ -23,21 +19,21 @@ const MAX_DELAY_MS = 15_000;
  * process alive (unreferenced timers) nor outlive a shutdown (cancelled by `settled`).
  */
 export class BackgroundRetries {
-  private readonly pending = new Map<Promise<void>, { log: Logger; what: string; context: object }>();
+  private readonly pending = new Map<Promise<void>, { log: Pick<Logger, 'warn' | 'error'>; what: string; context: object }>();
   private readonly stop = new AbortController();
 
   /**
    * Runs `work` once; on an outage, again in the background. Resolves after the first attempt.
    * `what` names the work in log lines ("a usage counter update").
    */
-  async run(log: Logger, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
+  async run(log: Pick<Logger, 'warn' | 'error'>, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
     // Tracked from the first attempt on, so `settled` also waits for a run nobody awaits.
     const first = this.attempt(log, what, context, work).finally(() => this.pending.delete(first));
     this.pending.set(first, { log, what, context });
     await first;
   }
 
-  private async attempt(log: Logger, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
+  private async attempt(log: Pick<Logger, 'warn' | 'error'>, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
     try {
       await work();
       return;
@@ -73,7 +69,7 @@ export class BackgroundRetries {
     this.stop.abort();
   }
 
-  private async retry(log: Logger, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
+  private async retry(log: Pick<Logger, 'warn' | 'error'>, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
     const giveUpAt = Date.now() + BACKGROUND_RETRY_WINDOW_MS;
     for (let ceiling = FIRST_DELAY_MS; ; ceiling = Math.min(ceiling * 2, MAX_DELAY_MS)) {
       try {

@@ -10,6 +10,7 @@ import { isDependencyOutage } from './aws';
 import { BackgroundRetries } from './background-retries';
 import { cancellationReasons, isConditionFailed, isTransactionConflict } from './dynamo';
 import { randomUUID } from 'node:crypto';
+import type { Logger } from './logger';
 
 export interface FileRecord {
   userId: string;
@@ -152,11 +153,6 @@ export interface UsageReconciliation {
   corrected: boolean;
 }
 
-interface Logger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
 /** An update of a user's usage item: what `settlement` builds. */
 interface UsageUpdate {
   TableName: string;
@@ -194,7 +190,7 @@ export class FileRepository {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'warn' | 'error'>,
   ) {}
 
   /** Releases being retried after a DynamoDB outage (see `release`). */

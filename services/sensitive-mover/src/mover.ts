@@ -14,6 +14,7 @@ import type { FileRecord, FileRepository } from '@scs/common/files';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MoverConfig } from './config';
 import type { CreatedObject } from './events';
+import type { Logger } from '@scs/common/logger';
 
 /** What became of one object-created event; every outcome but an error is a success (no retry). */
 export type MoveOutcome =
@@ -50,16 +51,11 @@ const SOURCE_OLDER = 'source-older-versions';
 /** User metadata is limited to 2 KB in all: at most this many characters of older version ids. */
 const SOURCE_OLDER_MAX_CHARS = 1024;
 
-export interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
 export interface MoverDeps {
   s3: S3Client;
   copier: ServerSideCopier;
   files: FileRepository;
-  log: Logger;
+  log: Pick<Logger, 'info' | 'warn'>;
   now?: () => Date;
 }
 

@@ -17,15 +17,12 @@ import {
 } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { BackgroundRetries, isNotFound } from '@scs/common';
+import { BackgroundRetries, isNotFound, type Logger } from '@scs/common';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { Readable } from 'node:stream';
 import type { UploadConfig } from '../config';
 import { PartBuffers, PartWriter } from './part-writer';
 import { unsignedPayloadWithChecksum } from './unsigned-payload';
-
-/** The logger clean-ups report to. */
-type RetryLogger = Parameters<BackgroundRetries['run']>[0];
 
 /** Object keys of files: the only keys consumers (the mover, backups) treat as files. */
 export const FILE_PREFIX = 'users/';
@@ -157,7 +154,7 @@ export class ObjectStore {
   async writeFile(
     file: FileObject,
     body: Readable,
-    opts: { contentType: () => string | undefined; signal: AbortSignal; log: RetryLogger },
+    opts: { contentType: () => string | undefined; signal: AbortSignal; log: Pick<Logger, 'warn' | 'error'> },
   ): Promise<void> {
     const Key = fileKey(file.userId, file.fileId);
     const writer = new PartWriter(
@@ -215,7 +212,7 @@ export class ObjectStore {
    * it), in the sensitive bucket too for a sensitive file, retried in the background while S3 is
    * unreachable; never throws (failures are logged).
    */
-  async discardFile(key: string, sensitive: boolean, log: RetryLogger): Promise<void> {
+  async discardFile(key: string, sensitive: boolean, log: Pick<Logger, 'warn' | 'error'>): Promise<void> {
     const buckets = sensitive ? [this.primary, this.sensitive] : [this.primary];
     await this.retries.run(log, 'removing the object of a failed upload', { key }, () => Promise.all(buckets.map((b) => this.deleteEveryVersion(b, key))));
   }

@@ -8,6 +8,7 @@ import { uuidv7 } from './ids';
 import { inspectEnds, SNIFF_BYTES } from './inspector';
 import { fileKey, type FileObject, type HeldPart, type ObjectStore } from './object-store';
 import { humanBytes, type Quota } from './quota';
+import type { Logger } from '@scs/common';
 
 /** The smallest part the service chooses, in bytes (S3's own minimum is 5 MiB). */
 export const MIN_PART_BYTES = 8 * 1024 * 1024;
@@ -15,11 +16,6 @@ export const MIN_PART_BYTES = 8 * 1024 * 1024;
 export const MAX_PARTS = 10_000;
 /** A part checksum as the API takes it: a SHA-256 in base64 (44 characters, one `=`). */
 const BASE64_SHA256 = /^[A-Za-z0-9+/]{43}=$/;
-
-interface Logger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 /** What the API shows of an unfinished upload (`GET /api/files/uploads`); `describe` adds its parts. */
 export interface UploadView {
@@ -71,7 +67,7 @@ export class ResumableUploads {
     private readonly quota: Quota,
     private readonly types: AllowedTypes,
     private readonly config: UploadConfig,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'warn' | 'error'>,
   ) {}
 
   /**
