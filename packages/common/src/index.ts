@@ -37,6 +37,6 @@ export { errorBody, errorHandlerPlugin, type ErrorBody } from './plugins/error-h
 export { inputPlugin } from './plugins/input';
 export { observabilityPlugin, type ObservabilityOptions } from './plugins/observability';
 export { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
-export { ErrorResponse } from './schemas';
+export { ErrorResponse, errorResponses } from './schemas';
 export * from './service-app';
 export { addressKey, extraRateLimit, rateLimitsPlugin, type RateLimitsOptions } from './plugins/rate-limits';

@@ -1,6 +1,6 @@
 import type { MultipartFile, Multipart } from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ErrorResponse } from '@scs/common';
+import { errorResponses } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
@@ -35,7 +35,6 @@ const StoredFileView = Type.Composite([
 ]);
 
 const IdParams = Type.Object({ id: Type.String({ pattern: FILE_ID_PATTERN, description: 'File id (UUID)' }) });
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
 const Sensitive = Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')]));
 
 /** Multipart errors of @fastify/multipart mapped to the contract's codes (FU-02, FU-13). */
@@ -151,7 +150,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         querystring: Type.Object({ sensitive: Sensitive }),
-        response: { 201: FileView, ...errors(400, 401, 408, 413, 415, 429, 503) },
+        response: { 201: FileView, ...errorResponses(400, 401, 408, 413, 415, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -188,7 +187,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         }),
         response: {
           200: Type.Object({ items: Type.Array(StoredFileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
-          ...errors(400, 401, 429),
+          ...errorResponses(400, 401, 429),
         },
       },
     },
@@ -213,7 +212,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
             directUploadAboveBytes: Type.Integer(),
             allowedTypes: Type.Array(Type.String()),
           }),
-          ...errors(401),
+          ...errorResponses(401),
         },
       },
     },
@@ -234,7 +233,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 200: StoredFileView, ...errors(400, 401, 404) },
+        response: { 200: StoredFileView, ...errorResponses(400, 401, 404) },
       },
     },
     async (request) => fileView(await downloads.get(request.user.sub, request.params.id)),
@@ -253,7 +252,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         response: {
           200: Type.Object({ url: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }),
           302: Type.Null(),
-          ...errors(400, 401, 404),
+          ...errorResponses(400, 401, 404),
         },
       },
     },
@@ -276,7 +275,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 204: Type.Null(), ...errors(400, 401, 404) },
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404) },
       },
     },
     async (request, reply) => {
@@ -310,7 +309,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
             fields: Type.Record(Type.String(), Type.String()),
             expiresAt: Type.String({ format: 'date-time' }),
           }),
-          ...errors(400, 401, 408, 413, 415, 429, 503),
+          ...errorResponses(400, 401, 408, 413, 415, 429, 503),
         },
       },
     },
@@ -339,7 +338,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 201: FileView, ...errors(400, 401, 404, 409, 415, 503) },
+        response: { 201: FileView, ...errorResponses(400, 401, 404, 409, 415, 503) },
       },
     },
     async (request, reply) => {
