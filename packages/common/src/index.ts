@@ -7,6 +7,7 @@ export * from './errors';
 export * from './http';
 export * from './keys';
 export * from './logger';
+export * from './object-tags';
 export * from './resources';
 export * from './queue-poller';
 export * from './rate-limit-store';

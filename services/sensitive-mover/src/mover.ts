@@ -4,7 +4,6 @@ import {
   type HeadObjectCommandOutput,
   type ObjectVersion,
   type S3Client,
-  type Tag,
 } from '@aws-sdk/client-s3';
 import { isObjectGone as isGone } from '@scs/common/aws';
 import { FILE_KEY_PREFIX, parseFileKey, parseStagingKey } from '@scs/common/resources';
@@ -15,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MoverConfig } from './config';
 import type { CreatedObject } from './events';
 import type { Logger } from '@scs/common/logger';
+import { isTaggedSensitive, taggingQuery, tagsOf } from '@scs/common/object-tags';
 
 /** What became of one object-created event; every outcome but an error is a success (no retry). */
 export type MoveOutcome =
@@ -76,7 +76,6 @@ function isOlderThan(vault: HeadObjectCommandOutput, versionId: string): boolean
 }
 
 const unquote = (etag: string | undefined) => etag?.replace(/"/g, '');
-const tagValue = (tags: Tag[], key: string) => tags.find((t) => t.Key === key)?.Value;
 
 /**
  * The sensitive mover: for a file object tagged `sensitive=true`, a verified server-side copy into
@@ -108,14 +107,14 @@ export class SensitiveMover {
     if (!version?.VersionId) return this.alreadyMoved(object.key, file);
     const ref = { Bucket: PRIMARY_BUCKET, Key: object.key, VersionId: version.VersionId };
 
-    let tags: Tag[];
+    let tags: Record<string, string>;
     try {
-      tags = (await s3.send(new GetObjectTaggingCommand(ref))).TagSet ?? [];
+      tags = tagsOf((await s3.send(new GetObjectTaggingCommand(ref))).TagSet);
     } catch (err) {
       if (isGone(err)) return this.alreadyMoved(object.key, file);
       throw err;
     }
-    if (tagValue(tags, 'sensitive')?.toLowerCase() !== 'true') return 'not-sensitive';
+    if (!isTaggedSensitive(tags)) return 'not-sensitive';
 
     // R10: a newer version or a delete came after this one; the newer one has (or gets) its own event.
     if (!version.IsLatest || latestIsDeleteMarker) {
@@ -155,7 +154,7 @@ export class SensitiveMover {
           [SOURCE_MODIFIED]: sourceModified,
           [SOURCE_OLDER]: olderVersions(versions.slice(index + 1)),
         },
-        tagging: new URLSearchParams(tags.map((t): [string, string] => [t.Key ?? '', t.Value ?? ''])).toString(),
+        tagging: taggingQuery(tags),
       });
       vaultVersion = copy.versionId;
       // R10: the copy is of the pinned version; was that version overwritten while it was copied?

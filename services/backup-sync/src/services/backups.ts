@@ -9,6 +9,7 @@ import { FILE_KEY_PREFIX, parseFileKey } from '@scs/common/resources';
 import { type Encryption, headWithChecksum, isSha256Hex as isSha256, type ObjectRef, type ServerSideCopier } from '@scs/common/s3-copy';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { FileRecord, FileRepository } from '@scs/common/files';
+import { fileTags, taggingQuery } from '@scs/common/object-tags';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupConfig } from '../config';
 
@@ -129,7 +130,7 @@ export class Backups {
         [META.sourceBucket]: source.Bucket,
         [META.sourceVersion]: head.VersionId ?? 'null',
       },
-      tagging: new URLSearchParams({ sensitive: String(sensitive), sha256: record.sha256 }).toString(),
+      tagging: taggingQuery(fileTags({ sensitive, sha256: record.sha256 })),
     });
     return 'copied';
   }
@@ -167,7 +168,7 @@ export class Backups {
       contentType: live.ContentType,
       contentDisposition: live.ContentDisposition,
       metadata: { ...live.Metadata },
-      tagging: new URLSearchParams({ sensitive: String(sensitive), sha256 }).toString(),
+      tagging: taggingQuery(fileTags({ sensitive, sha256 })),
     });
     await this.removeAllVersions(key);
     return 'retired';
@@ -226,7 +227,7 @@ export class Backups {
         contentType: backup.ContentType,
         contentDisposition: backup.ContentDisposition,
         metadata: { owner: userId, 'file-id': meta[META.fileId] ?? encodeURIComponent(fileId) },
-        tagging: new URLSearchParams({ sensitive: String(sensitive), sha256 }).toString(),
+        tagging: taggingQuery(fileTags({ sensitive, sha256 })),
       });
       copied = copy.versionId ?? 'null';
       restoredObject = true;

@@ -13,11 +13,10 @@ import {
   PutObjectTaggingCommand,
   UploadPartCommand,
   type S3Client,
-  type Tag,
 } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { BackgroundRetries, isNotFound, type Logger } from '@scs/common';
+import { BackgroundRetries, fileTags, isNotFound, type Logger, tagSet, taggingQuery, taggingXml, tagsOf } from '@scs/common';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { Readable } from 'node:stream';
 import type { UploadConfig } from '../config';
@@ -73,8 +72,6 @@ export interface StoredObject extends Omit<StagedObject, 'versionId' | 'etag'> {
   serverSideEncryption?: string;
   tags: Record<string, string>;
 }
-
-const tagSet = (tags: Record<string, string>): Tag[] => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 
 /**
  * Every S3 call of the upload service. File objects are created in one request with their tags,
@@ -163,7 +160,7 @@ export class ObjectStore {
       {
         Bucket: this.primary,
         Key,
-        Tagging: `sensitive=${file.sensitive}`,
+        Tagging: taggingQuery(fileTags({ sensitive: file.sensitive })),
         attributes: () => ({ ...this.attributes(file), ContentType: opts.contentType() ?? file.contentType }),
       },
       this.config.UPLOAD_QUEUE_SIZE,
@@ -189,7 +186,7 @@ export class ObjectStore {
    */
   async tagDigest(file: FileObject, sha256: string): Promise<void> {
     const Key = fileKey(file.userId, file.fileId);
-    const Tagging = { TagSet: tagSet({ sensitive: String(file.sensitive), sha256 }) };
+    const Tagging = { TagSet: tagSet(fileTags({ sensitive: file.sensitive, sha256 })) };
     try {
       await this.s3.send(new PutObjectTaggingCommand({ Bucket: this.primary, Key, Tagging }));
     } catch (err) {
@@ -277,7 +274,7 @@ export class ObjectStore {
     const fields = {
       'Content-Type': attributes.ContentType,
       'Content-Disposition': attributes.ContentDisposition,
-      tagging: `<Tagging><TagSet><Tag><Key>sensitive</Key><Value>${file.sensitive}</Value></Tag></TagSet></Tagging>`,
+      tagging: taggingXml(fileTags({ sensitive: file.sensitive })),
       'x-amz-server-side-encryption': attributes.ServerSideEncryption,
       'x-amz-meta-owner': file.userId,
       'x-amz-meta-file-id': file.fileId,
@@ -332,7 +329,7 @@ export class ObjectStore {
         CopySourceIfMatch: staged.etag,
         MetadataDirective: 'REPLACE',
         TaggingDirective: 'REPLACE',
-        Tagging: `sensitive=${file.sensitive}&sha256=${sha256}`,
+        Tagging: taggingQuery(fileTags({ sensitive: file.sensitive, sha256 })),
         ChecksumAlgorithm: 'SHA256',
         ...this.attributes(file),
       }),
@@ -354,7 +351,7 @@ export class ObjectStore {
       contentDisposition: head.ContentDisposition,
       serverSideEncryption: head.ServerSideEncryption,
       metadata: head.Metadata ?? {},
-      tags: Object.fromEntries((tags.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+      tags: tagsOf(tags.TagSet),
     };
   }
 
@@ -367,7 +364,7 @@ export class ObjectStore {
       contentDisposition: attributes.ContentDisposition,
       serverSideEncryption: attributes.ServerSideEncryption,
       metadata: attributes.Metadata,
-      tags: { sensitive: String(file.sensitive), sha256 },
+      tags: fileTags({ sensitive: file.sensitive, sha256 }),
     };
   }
 
@@ -396,7 +393,7 @@ export class ObjectStore {
       new CreateMultipartUploadCommand({
         Bucket: this.primary,
         Key: fileKey(file.userId, file.fileId),
-        Tagging: `sensitive=${file.sensitive}`,
+        Tagging: taggingQuery(fileTags({ sensitive: file.sensitive })),
         ChecksumAlgorithm: 'SHA256',
         ...this.attributes(file),
       }),

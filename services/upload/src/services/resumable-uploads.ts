@@ -8,7 +8,7 @@ import { uuidv7 } from './ids';
 import { inspectEnds, SNIFF_BYTES } from './inspector';
 import { fileKey, type FileObject, type HeldPart, type ObjectStore } from './object-store';
 import { humanBytes, type Quota } from './quota';
-import type { Logger } from '@scs/common';
+import { fileTags, type Logger } from '@scs/common';
 
 /** The smallest part the service chooses, in bytes (S3's own minimum is 5 MiB). */
 export const MIN_PART_BYTES = 8 * 1024 * 1024;
@@ -210,7 +210,7 @@ export class ResumableUploads {
       }
 
       const file = this.fileObject(record, type.mediaType);
-      const mismatch = differences(await this.store.describeFile(userId, fileId), { ...this.store.expected(file, record.size, ''), tags: { sensitive: String(record.sensitive) } });
+      const mismatch = differences(await this.store.describeFile(userId, fileId), { ...this.store.expected(file, record.size, ''), tags: fileTags({ sensitive: record.sensitive }) });
       if (mismatch.length > 0) throw new UploadMismatch(`The uploaded object is not what this upload issued (${mismatch.join('; ')}): it was discarded; upload the file again`);
 
       const head = await this.store.readRange(record.key, versionId, 0, Math.min(record.size, SNIFF_BYTES) - 1);
