@@ -6,6 +6,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
+import { type Static, Type } from '@sinclair/typebox';
 import { isDependencyOutage } from './aws';
 import { BackgroundRetries } from './background-retries';
 import { cancellationReasons, isConditionFailed, isTransactionConflict } from './dynamo';
@@ -48,23 +49,30 @@ export interface FileRecord {
   movedAt?: string;
 }
 
+/**
+ * What the HTTP APIs show of a file, as a response schema (validation, leak filter and OpenAPI
+ * document in one) with its type derived from it: the upload API's file (an upload's answer
+ * leaves out `location`: `Type.Omit(FileView, ['location'])`), and backup-sync's restore answer
+ * (with `userId` added).
+ */
+export const FileView = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  size: Type.Integer({ minimum: 0 }),
+  contentType: Type.String(),
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  sensitive: Type.Boolean(),
+  createdAt: Type.String({ format: 'date-time' }),
+  location: Type.Union([Type.Literal('primary'), Type.Literal('sensitive')], {
+    description: 'Where the file is now: "sensitive" once it is in the KMS-encrypted vault; a sensitive file is "primary" while it moves there',
+  }),
+});
+export type FileView = Static<typeof FileView>;
+
 /** `primary`: the primary bucket (SSE-S3); `sensitive`: the KMS-encrypted vault. */
-export type FileLocation = 'primary' | 'sensitive';
+export type FileLocation = FileView['location'];
 
-/** What the HTTP APIs show of a file (the upload API's file; backup-sync's restore answer adds `userId`). */
-export interface FileView {
-  id: string;
-  name: string;
-  size: number;
-  contentType: string;
-  sha256: string;
-  sensitive: boolean;
-  /** Where the file is now; `primary` until the mover (or a restore) says otherwise. */
-  location: FileLocation;
-  createdAt: string;
-}
-
-/** A record as the APIs show it (see `FileView`). */
+/** A record as the APIs show it (see `FileView`); `location` is `primary` until the mover (or a restore) says otherwise. */
 export function fileView(r: FileRecord): FileView {
   return {
     id: r.fileId,

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { errorResponses } from '@scs/common';
-import { fileView } from '@scs/common/files';
+import { FileView, fileView } from '@scs/common/files';
 import { Type } from '@sinclair/typebox';
 import { BackupNotFound } from '../errors';
 import type { BackupService } from '../services/backup-service';
@@ -39,17 +39,8 @@ const UsageReconcileResult = Type.Object({
   failed: Type.Integer({ description: 'Users whose check failed (logged); the next run tries again' }),
   durationMs: Type.Integer(),
 });
-const RestoredFile = Type.Object({
-  id: Type.String(),
-  userId: Type.String({ description: 'The owner (unchanged)' }),
-  name: Type.String(),
-  size: Type.Integer({ minimum: 0 }),
-  contentType: Type.String(),
-  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
-  sensitive: Type.Boolean(),
-  location: Type.Union([Type.Literal('primary'), Type.Literal('sensitive')]),
-  createdAt: Type.String({ format: 'date-time' }),
-});
+/** A restored file as the upload API shows it, with its owner. */
+const RestoredFile = Type.Composite([FileView, Type.Object({ userId: Type.String({ description: 'The owner (unchanged)' }) })]);
 
 /** The admin API under /api/backup: every route admin-only (401 anonymous, 403 other users). */
 export const backupRoutes: FastifyPluginAsyncTypebox<{ service: BackupService }> = async (app, { service }) => {

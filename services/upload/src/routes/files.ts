@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { UploadConfig } from '../config';
 import { BadMultipart, FileTooLarge, NoFile, RequestAborted } from '../errors';
-import { fileView } from '@scs/common/files';
+import { FileView, fileView } from '@scs/common/files';
 import type { DirectUploads } from '../services/direct-uploads';
 import type { Downloads } from '../services/downloads';
 import type { AllowedTypes } from '../services/file-types';
@@ -14,25 +14,9 @@ import { FILE_ID_PATTERN } from '../services/ids';
 import { humanBytes } from '../services/quota';
 import type { UploadForm, Uploads } from '../services/uploads';
 
-export const FileView = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  name: Type.String(),
-  size: Type.Integer({ minimum: 0 }),
-  contentType: Type.String(),
-  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
-  sensitive: Type.Boolean(),
-  createdAt: Type.String({ format: 'date-time' }),
-});
-type FileView = Static<typeof FileView>;
-/** What listing and reading a file add to the upload answer: where the file is now. */
-const StoredFileView = Type.Composite([
-  FileView,
-  Type.Object({
-    location: Type.Union([Type.Literal('primary'), Type.Literal('sensitive')], {
-      description: 'Where the file is now: "sensitive" once it is in the KMS-encrypted vault; a sensitive file is "primary" while it moves there',
-    }),
-  }),
-]);
+/** An upload's answer: the file as listing and reading show it, less `location` (not known yet). */
+export const UploadedFile = Type.Omit(FileView, ['location']);
+type UploadedFile = Static<typeof UploadedFile>;
 
 const IdParams = Type.Object({ id: Type.String({ pattern: FILE_ID_PATTERN, description: 'File id (UUID)' }) });
 const Sensitive = Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')]));
@@ -150,11 +134,11 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         querystring: Type.Object({ sensitive: Sensitive }),
-        response: { 201: FileView, ...errorResponses(400, 401, 408, 413, 415, 429, 503) },
+        response: { 201: UploadedFile, ...errorResponses(400, 401, 408, 413, 415, 429, 503) },
       },
     },
     async (request, reply) => {
-      let stored: FileView;
+      let stored: UploadedFile;
       const socket = request.raw.socket as { setTimeout?: (ms: number) => unknown } | undefined;
       socket?.setTimeout?.(uploadIdleMs);
       try {
@@ -186,7 +170,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
           cursor: Type.Optional(Type.String({ pattern: FILE_ID_PATTERN })),
         }),
         response: {
-          200: Type.Object({ items: Type.Array(StoredFileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          200: Type.Object({ items: Type.Array(FileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
           ...errorResponses(400, 401, 429),
         },
       },
@@ -233,7 +217,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 200: StoredFileView, ...errorResponses(400, 401, 404) },
+        response: { 200: FileView, ...errorResponses(400, 401, 404) },
       },
     },
     async (request) => fileView(await downloads.get(request.user.sub, request.params.id)),
@@ -338,7 +322,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 201: FileView, ...errorResponses(400, 401, 404, 409, 415, 503) },
+        response: { 201: UploadedFile, ...errorResponses(400, 401, 404, 409, 415, 503) },
       },
     },
     async (request, reply) => {

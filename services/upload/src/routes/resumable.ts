@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import type { UploadConfig } from '../config';
 import { FILE_ID_PATTERN } from '../services/ids';
 import { MAX_PARTS, type ResumableUploads } from '../services/resumable-uploads';
-import { FileView } from './files';
+import { UploadedFile } from './files';
 
 const IdParams = Type.Object({ id: Type.String({ pattern: FILE_ID_PATTERN, description: 'Upload id (UUID; the file id once completed)' }) });
 
@@ -164,7 +164,7 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
         tags: ['uploads'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 201: FileView, ...errorResponses(400, 401, 404, 409, 415, 503) },
+        response: { 201: UploadedFile, ...errorResponses(400, 401, 404, 409, 415, 503) },
       },
     },
     async (request, reply) => {
