@@ -11,6 +11,8 @@ import { isDependencyOutage } from './aws';
 import { BackgroundRetries } from './background-retries';
 import { cancellationReasons, isConditionFailed, isTransactionConflict } from './dynamo';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isSha256Hex } from './s3-copy';
 import type { Logger } from './logger';
 
 export interface FileRecord {
@@ -216,6 +218,27 @@ export class FileRepository {
       return out.Item?.status ? asRecord(out.Item) : undefined;
     };
     return (await read({ userId, fileId })) ?? (await read(pendingKey(userId, fileId))) ?? (await read({ userId, fileId }));
+  }
+
+  /**
+   * The file's record once it is complete: active, with the SHA-256 the upload service computed.
+   * An object event can arrive before the upload service has written the record, so it is read
+   * again with backoff (`firstPauseMs`, doubled up to `maxPauseMs` between reads) for up to
+   * `waitMs` milliseconds (0: one read). Undefined when it is still not complete by then.
+   */
+  async completeRecord(
+    userId: string,
+    fileId: string,
+    wait: { waitMs: number; firstPauseMs: number; maxPauseMs: number },
+  ): Promise<(FileRecord & { sha256: string }) | undefined> {
+    const deadline = Date.now() + wait.waitMs;
+    for (let pause = wait.firstPauseMs; ; pause = Math.min(pause * 2, wait.maxPauseMs)) {
+      const record = await this.get(userId, fileId);
+      if (record?.status === 'active' && isSha256Hex(record.sha256)) return record;
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await sleep(Math.min(pause, left));
+    }
   }
 
   /**

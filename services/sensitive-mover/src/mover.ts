@@ -10,7 +10,6 @@ import { FILE_KEY_PREFIX, parseFileKey, parseStagingKey } from '@scs/common/reso
 import { headWithChecksum, isSha256Hex as isSha256, type ServerSideCopier, sha256Base64 } from '@scs/common/s3-copy';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { FileRecord, FileRepository } from '@scs/common/files';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { MoverConfig } from './config';
 import type { CreatedObject } from './events';
 import type { Logger } from '@scs/common/logger';
@@ -298,14 +297,8 @@ export class SensitiveMover {
    */
   private async waitForRecord(userId: string, fileId: string, key: string): Promise<FileRecord & { sha256: string }> {
     const started = Date.now();
-    let pause = 100;
-    for (;;) {
-      const record = await this.deps.files.get(userId, fileId);
-      if (record?.status === 'active' && isSha256(record.sha256)) return record;
-      const waited = Date.now() - started;
-      if (waited >= this.config.MOVER_RECORD_WAIT_MS) throw new FileNotReady(key, waited);
-      await sleep(Math.min(pause, this.config.MOVER_RECORD_WAIT_MS - waited));
-      pause = Math.min(pause * 2, 2_000);
-    }
+    const record = await this.deps.files.completeRecord(userId, fileId, { waitMs: this.config.MOVER_RECORD_WAIT_MS, firstPauseMs: 100, maxPauseMs: 2_000 });
+    if (!record) throw new FileNotReady(key, Date.now() - started);
+    return record;
   }
 }

@@ -110,7 +110,7 @@ export class Backups {
     const existing = await this.head({ Bucket: this.config.BACKUP_BUCKET, Key: source.Key });
     if (existing?.Metadata?.[META.sourceVersion] === head.VersionId && existing?.Metadata?.[META.sourceBucket] === source.Bucket) return 'in-sync';
 
-    const record = await this.completeRecord(file.userId, file.fileId, recordWaitMs);
+    const record = await this.files.completeRecord(file.userId, file.fileId, { waitMs: recordWaitMs, firstPauseMs: 25, maxPauseMs: 400 });
     if (!record) throw new RecordNotReady(source.Key);
     const sensitive = record.sensitive || source.Bucket === this.config.SENSITIVE_BUCKET;
     await this.copier.copy({
@@ -283,18 +283,6 @@ export class Backups {
   private async lostToDelete(bucket: string, key: string, copied: string | undefined): Promise<never> {
     if (copied) await this.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: copied }));
     throw new DeleteInProgress();
-  }
-
-  /** The active record with its SHA-256, waiting (with backoff) up to `waitMs` for it. */
-  private async completeRecord(userId: string, fileId: string, waitMs: number): Promise<(FileRecord & { sha256: string }) | undefined> {
-    const deadline = Date.now() + waitMs;
-    for (let pause = 25; ; pause = Math.min(pause * 2, 400)) {
-      const record = await this.files.get(userId, fileId);
-      if (record?.status === 'active' && isSha256(record.sha256)) return record;
-      const left = deadline - Date.now();
-      if (left <= 0) return undefined;
-      await sleep(Math.min(pause, left));
-    }
   }
 
   private async head(ref: ObjectRef): Promise<HeadObjectCommandOutput | undefined> {
