@@ -68,7 +68,7 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
   const { aws } = deps;
   const types = new AllowedTypes(config.ALLOWED_TYPES);
   const store = await ObjectStore.create(aws.s3, config);
-  const { app } = await createServiceApp(config, {
+  const app = await createServiceApp(config, {
     service: 'upload',
     aws,
     readiness: () => store.ping(),
