@@ -7,12 +7,12 @@ import type { Counter } from 'prom-client';
 import type { UploadConfig } from '../config';
 import { BadMultipart, FileTooLarge, NoFile, RequestAborted } from '../errors';
 import { FileView, fileView } from '@scs/common/files';
-import type { DirectUploads } from '../services/direct-uploads';
-import type { Downloads } from '../services/downloads';
-import type { AllowedTypes } from '../services/file-types';
-import { FILE_ID_PATTERN } from '../services/ids';
-import { humanBytes } from '../services/quota';
-import type { UploadForm, Uploads } from '../services/uploads';
+import type { DirectUploads } from '../files/direct-uploads';
+import type { Downloads } from '../files/downloads';
+import type { AllowedTypes } from '../content/file-types';
+import { FILE_ID_PATTERN } from '../files/ids';
+import { humanBytes } from '../files/quota';
+import type { UploadForm, Uploads } from '../files/uploads';
 
 /** An upload's answer: the file as listing and reading show it, less `location` (not known yet). */
 export const UploadedFile = Type.Omit(FileView, ['location']);

@@ -4,8 +4,8 @@ import { fileView } from '@scs/common/files';
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import type { UploadConfig } from '../config';
-import { FILE_ID_PATTERN } from '../services/ids';
-import { MAX_PARTS, type ResumableUploads } from '../services/resumable-uploads';
+import { FILE_ID_PATTERN } from '../files/ids';
+import { MAX_PARTS, type ResumableUploads } from '../files/resumable-uploads';
 import { UploadedFile } from './files';
 
 const IdParams = Type.Object({ id: Type.String({ pattern: FILE_ID_PATTERN, description: 'Upload id (UUID; the file id once completed)' }) });

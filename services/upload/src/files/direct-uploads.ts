@@ -3,10 +3,10 @@ import { pipeline } from 'node:stream/promises';
 import type { UploadConfig } from '../config';
 import { FileNotFound, NothingUploaded, UnsupportedFileType, UploadInProgress, UploadMismatch } from '../errors';
 import type { FileRecord, FileRepository } from '@scs/common/files';
-import type { AllowedTypes } from './file-types';
+import type { AllowedTypes } from '../content/file-types';
 import { uuidv7 } from './ids';
-import { Inspector } from './inspector';
-import { fileKey, type FileObject, type ObjectStore, type StagedObject, type StoredObject } from './object-store';
+import { Inspector } from '../content/inspector';
+import { fileKey, type FileObject, type ObjectStore, type StagedObject, type StoredObject } from '../storage/object-store';
 import type { Quota } from './quota';
 import type { Logger } from '@scs/common';
 

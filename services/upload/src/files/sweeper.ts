@@ -1,6 +1,6 @@
 import type { UploadConfig } from '../config';
 import type { FileRepository } from '@scs/common/files';
-import { FILE_PREFIX, type ObjectStore, STAGING_PREFIX } from './object-store';
+import { FILE_PREFIX, type ObjectStore, STAGING_PREFIX } from '../storage/object-store';
 import type { Logger } from '@scs/common';
 
 /**

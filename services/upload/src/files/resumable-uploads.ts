@@ -3,10 +3,10 @@ import { MAX_SINGLE_COPY_BYTES } from '@scs/common/s3-copy';
 import type { UploadConfig } from '../config';
 import { AlreadyCompleted, ChecksumRequired, FileTooLarge, InvalidPart, UnsupportedFileType, UploadIncomplete, UploadInProgress, UploadMismatch, UploadNotFound } from '../errors';
 import { COMPLETE_LEASE_SECONDS, differences } from './direct-uploads';
-import type { AllowedTypes } from './file-types';
+import type { AllowedTypes } from '../content/file-types';
 import { uuidv7 } from './ids';
-import { inspectEnds, SNIFF_BYTES } from './inspector';
-import { fileKey, type FileObject, type HeldPart, type ObjectStore } from './object-store';
+import { inspectEnds, SNIFF_BYTES } from '../content/inspector';
+import { fileKey, type FileObject, type HeldPart, type ObjectStore } from '../storage/object-store';
 import { humanBytes, type Quota } from './quota';
 import { fileTags, type Logger } from '@scs/common';
 
