@@ -7,7 +7,7 @@ const transform = {
   // A few dependencies ship only ES modules, which jest's CommonJS module runtime cannot require.
   '^.+\\.m?js$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
 };
-const ESM_ONLY = ['content-disposition', 'cookie', '@fastify/cookie'];
+const ESM_ONLY = ['content-disposition', 'cookie', '@fastify/cookie', 'p-retry', 'is-network-error'];
 const transformIgnorePatterns = [`/node_modules/(?!(${ESM_ONLY.join('|')})/)`];
 
 const project = (dir) => ({

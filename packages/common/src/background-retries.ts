@@ -1,55 +1,74 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDependencyOutage } from './aws';
-
-interface Logger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import type { Logger } from './logger';
 
 /** How long work that failed for a reason a retry may fix is retried in the background, in ms. */
 export const BACKGROUND_RETRY_WINDOW_MS = 9 * 60_000;
-const FIRST_DELAY_MS = 250;
+/** The first retry waits 125-250 ms; each later wait doubles, up to 15 s (p-retry's randomised exponential backoff). */
+const FIRST_DELAY_MS = 125;
 const MAX_DELAY_MS = 15_000;
 
 /**
  * Work that must happen even though a dependency is down right now (R1): giving a quota
  * reservation back, removing what a failed upload left in S3. `run` makes one attempt and awaits
  * it; when that fails with a dependency outage (`isDependencyOutage`), the same work is retried in
- * the background with a doubling, fully jittered delay (250 ms up to 15 s) for up to
- * `BACKGROUND_RETRY_WINDOW_MS`. The work must be safe to repeat (idempotent). Failures are logged
- * with `what` and the context, never thrown: the caller is already failing or its change stands.
- *
- * Written here rather than taken from a backoff package because the waits must neither keep the
- * process alive (unreferenced timers) nor outlive a shutdown (cancelled by `settled`).
+ * the background by p-retry, with a doubling, randomised delay (125-250 ms at first, at most 15 s),
+ * for up to `BACKGROUND_RETRY_WINDOW_MS`. The work must be safe to repeat (idempotent). Failures
+ * are logged with `what` and the context, never thrown: the caller is already failing or its
+ * change stands. The waits neither keep the process alive (`unref`) nor outlive a shutdown
+ * (`settled` aborts them).
  */
 export class BackgroundRetries {
-  private readonly pending = new Map<Promise<void>, { log: Logger; what: string; context: object }>();
+  private readonly pending = new Map<Promise<void>, { log: Pick<Logger, 'warn' | 'error'>; what: string; context: object }>();
   private readonly stop = new AbortController();
 
   /**
-   * Runs `work` once; on an outage, again in the background. Resolves after the first attempt.
-   * `what` names the work in log lines ("a usage counter update").
+   * Runs `work` once; on an outage, again in the background. Resolves after the first attempt
+   * (and its log line). `what` names the work in log lines ("a usage counter update").
    */
-  async run(log: Logger, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
-    // Tracked from the first attempt on, so `settled` also waits for a run nobody awaits.
-    const first = this.attempt(log, what, context, work).finally(() => this.pending.delete(first));
-    this.pending.set(first, { log, what, context });
-    await first;
-  }
-
-  private async attempt(log: Logger, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
-    try {
-      await work();
-      return;
-    } catch (err) {
-      if (!isDependencyOutage(err)) {
-        log.error({ err, ...context }, `${what} failed for good`);
-        return;
+  async run(log: Pick<Logger, 'warn' | 'error'>, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
+    let firstAttemptDone!: () => void;
+    const firstAttempt = new Promise<void>((resolve) => (firstAttemptDone = resolve));
+    const attempt = async (attemptNumber: number) => {
+      try {
+        return await work();
+      } catch (err) {
+        if (attemptNumber === 1) {
+          if (isDependencyOutage(err)) log.warn({ err, ...context }, `${what} failed; retrying it in the background`);
+          else log.error({ err, ...context }, `${what} failed for good`);
+        }
+        throw err;
+      } finally {
+        if (attemptNumber === 1) firstAttemptDone();
       }
-      log.warn({ err, ...context }, `${what} failed; retrying it in the background`);
-    }
-    const retry = this.retry(log, what, context, work).finally(() => this.pending.delete(retry));
-    this.pending.set(retry, { log, what, context });
+    };
+    let attempts = 0;
+    // Tracked from the first attempt on, so `settled` also waits for a run nobody awaits.
+    // p-retry ships only as an ES module: imported on first use (this package compiles to CommonJS).
+    const retrying = import('p-retry').then(({ default: pRetry }) => pRetry(() => attempt((attempts += 1)), {
+      retries: Number.POSITIVE_INFINITY,
+      maxRetryTime: BACKGROUND_RETRY_WINDOW_MS,
+      minTimeout: FIRST_DELAY_MS,
+      maxTimeout: MAX_DELAY_MS,
+      factor: 2,
+      randomize: true,
+      unref: true,
+      signal: this.stop.signal,
+      shouldRetry: ({ error }) => isDependencyOutage(error),
+    }));
+    const job: Promise<void> = retrying
+      .then(
+        () => {
+          if (attempts > 1) log.warn(context, `${what} went through on a retry`);
+        },
+        (err: unknown) => {
+          // The first failure was logged by its attempt; a shutdown's give-up is logged by `settled`.
+          if (attempts > 1 && !this.stop.signal.aborted) log.error({ err, ...context }, `${what} failed for good`);
+        },
+      )
+      .finally(() => this.pending.delete(job));
+    this.pending.set(job, { log, what, context });
+    await firstAttempt;
   }
 
   /**
@@ -71,27 +90,5 @@ export class BackgroundRetries {
     if (this.pending.size === 0) return;
     for (const { log, what, context } of this.pending.values()) log.error(context, `${what} was still failing at shutdown; given up`);
     this.stop.abort();
-  }
-
-  private async retry(log: Logger, what: string, context: object, work: () => Promise<unknown>): Promise<void> {
-    const giveUpAt = Date.now() + BACKGROUND_RETRY_WINDOW_MS;
-    for (let ceiling = FIRST_DELAY_MS; ; ceiling = Math.min(ceiling * 2, MAX_DELAY_MS)) {
-      try {
-        // Unreferenced: a pending retry alone does not keep the process alive.
-        await sleep(Math.random() * ceiling, undefined, { signal: this.stop.signal, ref: false });
-      } catch {
-        return; // given up at shutdown (logged by `settled`)
-      }
-      try {
-        await work();
-        log.warn(context, `${what} went through on a retry`);
-        return;
-      } catch (err) {
-        if (!isDependencyOutage(err) || Date.now() >= giveUpAt) {
-          log.error({ err, ...context }, `${what} failed for good`);
-          return;
-        }
-      }
-    }
   }
 }

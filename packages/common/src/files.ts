@@ -6,10 +6,14 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
+import { type Static, Type } from '@sinclair/typebox';
 import { isDependencyOutage } from './aws';
 import { BackgroundRetries } from './background-retries';
 import { cancellationReasons, isConditionFailed, isTransactionConflict } from './dynamo';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isSha256Hex } from './s3-copy';
+import type { Logger } from './logger';
 
 export interface FileRecord {
   userId: string;
@@ -47,23 +51,30 @@ export interface FileRecord {
   movedAt?: string;
 }
 
+/**
+ * What the HTTP APIs show of a file, as a response schema (validation, leak filter and OpenAPI
+ * document in one) with its type derived from it: the upload API's file (an upload's answer
+ * leaves out `location`: `Type.Omit(FileView, ['location'])`), and backup-sync's restore answer
+ * (with `userId` added).
+ */
+export const FileView = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  size: Type.Integer({ minimum: 0 }),
+  contentType: Type.String(),
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  sensitive: Type.Boolean(),
+  createdAt: Type.String({ format: 'date-time' }),
+  location: Type.Union([Type.Literal('primary'), Type.Literal('sensitive')], {
+    description: 'Where the file is now: "sensitive" once it is in the KMS-encrypted vault; a sensitive file is "primary" while it moves there',
+  }),
+});
+export type FileView = Static<typeof FileView>;
+
 /** `primary`: the primary bucket (SSE-S3); `sensitive`: the KMS-encrypted vault. */
-export type FileLocation = 'primary' | 'sensitive';
+export type FileLocation = FileView['location'];
 
-/** What the HTTP APIs show of a file (the upload API's file; backup-sync's restore answer adds `userId`). */
-export interface FileView {
-  id: string;
-  name: string;
-  size: number;
-  contentType: string;
-  sha256: string;
-  sensitive: boolean;
-  /** Where the file is now; `primary` until the mover (or a restore) says otherwise. */
-  location: FileLocation;
-  createdAt: string;
-}
-
-/** A record as the APIs show it (see `FileView`). */
+/** A record as the APIs show it (see `FileView`); `location` is `primary` until the mover (or a restore) says otherwise. */
 export function fileView(r: FileRecord): FileView {
   return {
     id: r.fileId,
@@ -152,11 +163,6 @@ export interface UsageReconciliation {
   corrected: boolean;
 }
 
-interface Logger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
 /** An update of a user's usage item: what `settlement` builds. */
 interface UsageUpdate {
   TableName: string;
@@ -194,7 +200,7 @@ export class FileRepository {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'warn' | 'error'>,
   ) {}
 
   /** Releases being retried after a DynamoDB outage (see `release`). */
@@ -212,6 +218,27 @@ export class FileRepository {
       return out.Item?.status ? asRecord(out.Item) : undefined;
     };
     return (await read({ userId, fileId })) ?? (await read(pendingKey(userId, fileId))) ?? (await read({ userId, fileId }));
+  }
+
+  /**
+   * The file's record once it is complete: active, with the SHA-256 the upload service computed.
+   * An object event can arrive before the upload service has written the record, so it is read
+   * again with backoff (`firstPauseMs`, doubled up to `maxPauseMs` between reads) for up to
+   * `waitMs` milliseconds (0: one read). Undefined when it is still not complete by then.
+   */
+  async completeRecord(
+    userId: string,
+    fileId: string,
+    wait: { waitMs: number; firstPauseMs: number; maxPauseMs: number },
+  ): Promise<(FileRecord & { sha256: string }) | undefined> {
+    const deadline = Date.now() + wait.waitMs;
+    for (let pause = wait.firstPauseMs; ; pause = Math.min(pause * 2, wait.maxPauseMs)) {
+      const record = await this.get(userId, fileId);
+      if (record?.status === 'active' && isSha256Hex(record.sha256)) return record;
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await sleep(Math.min(pause, left));
+    }
   }
 
   /**

@@ -7,6 +7,7 @@ export * from './errors';
 export * from './http';
 export * from './keys';
 export * from './logger';
+export * from './object-tags';
 export * from './resources';
 export * from './queue-poller';
 export * from './rate-limit-store';
@@ -39,6 +40,6 @@ export { errorBody, errorHandlerPlugin, type ErrorBody } from './plugins/error-h
 export { inputPlugin } from './plugins/input';
 export { observabilityPlugin, type ObservabilityOptions } from './plugins/observability';
 export { securityHeadersPlugin, type SecurityHeadersOptions } from './plugins/security-headers';
-export { ErrorResponse } from './schemas';
+export { ErrorResponse, errorResponses } from './schemas';
 export * from './service-app';
 export { addressKey, extraRateLimit, rateLimitsPlugin, type RateLimitsOptions } from './plugins/rate-limits';

@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject, randomBytes } from 'node:crypto';
 import { isNotFound } from './aws';
+import type { Logger } from './logger';
 
 /** The one signing algorithm the product accepts (JW-01). */
 export const JWT_ALGORITHM = 'ES256';
@@ -185,15 +186,11 @@ export async function ensureSigningKey(
   return { created: true, kid };
 }
 
-export interface Logger {
-  warn(obj: object, msg: string): void;
-}
-
 /**
  * Runs `task` every `ms` without keeping the process alive; a failure is logged and the previous
  * state kept. Returns the function that stops it.
  */
-export function every(ms: number, task: () => Promise<void>, log: Logger | undefined, failure: string): () => void {
+export function every(ms: number, task: () => Promise<void>, log: Pick<Logger, 'warn'> | undefined, failure: string): () => void {
   const timer = setInterval(() => {
     task().catch((err: unknown) => log?.warn({ err }, failure));
   }, ms);
@@ -216,7 +213,7 @@ export class PublicKeyStore {
     private readonly ssm: SSMClient,
     private readonly publicKeysParam: string,
     private readonly refreshMs: number,
-    private readonly log?: Logger,
+    private readonly log?: Pick<Logger, 'warn'>,
     private readonly now: () => number = Date.now,
     private readonly minRefreshGapMs = UNKNOWN_KID_REFRESH_GAP_MS,
   ) {}

@@ -1,9 +1,5 @@
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-
-export interface PollerLogger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import type { Logger } from './logger';
 
 export interface QueuePollerOptions {
   sqs: SQSClient;
@@ -21,7 +17,7 @@ export interface QueuePollerOptions {
    * deleted unless this does it; when this throws too, the message comes back after its timeout.
    */
   onFailure(message: Message, receiveCount: number, err: unknown): Promise<void>;
-  log: PollerLogger;
+  log: Pick<Logger, 'warn' | 'error'>;
 }
 
 /**

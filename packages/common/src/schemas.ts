@@ -10,3 +10,11 @@ export const ErrorResponse = Type.Object(
   },
   { $id: 'ErrorResponse', description: 'Error' },
 );
+
+/**
+ * The response schemas of a route's error statuses, each the product's error shape:
+ * `response: { 200: View, ...errorResponses(400, 401, 404) }`.
+ */
+export function errorResponses(...statuses: number[]): Record<number, typeof ErrorResponse> {
+  return Object.fromEntries(statuses.map((status) => [status, ErrorResponse]));
+}

@@ -18,6 +18,13 @@ import { listenWithGrace, wantsPrettyLogs } from './server';
 
 export type ServiceApp = FastifyInstance & ReturnType<FastifyInstance['withTypeProvider']>;
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The public keys access tokens are verified with (kept fresh from SSM); the auth service serves them as its JWKS. */
+    publicKeys: PublicKeyStore;
+  }
+}
+
 export interface ServiceAppOptions {
   service: string;
   aws: AwsClients;
@@ -45,17 +52,16 @@ export interface ServiceAppOptions {
  * answer never stall a reused connection), one error handler, input that no store accepts refused,
  * security headers, health / readiness / metrics, OpenAPI docs, access-token verification with the
  * auth service's public keys (every route registered afterwards is authenticated unless it says
- * `public: true`), and the audit log. The service then registers its own plugins and routes.
+ * `public: true`), and the audit log. The service then registers its own plugins and routes. The
+ * key store is `app.publicKeys`.
  */
-export async function createServiceApp(
-  config: BaseConfig,
-  opts: ServiceAppOptions,
-): Promise<{ app: FastifyInstance; keys: PublicKeyStore }> {
+export async function createServiceApp(config: BaseConfig, opts: ServiceAppOptions): Promise<FastifyInstance> {
   const app = Fastify({ ...serverOptions(config), ...opts.fastify }).withTypeProvider<TypeBoxTypeProvider>();
   const keys = new PublicKeyStore(opts.aws.ssm, config.JWT_PUBLIC_KEYS_PARAM, config.KEY_REFRESH_SECONDS * 1000, app.log, opts.now);
   await keys.load();
   keys.start();
   app.addHook('onClose', async () => keys.stop());
+  app.decorate('publicKeys', keys);
 
   await app.register(connectionsPlugin);
   await app.register(errorHandlerPlugin);
@@ -79,7 +85,7 @@ export async function createServiceApp(
     ...(opts.accountCheck ? { accountCheck: { cacheMs: opts.accountCheck.cacheMs, ...(opts.now ? { now: opts.now } : {}) } } : {}),
   });
   await app.register(auditPlugin);
-  return { app, keys };
+  return app;
 }
 
 type ServiceSettings = BaseConfig & AwsSettings & { PORT: number };

@@ -10,7 +10,7 @@ import { paginateQuery } from '@aws-sdk/lib-dynamodb';
 import { type AwsClients, FILE_KEY_PREFIX, isNotFound } from '@scs/common';
 import { PENDING_KEY_PREFIX } from '@scs/common/files';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
-import { STAGING_PREFIX } from '@scs/upload/services/object-store';
+import { STAGING_PREFIX } from '@scs/upload/storage/object-store';
 import { createHash } from 'node:crypto';
 import type { ResourceNames } from '@scs/local-stack/provision';
 import type { LedgerEntry } from './ledger';

@@ -1,5 +1,5 @@
 import cookie from '@fastify/cookie';
-import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { type AwsClients, createServiceApp, rateLimitsPlugin, usersTableRoleLookup } from '@scs/common';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
@@ -34,11 +34,11 @@ export interface AuthDeps {
 export async function buildApp(config: AuthConfig, deps: AuthDeps): Promise<FastifyInstance> {
   const { aws } = deps;
   const clock = deps.now ? () => (deps.now as () => Date)().getTime() : Date.now;
-  const { app, keys } = await createServiceApp(config, {
+  const app = await createServiceApp(config, {
     service: 'auth',
     aws,
     readiness: async () => {
-      await (aws.dynamo as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: config.USERS_TABLE }));
+      await aws.dynamo.send(new DescribeTableCommand({ TableName: config.USERS_TABLE }));
     },
     docs: { prefix: '/auth/docs', title: 'Secure Cloud Storage: auth' },
     currentRole: usersTableRoleLookup(aws.dynamo, config.USERS_TABLE),
@@ -80,6 +80,6 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps): Promise<Fast
   });
   app.decorate('authService', service);
 
-  await app.register(authRoutes, { prefix: '/auth', service, config, jwks: () => keys.jwks(), loginCounter });
+  await app.register(authRoutes, { prefix: '/auth', service, config, jwks: () => app.publicKeys.jwks(), loginCounter });
   return app;
 }

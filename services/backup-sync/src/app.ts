@@ -33,7 +33,7 @@ export interface BackupDeps {
  */
 export async function buildApp(config: BackupConfig, deps: BackupDeps): Promise<FastifyInstance> {
   const { aws } = deps;
-  const { app } = await createServiceApp(config, {
+  const app = await createServiceApp(config, {
     service: 'backup-sync',
     aws,
     readiness: async () => {

@@ -1,12 +1,7 @@
 import { DeleteMessageCommand, type Message, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { QueuePoller } from '@scs/common';
 import type { InvocationContext } from './handler';
-
-export interface RunnerLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import type { Logger } from '@scs/common/logger';
 
 export interface LocalRunnerOptions {
   sqs: SQSClient;
@@ -26,7 +21,7 @@ export interface LocalRunnerOptions {
   timeoutSeconds: number;
   /** Long-poll wait per receive, at most 20 s; stopping waits for the receive under way. */
   pollSeconds: number;
-  log: RunnerLogger;
+  log: Logger;
 }
 
 /** Counts since start, for logs and tests. */

@@ -4,16 +4,16 @@ import {
   type HeadObjectCommandOutput,
   type ObjectVersion,
   type S3Client,
-  type Tag,
 } from '@aws-sdk/client-s3';
 import { isObjectGone as isGone } from '@scs/common/aws';
 import { FILE_KEY_PREFIX, parseFileKey, parseStagingKey } from '@scs/common/resources';
 import { headWithChecksum, isSha256Hex as isSha256, type ServerSideCopier, sha256Base64 } from '@scs/common/s3-copy';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { FileRecord, FileRepository } from '@scs/common/files';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { MoverConfig } from './config';
 import type { CreatedObject } from './events';
+import type { Logger } from '@scs/common/logger';
+import { isTaggedSensitive, taggingQuery, tagsOf } from '@scs/common/object-tags';
 
 /** What became of one object-created event; every outcome but an error is a success (no retry). */
 export type MoveOutcome =
@@ -50,16 +50,11 @@ const SOURCE_OLDER = 'source-older-versions';
 /** User metadata is limited to 2 KB in all: at most this many characters of older version ids. */
 const SOURCE_OLDER_MAX_CHARS = 1024;
 
-export interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
 export interface MoverDeps {
   s3: S3Client;
   copier: ServerSideCopier;
   files: FileRepository;
-  log: Logger;
+  log: Pick<Logger, 'info' | 'warn'>;
   now?: () => Date;
 }
 
@@ -80,7 +75,6 @@ function isOlderThan(vault: HeadObjectCommandOutput, versionId: string): boolean
 }
 
 const unquote = (etag: string | undefined) => etag?.replace(/"/g, '');
-const tagValue = (tags: Tag[], key: string) => tags.find((t) => t.Key === key)?.Value;
 
 /**
  * The sensitive mover: for a file object tagged `sensitive=true`, a verified server-side copy into
@@ -112,14 +106,14 @@ export class SensitiveMover {
     if (!version?.VersionId) return this.alreadyMoved(object.key, file);
     const ref = { Bucket: PRIMARY_BUCKET, Key: object.key, VersionId: version.VersionId };
 
-    let tags: Tag[];
+    let tags: Record<string, string>;
     try {
-      tags = (await s3.send(new GetObjectTaggingCommand(ref))).TagSet ?? [];
+      tags = tagsOf((await s3.send(new GetObjectTaggingCommand(ref))).TagSet);
     } catch (err) {
       if (isGone(err)) return this.alreadyMoved(object.key, file);
       throw err;
     }
-    if (tagValue(tags, 'sensitive')?.toLowerCase() !== 'true') return 'not-sensitive';
+    if (!isTaggedSensitive(tags)) return 'not-sensitive';
 
     // R10: a newer version or a delete came after this one; the newer one has (or gets) its own event.
     if (!version.IsLatest || latestIsDeleteMarker) {
@@ -159,7 +153,7 @@ export class SensitiveMover {
           [SOURCE_MODIFIED]: sourceModified,
           [SOURCE_OLDER]: olderVersions(versions.slice(index + 1)),
         },
-        tagging: new URLSearchParams(tags.map((t): [string, string] => [t.Key ?? '', t.Value ?? ''])).toString(),
+        tagging: taggingQuery(tags),
       });
       vaultVersion = copy.versionId;
       // R10: the copy is of the pinned version; was that version overwritten while it was copied?
@@ -303,14 +297,8 @@ export class SensitiveMover {
    */
   private async waitForRecord(userId: string, fileId: string, key: string): Promise<FileRecord & { sha256: string }> {
     const started = Date.now();
-    let pause = 100;
-    for (;;) {
-      const record = await this.deps.files.get(userId, fileId);
-      if (record?.status === 'active' && isSha256(record.sha256)) return record;
-      const waited = Date.now() - started;
-      if (waited >= this.config.MOVER_RECORD_WAIT_MS) throw new FileNotReady(key, waited);
-      await sleep(Math.min(pause, this.config.MOVER_RECORD_WAIT_MS - waited));
-      pause = Math.min(pause * 2, 2_000);
-    }
+    const record = await this.deps.files.completeRecord(userId, fileId, { waitMs: this.config.MOVER_RECORD_WAIT_MS, firstPauseMs: 100, maxPauseMs: 2_000 });
+    if (!record) throw new FileNotReady(key, Date.now() - started);
+    return record;
   }
 }

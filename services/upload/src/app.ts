@@ -8,14 +8,14 @@ import type { UploadConfig } from './config';
 import { FileRepository } from '@scs/common/files';
 import { filesRoutes } from './routes/files';
 import { resumableRoutes } from './routes/resumable';
-import { DirectUploads } from './services/direct-uploads';
-import { Downloads } from './services/downloads';
-import { AllowedTypes } from './services/file-types';
-import { ObjectStore } from './services/object-store';
-import { Quota } from './services/quota';
-import { ResumableUploads } from './services/resumable-uploads';
-import { Sweeper } from './services/sweeper';
-import { Uploads } from './services/uploads';
+import { DirectUploads } from './files/direct-uploads';
+import { Downloads } from './files/downloads';
+import { AllowedTypes } from './content/file-types';
+import { ObjectStore } from './storage/object-store';
+import { Quota } from './files/quota';
+import { ResumableUploads } from './files/resumable-uploads';
+import { Sweeper } from './files/sweeper';
+import { Uploads } from './files/uploads';
 
 /** How long a closing service waits for clean-ups and quota releases still being retried, in ms. */
 const RETRIES_AT_SHUTDOWN_MS = 5_000;
@@ -68,7 +68,7 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
   const { aws } = deps;
   const types = new AllowedTypes(config.ALLOWED_TYPES);
   const store = await ObjectStore.create(aws.s3, config);
-  const { app } = await createServiceApp(config, {
+  const app = await createServiceApp(config, {
     service: 'upload',
     aws,
     readiness: () => store.ping(),

@@ -1,6 +1,6 @@
 import { GetObjectTaggingCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { FileRepository } from '@scs/common/files';
-import { COMPLETE_LEASE_SECONDS } from '../src/services/direct-uploads';
+import { COMPLETE_LEASE_SECONDS } from '../src/files/direct-uploads';
 import {
   buildUploadApp,
   closeAuth,

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FILE_TYPES } from '../src/services/file-types';
-import { Inspector, type Verdict } from '../src/services/inspector';
+import { FILE_TYPES } from '../src/content/file-types';
+import { Inspector, type Verdict } from '../src/content/inspector';
 import { officeFile, pngBytes, zipBytes } from './helpers';
 
 /**

@@ -4,8 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { UploadConfig } from '../src/config';
-import { uuidv7 } from '../src/services/ids';
-import { ObjectStore } from '../src/services/object-store';
+import { uuidv7 } from '../src/files/ids';
+import { ObjectStore } from '../src/storage/object-store';
 import { buildUploadApp, closeAuth, newUser, pngBytes, s3Leftovers, sha256, upload, type UploadTestApp } from './helpers';
 
 const MiB = 1024 * 1024;

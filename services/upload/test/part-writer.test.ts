@@ -3,7 +3,7 @@ import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { UploadConfig } from '../src/config';
-import { crc32Base64, PartBuffers, PartWriter, type PartTarget } from '../src/services/part-writer';
+import { crc32Base64, PartBuffers, PartWriter, type PartTarget } from '../src/storage/part-writer';
 import { pngBytes, s3Leftovers, sha256 } from './helpers';
 
 const MiB = 1024 * 1024;

@@ -2,7 +2,7 @@ import { GetObjectTaggingCommand, HeadObjectCommand, ListMultipartUploadsCommand
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { FileRepository } from '@scs/common/files';
-import { partPlan } from '../src/services/resumable-uploads';
+import { partPlan } from '../src/files/resumable-uploads';
 import { buildUploadApp, closeAuth, newUser, pngBytes, sha256, type UploadTestApp } from './helpers';
 
 /**

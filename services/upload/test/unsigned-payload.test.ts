@@ -19,7 +19,7 @@ import type { FinalizeRequestMiddleware } from '@smithy/types';
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { UploadConfig } from '../src/config';
-import { unsignedPayloadWithChecksum } from '../src/services/unsigned-payload';
+import { unsignedPayloadWithChecksum } from '../src/storage/unsigned-payload';
 
 const config = loadConfig(UploadConfig, process.env);
 const Bucket = config.PRIMARY_BUCKET;

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { addressKey, ErrorResponse, extraRateLimit, type PublicJwk, Unauthorized } from '@scs/common';
+import { addressKey, errorResponses, extraRateLimit, type PublicJwk, Unauthorized } from '@scs/common';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
@@ -37,7 +37,6 @@ const Jwk = Type.Object({
   alg: Type.String(),
   use: Type.String(),
 });
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
 
 export interface AuthRoutesOptions {
   service: AuthService;
@@ -101,7 +100,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
         summary: 'Create an account',
         tags: ['auth'],
         body: Credentials,
-        response: { 201: PublicUser, ...errors(400, 409, 429, 503) },
+        response: { 201: PublicUser, ...errorResponses(400, 409, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -124,7 +123,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
         summary: 'Sign in: returns an access token and sets the refresh cookie',
         tags: ['auth'],
         body: Credentials,
-        response: { 200: Session, ...errors(400, 401, 429, 503) },
+        response: { 200: Session, ...errorResponses(400, 401, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -164,7 +163,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
             'Parallel refreshes with the same cookie (two tabs) all answer 200 with the same new cookie; a cookie used ' +
             'again after that (reuse) ends the session. A failed refresh never changes the cookie.',
           tags: ['auth'],
-          response: { 200: Session, ...errors(401, 403, 413, 429, 503) },
+          response: { 200: Session, ...errorResponses(401, 403, 413, 429, 503) },
         },
       },
       async (request, reply) => {
@@ -190,7 +189,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
         schema: {
           summary: 'End the session: revokes the refresh token and clears the cookie',
           tags: ['auth'],
-          response: { 204: Type.Null(), ...errors(403, 413, 503) },
+          response: { 204: Type.Null(), ...errorResponses(403, 413, 503) },
         },
       },
       async (request, reply) => {
@@ -211,7 +210,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
         summary: 'The signed-in account',
         tags: ['auth'],
         security: [{ bearerAuth: [] }],
-        response: { 200: Me, ...errors(401, 503) },
+        response: { 200: Me, ...errorResponses(401, 503) },
       },
     },
     async (request) => {

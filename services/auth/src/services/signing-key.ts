@@ -1,5 +1,6 @@
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { activeSigningKey, every, readSigningKeys, type SigningKey } from '@scs/common';
+import type { Logger } from '@scs/common';
 
 /**
  * The current private signing key, read from SSM (a KMS-encrypted SecureString) at start-up and
@@ -13,7 +14,7 @@ export class SigningKeySource {
     private readonly ssm: SSMClient,
     private readonly param: string,
     private readonly refreshMs: number,
-    private readonly log?: { warn(obj: object, msg: string): void },
+    private readonly log?: Pick<Logger, 'warn'>,
     private readonly now: () => number = Date.now,
   ) {}
 

@@ -1,11 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ErrorResponse } from '@scs/common';
-import { fileView } from '@scs/common/files';
+import { errorResponses } from '@scs/common';
+import { FileView, fileView } from '@scs/common/files';
 import { Type } from '@sinclair/typebox';
 import { BackupNotFound } from '../errors';
 import type { BackupService } from '../services/backup-service';
 
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
 const Uuid = (description: string) => Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$', description });
 
 const ReconcileResult = Type.Object({
@@ -40,17 +39,8 @@ const UsageReconcileResult = Type.Object({
   failed: Type.Integer({ description: 'Users whose check failed (logged); the next run tries again' }),
   durationMs: Type.Integer(),
 });
-const RestoredFile = Type.Object({
-  id: Type.String(),
-  userId: Type.String({ description: 'The owner (unchanged)' }),
-  name: Type.String(),
-  size: Type.Integer({ minimum: 0 }),
-  contentType: Type.String(),
-  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
-  sensitive: Type.Boolean(),
-  location: Type.Union([Type.Literal('primary'), Type.Literal('sensitive')]),
-  createdAt: Type.String({ format: 'date-time' }),
-});
+/** A restored file as the upload API shows it, with its owner. */
+const RestoredFile = Type.Composite([FileView, Type.Object({ userId: Type.String({ description: 'The owner (unchanged)' }) })]);
 
 /** The admin API under /api/backup: every route admin-only (401 anonymous, 403 other users). */
 export const backupRoutes: FastifyPluginAsyncTypebox<{ service: BackupService }> = async (app, { service }) => {
@@ -61,7 +51,7 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ service: BackupService }>
     '/status',
     {
       config: admin,
-      schema: { summary: 'Object counts, queue backlog, last event and last reconciliation', tags: ['backup'], security, response: { 200: Status, ...errors(401, 403, 503) } },
+      schema: { summary: 'Object counts, queue backlog, last event and last reconciliation', tags: ['backup'], security, response: { 200: Status, ...errorResponses(401, 403, 503) } },
     },
     async () => service.status(),
   );
@@ -74,7 +64,7 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ service: BackupService }>
         summary: 'Compare every file with its backup now and repair the differences (joins a run under way)',
         tags: ['backup'],
         security,
-        response: { 200: ReconcileResult, ...errors(401, 403, 503) },
+        response: { 200: ReconcileResult, ...errorResponses(401, 403, 503) },
       },
     },
     async (request) => {
@@ -97,7 +87,7 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ service: BackupService }>
         tags: ['backup'],
         security,
         body: Type.Optional(Type.Object({ userId: Type.Optional(Uuid('Only this user')) }, { additionalProperties: false })),
-        response: { 200: UsageReconcileResult, ...errors(400, 401, 403, 503) },
+        response: { 200: UsageReconcileResult, ...errorResponses(400, 401, 403, 503) },
       },
     },
     async (request) => {
@@ -119,7 +109,7 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ service: BackupService }>
         description:
           "404 BACKUP_NOT_FOUND: no backup of that file for that owner; 404 ACCOUNT_NOT_FOUND: the owner's account no longer exists (nothing is recreated); " +
           '409 DELETE_IN_PROGRESS: the owner is deleting the file right now (nothing was restored; retry).',
-        response: { 200: RestoredFile, ...errors(400, 401, 403, 404, 409, 503) },
+        response: { 200: RestoredFile, ...errorResponses(400, 401, 403, 404, 409, 503) },
       },
     },
     async (request) => {

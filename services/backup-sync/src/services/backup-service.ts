@@ -6,10 +6,11 @@ import type { BackupConfig } from '../config';
 import type { BackupMetrics } from '../metrics';
 import type { Accounts } from './accounts';
 import { type Backups, DeleteInProgress, type RestoredFile } from './backups';
-import type { BackupEventConsumer, ConsumerLogger } from './consumer';
+import type { BackupEventConsumer } from './consumer';
 import type { Reconciler, ReconcileResult } from './reconciler';
 import type { UsageReconciler, UsageReconcileResult } from './usage';
 import { AccountNotFound, DeleteInProgress as DeleteInProgressError } from '../errors';
+import type { Logger } from '@scs/common';
 
 /** Status answers this close together share one count of the buckets. */
 const COUNT_REUSE_MS = 5_000;
@@ -45,7 +46,7 @@ export class BackupService {
       BackupConfig,
       'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'BACKUP_BUCKET' | 'RECONCILE_INTERVAL_SECONDS' | 'USAGE_RECONCILE_INTERVAL_SECONDS' | 'BACKUP_RECORD_WAIT_MS'
     >,
-    private readonly log: ConsumerLogger,
+    private readonly log: Logger,
     private readonly usage: UsageReconciler,
     private readonly accounts: Accounts,
   ) {}

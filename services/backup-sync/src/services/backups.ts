@@ -9,6 +9,7 @@ import { FILE_KEY_PREFIX, parseFileKey } from '@scs/common/resources';
 import { type Encryption, headWithChecksum, isSha256Hex as isSha256, type ObjectRef, type ServerSideCopier } from '@scs/common/s3-copy';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { FileRecord, FileRepository } from '@scs/common/files';
+import { fileTags, taggingQuery } from '@scs/common/object-tags';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupConfig } from '../config';
 
@@ -109,7 +110,7 @@ export class Backups {
     const existing = await this.head({ Bucket: this.config.BACKUP_BUCKET, Key: source.Key });
     if (existing?.Metadata?.[META.sourceVersion] === head.VersionId && existing?.Metadata?.[META.sourceBucket] === source.Bucket) return 'in-sync';
 
-    const record = await this.completeRecord(file.userId, file.fileId, recordWaitMs);
+    const record = await this.files.completeRecord(file.userId, file.fileId, { waitMs: recordWaitMs, firstPauseMs: 25, maxPauseMs: 400 });
     if (!record) throw new RecordNotReady(source.Key);
     const sensitive = record.sensitive || source.Bucket === this.config.SENSITIVE_BUCKET;
     await this.copier.copy({
@@ -129,7 +130,7 @@ export class Backups {
         [META.sourceBucket]: source.Bucket,
         [META.sourceVersion]: head.VersionId ?? 'null',
       },
-      tagging: new URLSearchParams({ sensitive: String(sensitive), sha256: record.sha256 }).toString(),
+      tagging: taggingQuery(fileTags({ sensitive, sha256: record.sha256 })),
     });
     return 'copied';
   }
@@ -167,7 +168,7 @@ export class Backups {
       contentType: live.ContentType,
       contentDisposition: live.ContentDisposition,
       metadata: { ...live.Metadata },
-      tagging: new URLSearchParams({ sensitive: String(sensitive), sha256 }).toString(),
+      tagging: taggingQuery(fileTags({ sensitive, sha256 })),
     });
     await this.removeAllVersions(key);
     return 'retired';
@@ -226,7 +227,7 @@ export class Backups {
         contentType: backup.ContentType,
         contentDisposition: backup.ContentDisposition,
         metadata: { owner: userId, 'file-id': meta[META.fileId] ?? encodeURIComponent(fileId) },
-        tagging: new URLSearchParams({ sensitive: String(sensitive), sha256 }).toString(),
+        tagging: taggingQuery(fileTags({ sensitive, sha256 })),
       });
       copied = copy.versionId ?? 'null';
       restoredObject = true;
@@ -282,18 +283,6 @@ export class Backups {
   private async lostToDelete(bucket: string, key: string, copied: string | undefined): Promise<never> {
     if (copied) await this.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: copied }));
     throw new DeleteInProgress();
-  }
-
-  /** The active record with its SHA-256, waiting (with backoff) up to `waitMs` for it. */
-  private async completeRecord(userId: string, fileId: string, waitMs: number): Promise<(FileRecord & { sha256: string }) | undefined> {
-    const deadline = Date.now() + waitMs;
-    for (let pause = 25; ; pause = Math.min(pause * 2, 400)) {
-      const record = await this.files.get(userId, fileId);
-      if (record?.status === 'active' && isSha256(record.sha256)) return record;
-      const left = deadline - Date.now();
-      if (left <= 0) return undefined;
-      await sleep(Math.min(pause, left));
-    }
   }
 
   private async head(ref: ObjectRef): Promise<HeadObjectCommandOutput | undefined> {

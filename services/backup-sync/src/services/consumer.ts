@@ -5,6 +5,7 @@ import { Value } from '@sinclair/typebox/value';
 import type { BackupConfig } from '../config';
 import type { BackupMetrics } from '../metrics';
 import { type Backups, RecordNotReady } from './backups';
+import type { Logger } from '@scs/common';
 
 /** The part of S3's EventBridge event backup-sync reads (https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html). */
 const ObjectEvent = Type.Object({
@@ -17,12 +18,6 @@ const ObjectEvent = Type.Object({
   }),
 });
 type ObjectEvent = Static<typeof ObjectEvent>;
-
-export interface ConsumerLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 /** An event's time in ms (ISO 8601 from AWS; the emulator may send Unix seconds). */
 function eventTime(e: ObjectEvent): number | undefined {
@@ -52,7 +47,7 @@ export class BackupEventConsumer {
       BackupConfig,
       'BACKUP_CONCURRENCY' | 'BACKUP_POLL_SECONDS' | 'BACKUP_RETRY_SECONDS' | 'BACKUP_VISIBILITY_SECONDS' | 'BACKUP_RECORD_WAIT_MS'
     >,
-    private readonly log: ConsumerLogger,
+    private readonly log: Logger,
   ) {
     this.poller = new QueuePoller({
       sqs,

@@ -3,6 +3,7 @@ import { FILE_KEY_PREFIX } from '@scs/common/resources';
 import pLimit from 'p-limit';
 import type { BackupConfig } from '../config';
 import { type Backups, RecordNotReady } from './backups';
+import type { Logger } from '@scs/common';
 
 /** What one reconciliation found and did (the admin API's answer, plus the details the status shows). */
 export interface ReconcileResult {
@@ -32,10 +33,6 @@ interface Listed {
   modified: number;
 }
 
-export interface ReconcileLogger {
-  warn(obj: object, msg: string): void;
-}
-
 /**
  * Compares the sources (primary and sensitive buckets) with the backup bucket by key, size and
  * age, from paginated listings only (one request per 1,000 objects per bucket), and repairs the
@@ -51,7 +48,7 @@ export class Reconciler {
     private readonly s3: S3Client,
     private readonly backups: Backups,
     private readonly config: Pick<BackupConfig, 'PRIMARY_BUCKET' | 'SENSITIVE_BUCKET' | 'BACKUP_BUCKET' | 'BACKUP_CONCURRENCY'>,
-    private readonly log: ReconcileLogger,
+    private readonly log: Pick<Logger, 'warn'>,
     private readonly onCopied: () => void = () => {},
   ) {}
 

@@ -1,4 +1,5 @@
 import type { FileRepository, UsageReconciliation } from '@scs/common/files';
+import type { Logger } from '@scs/common';
 
 export interface UsageReconcileResult {
   /** Users whose usage was checked. */
@@ -13,11 +14,6 @@ export interface UsageReconcileResult {
   durationMs: number;
 }
 
-interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
 /**
  * The usage reconciliation (quotas that heal): for every user with a usage item, or one user,
  * `FileRepository.reconcileUsage`: reservations whose upload stopped renewing them (a process
@@ -30,7 +26,7 @@ export class UsageReconciler {
 
   constructor(
     private readonly files: FileRepository,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'info' | 'warn'>,
     private readonly now: () => number = Date.now,
   ) {}
 

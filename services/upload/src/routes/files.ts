@@ -1,41 +1,24 @@
 import type { MultipartFile, Multipart } from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ErrorResponse } from '@scs/common';
+import { errorResponses } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { UploadConfig } from '../config';
 import { BadMultipart, FileTooLarge, NoFile, RequestAborted } from '../errors';
-import { fileView } from '@scs/common/files';
-import type { DirectUploads } from '../services/direct-uploads';
-import type { Downloads } from '../services/downloads';
-import type { AllowedTypes } from '../services/file-types';
-import { FILE_ID_PATTERN } from '../services/ids';
-import { humanBytes } from '../services/quota';
-import type { UploadForm, Uploads } from '../services/uploads';
+import { FileView, fileView } from '@scs/common/files';
+import type { DirectUploads } from '../files/direct-uploads';
+import type { Downloads } from '../files/downloads';
+import type { AllowedTypes } from '../content/file-types';
+import { FILE_ID_PATTERN } from '../files/ids';
+import { humanBytes } from '../files/quota';
+import type { UploadForm, Uploads } from '../files/uploads';
 
-export const FileView = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  name: Type.String(),
-  size: Type.Integer({ minimum: 0 }),
-  contentType: Type.String(),
-  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
-  sensitive: Type.Boolean(),
-  createdAt: Type.String({ format: 'date-time' }),
-});
-type FileView = Static<typeof FileView>;
-/** What listing and reading a file add to the upload answer: where the file is now. */
-const StoredFileView = Type.Composite([
-  FileView,
-  Type.Object({
-    location: Type.Union([Type.Literal('primary'), Type.Literal('sensitive')], {
-      description: 'Where the file is now: "sensitive" once it is in the KMS-encrypted vault; a sensitive file is "primary" while it moves there',
-    }),
-  }),
-]);
+/** An upload's answer: the file as listing and reading show it, less `location` (not known yet). */
+export const UploadedFile = Type.Omit(FileView, ['location']);
+type UploadedFile = Static<typeof UploadedFile>;
 
 const IdParams = Type.Object({ id: Type.String({ pattern: FILE_ID_PATTERN, description: 'File id (UUID)' }) });
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
 const Sensitive = Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')]));
 
 /** Multipart errors of @fastify/multipart mapped to the contract's codes (FU-02, FU-13). */
@@ -151,11 +134,11 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         querystring: Type.Object({ sensitive: Sensitive }),
-        response: { 201: FileView, ...errors(400, 401, 408, 413, 415, 429, 503) },
+        response: { 201: UploadedFile, ...errorResponses(400, 401, 408, 413, 415, 429, 503) },
       },
     },
     async (request, reply) => {
-      let stored: FileView;
+      let stored: UploadedFile;
       const socket = request.raw.socket as { setTimeout?: (ms: number) => unknown } | undefined;
       socket?.setTimeout?.(uploadIdleMs);
       try {
@@ -187,8 +170,8 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
           cursor: Type.Optional(Type.String({ pattern: FILE_ID_PATTERN })),
         }),
         response: {
-          200: Type.Object({ items: Type.Array(StoredFileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
-          ...errors(400, 401, 429),
+          200: Type.Object({ items: Type.Array(FileView), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...errorResponses(400, 401, 429),
         },
       },
     },
@@ -213,7 +196,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
             directUploadAboveBytes: Type.Integer(),
             allowedTypes: Type.Array(Type.String()),
           }),
-          ...errors(401),
+          ...errorResponses(401),
         },
       },
     },
@@ -234,7 +217,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 200: StoredFileView, ...errors(400, 401, 404) },
+        response: { 200: FileView, ...errorResponses(400, 401, 404) },
       },
     },
     async (request) => fileView(await downloads.get(request.user.sub, request.params.id)),
@@ -253,7 +236,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         response: {
           200: Type.Object({ url: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }),
           302: Type.Null(),
-          ...errors(400, 401, 404),
+          ...errorResponses(400, 401, 404),
         },
       },
     },
@@ -276,7 +259,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 204: Type.Null(), ...errors(400, 401, 404) },
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404) },
       },
     },
     async (request, reply) => {
@@ -310,7 +293,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
             fields: Type.Record(Type.String(), Type.String()),
             expiresAt: Type.String({ format: 'date-time' }),
           }),
-          ...errors(400, 401, 408, 413, 415, 429, 503),
+          ...errorResponses(400, 401, 408, 413, 415, 429, 503),
         },
       },
     },
@@ -339,7 +322,7 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         tags: ['files'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 201: FileView, ...errors(400, 401, 404, 409, 415, 503) },
+        response: { 201: UploadedFile, ...errorResponses(400, 401, 404, 409, 415, 503) },
       },
     },
     async (request, reply) => {

@@ -1,14 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ErrorResponse } from '@scs/common';
+import { errorResponses } from '@scs/common';
 import { fileView } from '@scs/common/files';
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import type { UploadConfig } from '../config';
-import { FILE_ID_PATTERN } from '../services/ids';
-import { MAX_PARTS, type ResumableUploads } from '../services/resumable-uploads';
-import { FileView } from './files';
+import { FILE_ID_PATTERN } from '../files/ids';
+import { MAX_PARTS, type ResumableUploads } from '../files/resumable-uploads';
+import { UploadedFile } from './files';
 
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
 const IdParams = Type.Object({ id: Type.String({ pattern: FILE_ID_PATTERN, description: 'Upload id (UUID; the file id once completed)' }) });
 
 const UploadView = Type.Object({
@@ -66,7 +65,7 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
           },
           { additionalProperties: false },
         ),
-        response: { 201: UploadView, ...errors(400, 401, 408, 413, 415, 429, 503) },
+        response: { 201: UploadView, ...errorResponses(400, 401, 408, 413, 415, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -83,7 +82,7 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
         summary: "The caller's unfinished resumable uploads",
         tags: ['uploads'],
         security: [{ bearerAuth: [] }],
-        response: { 200: Type.Object({ items: Type.Array(UploadView) }), ...errors(401) },
+        response: { 200: Type.Object({ items: Type.Array(UploadView) }), ...errorResponses(401) },
       },
     },
     async (request) => ({ items: await resumable.list(request.user.sub) }),
@@ -102,7 +101,7 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
             UploadView,
             Type.Object({ parts: Type.Array(Type.Object({ partNumber: Type.Integer(), size: Type.Integer(), etag: Type.String() })) }),
           ]),
-          ...errors(400, 401, 404),
+          ...errorResponses(400, 401, 404),
         },
       },
     },
@@ -143,7 +142,7 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
               }),
             ),
           }),
-          ...errors(400, 401, 404),
+          ...errorResponses(400, 401, 404),
         },
       },
     },
@@ -165,7 +164,7 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
         tags: ['uploads'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 201: FileView, ...errors(400, 401, 404, 409, 415, 503) },
+        response: { 201: UploadedFile, ...errorResponses(400, 401, 404, 409, 415, 503) },
       },
     },
     async (request, reply) => {
@@ -185,7 +184,7 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
         tags: ['uploads'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 204: Type.Null(), ...errors(400, 401, 404, 409) },
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409) },
       },
     },
     async (request, reply) => {

@@ -3,19 +3,15 @@ import { pipeline } from 'node:stream/promises';
 import type { UploadConfig } from '../config';
 import { FileNotFound, NothingUploaded, UnsupportedFileType, UploadInProgress, UploadMismatch } from '../errors';
 import type { FileRecord, FileRepository } from '@scs/common/files';
-import type { AllowedTypes } from './file-types';
+import type { AllowedTypes } from '../content/file-types';
 import { uuidv7 } from './ids';
-import { Inspector } from './inspector';
-import { fileKey, type FileObject, type ObjectStore, type StagedObject, type StoredObject } from './object-store';
+import { Inspector } from '../content/inspector';
+import { fileKey, type FileObject, type ObjectStore, type StagedObject, type StoredObject } from '../storage/object-store';
 import type { Quota } from './quota';
+import type { Logger } from '@scs/common';
 
 /** How long one `/complete` may hold an upload before another request may take over (its request died). */
 export const COMPLETE_LEASE_SECONDS = 900;
-
-interface Logger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 /** Differences between what S3 stored and what was issued, in words ("Content-Type is x, not y"). */
 export function differences(stored: Partial<StoredObject>, issued: Partial<StoredObject>): string[] {
@@ -46,7 +42,7 @@ export class DirectUploads {
     private readonly quota: Quota,
     private readonly types: AllowedTypes,
     private readonly config: UploadConfig,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'warn' | 'error'>,
   ) {}
 
   /**

@@ -1,10 +1,7 @@
 import type { UploadConfig } from '../config';
 import type { FileRepository } from '@scs/common/files';
-import { FILE_PREFIX, type ObjectStore, STAGING_PREFIX } from './object-store';
-
-interface Logger {
-  info(obj: object, msg: string): void;
-}
+import { FILE_PREFIX, type ObjectStore, STAGING_PREFIX } from '../storage/object-store';
+import type { Logger } from '@scs/common';
 
 /**
  * Heals what a crash or an abandoned direct upload can leave (FU-14): pending or verifying
@@ -17,7 +14,7 @@ export class Sweeper {
     private readonly store: ObjectStore,
     private readonly files: FileRepository,
     private readonly config: UploadConfig,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'info'>,
   ) {}
 
   /**

@@ -1,6 +1,7 @@
 import type { UploadConfig } from '../config';
 import { FileCountExceeded, FileTooLarge, QuotaExceeded } from '../errors';
 import type { FileRecord, FileRepository, Reservation } from '@scs/common/files';
+import type { Logger } from '@scs/common';
 
 /** Bytes in words a person reads, in IEC units: 104857600 -> "100 MiB", 1536 -> "1.5 KiB". */
 export function humanBytes(n: number): string {
@@ -12,10 +13,6 @@ export function humanBytes(n: number): string {
     unit += 1;
   }
   return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
-interface Logger {
-  warn(obj: object, msg: string): void;
 }
 
 /** A streamed upload's reservation, renewed in the background until `stop` (its settlement or release). */
@@ -31,7 +28,7 @@ export class Quota {
   constructor(
     private readonly files: FileRepository,
     private readonly config: UploadConfig,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'warn'>,
   ) {}
 
   get maxBytes(): number {

@@ -1,11 +1,12 @@
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { FileRecord, FileRepository } from '@scs/common/files';
-import type { AllowedTypes } from './file-types';
+import type { AllowedTypes } from '../content/file-types';
 import { uuidv7 } from './ids';
-import { Inspector } from './inspector';
-import { fileKey, type FileObject, type ObjectStore } from './object-store';
+import { Inspector } from '../content/inspector';
+import { fileKey, type FileObject, type ObjectStore } from '../storage/object-store';
 import type { Quota } from './quota';
+import type { Logger } from '@scs/common';
 
 /** The file part of an upload form. */
 export interface IncomingFile {
@@ -34,11 +35,6 @@ export interface UploadForm {
 /** Room for the multipart framing around the file in a request's Content-Length. */
 const MULTIPART_OVERHEAD = 64 * 1024;
 
-interface Logger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
 /**
  * Streamed uploads (FU-01, FU-03, FU-05, FU-14, FU-15): reserve quota, stream the file through one
  * pipeline (the request's file stream -> the inspector -> the S3 multipart upload), settle, and
@@ -50,7 +46,7 @@ export class Uploads {
     private readonly files: FileRepository,
     private readonly quota: Quota,
     private readonly types: AllowedTypes,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'warn' | 'error'>,
   ) {}
 
   /**

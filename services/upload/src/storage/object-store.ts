@@ -13,19 +13,15 @@ import {
   PutObjectTaggingCommand,
   UploadPartCommand,
   type S3Client,
-  type Tag,
 } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { BackgroundRetries, isNotFound } from '@scs/common';
+import { BackgroundRetries, fileTags, isNotFound, type Logger, tagSet, taggingQuery, taggingXml, tagsOf } from '@scs/common';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { Readable } from 'node:stream';
 import type { UploadConfig } from '../config';
 import { PartBuffers, PartWriter } from './part-writer';
 import { unsignedPayloadWithChecksum } from './unsigned-payload';
-
-/** The logger clean-ups report to. */
-type RetryLogger = Parameters<BackgroundRetries['run']>[0];
 
 /** Object keys of files: the only keys consumers (the mover, backups) treat as files. */
 export const FILE_PREFIX = 'users/';
@@ -76,8 +72,6 @@ export interface StoredObject extends Omit<StagedObject, 'versionId' | 'etag'> {
   serverSideEncryption?: string;
   tags: Record<string, string>;
 }
-
-const tagSet = (tags: Record<string, string>): Tag[] => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 
 /**
  * Every S3 call of the upload service. File objects are created in one request with their tags,
@@ -157,7 +151,7 @@ export class ObjectStore {
   async writeFile(
     file: FileObject,
     body: Readable,
-    opts: { contentType: () => string | undefined; signal: AbortSignal; log: RetryLogger },
+    opts: { contentType: () => string | undefined; signal: AbortSignal; log: Pick<Logger, 'warn' | 'error'> },
   ): Promise<void> {
     const Key = fileKey(file.userId, file.fileId);
     const writer = new PartWriter(
@@ -166,7 +160,7 @@ export class ObjectStore {
       {
         Bucket: this.primary,
         Key,
-        Tagging: `sensitive=${file.sensitive}`,
+        Tagging: taggingQuery(fileTags({ sensitive: file.sensitive })),
         attributes: () => ({ ...this.attributes(file), ContentType: opts.contentType() ?? file.contentType }),
       },
       this.config.UPLOAD_QUEUE_SIZE,
@@ -192,7 +186,7 @@ export class ObjectStore {
    */
   async tagDigest(file: FileObject, sha256: string): Promise<void> {
     const Key = fileKey(file.userId, file.fileId);
-    const Tagging = { TagSet: tagSet({ sensitive: String(file.sensitive), sha256 }) };
+    const Tagging = { TagSet: tagSet(fileTags({ sensitive: file.sensitive, sha256 })) };
     try {
       await this.s3.send(new PutObjectTaggingCommand({ Bucket: this.primary, Key, Tagging }));
     } catch (err) {
@@ -215,7 +209,7 @@ export class ObjectStore {
    * it), in the sensitive bucket too for a sensitive file, retried in the background while S3 is
    * unreachable; never throws (failures are logged).
    */
-  async discardFile(key: string, sensitive: boolean, log: RetryLogger): Promise<void> {
+  async discardFile(key: string, sensitive: boolean, log: Pick<Logger, 'warn' | 'error'>): Promise<void> {
     const buckets = sensitive ? [this.primary, this.sensitive] : [this.primary];
     await this.retries.run(log, 'removing the object of a failed upload', { key }, () => Promise.all(buckets.map((b) => this.deleteEveryVersion(b, key))));
   }
@@ -280,7 +274,7 @@ export class ObjectStore {
     const fields = {
       'Content-Type': attributes.ContentType,
       'Content-Disposition': attributes.ContentDisposition,
-      tagging: `<Tagging><TagSet><Tag><Key>sensitive</Key><Value>${file.sensitive}</Value></Tag></TagSet></Tagging>`,
+      tagging: taggingXml(fileTags({ sensitive: file.sensitive })),
       'x-amz-server-side-encryption': attributes.ServerSideEncryption,
       'x-amz-meta-owner': file.userId,
       'x-amz-meta-file-id': file.fileId,
@@ -335,7 +329,7 @@ export class ObjectStore {
         CopySourceIfMatch: staged.etag,
         MetadataDirective: 'REPLACE',
         TaggingDirective: 'REPLACE',
-        Tagging: `sensitive=${file.sensitive}&sha256=${sha256}`,
+        Tagging: taggingQuery(fileTags({ sensitive: file.sensitive, sha256 })),
         ChecksumAlgorithm: 'SHA256',
         ...this.attributes(file),
       }),
@@ -357,7 +351,7 @@ export class ObjectStore {
       contentDisposition: head.ContentDisposition,
       serverSideEncryption: head.ServerSideEncryption,
       metadata: head.Metadata ?? {},
-      tags: Object.fromEntries((tags.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+      tags: tagsOf(tags.TagSet),
     };
   }
 
@@ -370,7 +364,7 @@ export class ObjectStore {
       contentDisposition: attributes.ContentDisposition,
       serverSideEncryption: attributes.ServerSideEncryption,
       metadata: attributes.Metadata,
-      tags: { sensitive: String(file.sensitive), sha256 },
+      tags: fileTags({ sensitive: file.sensitive, sha256 }),
     };
   }
 
@@ -399,7 +393,7 @@ export class ObjectStore {
       new CreateMultipartUploadCommand({
         Bucket: this.primary,
         Key: fileKey(file.userId, file.fileId),
-        Tagging: `sensitive=${file.sensitive}`,
+        Tagging: taggingQuery(fileTags({ sensitive: file.sensitive })),
         ChecksumAlgorithm: 'SHA256',
         ...this.attributes(file),
       }),

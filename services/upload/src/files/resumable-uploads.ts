@@ -3,11 +3,12 @@ import { MAX_SINGLE_COPY_BYTES } from '@scs/common/s3-copy';
 import type { UploadConfig } from '../config';
 import { AlreadyCompleted, ChecksumRequired, FileTooLarge, InvalidPart, UnsupportedFileType, UploadIncomplete, UploadInProgress, UploadMismatch, UploadNotFound } from '../errors';
 import { COMPLETE_LEASE_SECONDS, differences } from './direct-uploads';
-import type { AllowedTypes } from './file-types';
+import type { AllowedTypes } from '../content/file-types';
 import { uuidv7 } from './ids';
-import { inspectEnds, SNIFF_BYTES } from './inspector';
-import { fileKey, type FileObject, type HeldPart, type ObjectStore } from './object-store';
+import { inspectEnds, SNIFF_BYTES } from '../content/inspector';
+import { fileKey, type FileObject, type HeldPart, type ObjectStore } from '../storage/object-store';
 import { humanBytes, type Quota } from './quota';
+import { fileTags, type Logger } from '@scs/common';
 
 /** The smallest part the service chooses, in bytes (S3's own minimum is 5 MiB). */
 export const MIN_PART_BYTES = 8 * 1024 * 1024;
@@ -15,11 +16,6 @@ export const MIN_PART_BYTES = 8 * 1024 * 1024;
 export const MAX_PARTS = 10_000;
 /** A part checksum as the API takes it: a SHA-256 in base64 (44 characters, one `=`). */
 const BASE64_SHA256 = /^[A-Za-z0-9+/]{43}=$/;
-
-interface Logger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 /** What the API shows of an unfinished upload (`GET /api/files/uploads`); `describe` adds its parts. */
 export interface UploadView {
@@ -71,7 +67,7 @@ export class ResumableUploads {
     private readonly quota: Quota,
     private readonly types: AllowedTypes,
     private readonly config: UploadConfig,
-    private readonly log: Logger,
+    private readonly log: Pick<Logger, 'warn' | 'error'>,
   ) {}
 
   /**
@@ -214,7 +210,7 @@ export class ResumableUploads {
       }
 
       const file = this.fileObject(record, type.mediaType);
-      const mismatch = differences(await this.store.describeFile(userId, fileId), { ...this.store.expected(file, record.size, ''), tags: { sensitive: String(record.sensitive) } });
+      const mismatch = differences(await this.store.describeFile(userId, fileId), { ...this.store.expected(file, record.size, ''), tags: fileTags({ sensitive: record.sensitive }) });
       if (mismatch.length > 0) throw new UploadMismatch(`The uploaded object is not what this upload issued (${mismatch.join('; ')}): it was discarded; upload the file again`);
 
       const head = await this.store.readRange(record.key, versionId, 0, Math.min(record.size, SNIFF_BYTES) - 1);

@@ -1,6 +1,6 @@
 import { FileNotFound } from '../errors';
 import type { FileRecord, FileRepository } from '@scs/common/files';
-import type { ObjectStore } from './object-store';
+import type { ObjectStore } from '../storage/object-store';
 
 /** How long a delete may stay half-done (its request died) before the sweep finishes it, in seconds. */
 export const DELETE_LEASE_SECONDS = 300;
