@@ -17,7 +17,7 @@ import { uploadBenchmark } from './upload';
  * Knobs (for quick local runs): BENCH_DURATION_SECONDS (5), BENCH_WARMUP_SECONDS (1),
  * BENCH_CONCURRENCY (1,8,32) for auth; BENCH_UPLOAD_SCALE (1: 16 MiB, 256 MiB, 1 GiB and
  * 32 x 16 MiB files; 0.25 shrinks them), BENCH_UPLOAD_ROUNDS (2), BENCH_UPLOAD_PATHS (all:
- * ceiling,floor,flask,buffering,ours) for upload; BENCH_PIPELINE_SCALE (1: 200 uploads, 20 moves, a
+ * ceiling,floor,flask,buffering,ours,direct) for upload; BENCH_PIPELINE_SCALE (1: 200 uploads, 20 moves, a
  * reconcile of 10,000 objects, a 1 GiB move; 0.05 for a smoke run) for pipeline; BENCH_ONLY (a
  * comma-separated list of benchmark names) runs some of them, as names on the command line do.
  */

@@ -8,7 +8,7 @@ import { UPLOAD_NODE_ARGS } from '@scs/local-stack/stack/run';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import { Agent } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { barChartSvg, type Panel } from './lib/chart';
@@ -46,14 +46,15 @@ const GOALS = {
   concurrentRssVsFloor: 2,
 };
 
-export type PathName = 'ceiling' | 'floor' | 'flask' | 'buffering' | 'ours' | 'other';
-const PATH_NAMES: PathName[] = ['ceiling', 'floor', 'flask', 'buffering', 'ours', 'other'];
+export type PathName = 'ceiling' | 'floor' | 'flask' | 'buffering' | 'ours' | 'direct' | 'other';
+const PATH_NAMES: PathName[] = ['ceiling', 'floor', 'flask', 'buffering', 'ours', 'direct', 'other'];
 const LABELS: Record<PathName, string> = {
   ceiling: 'ceiling: SDK multipart upload straight to S3 (bench process)',
   floor: 'floor: socket -> SHA-256 -> one streamed PUT (baselines/floor.mjs)',
   flask: 'Flask + boto3 as tutorials write it (baselines/flask_upload.py)',
   buffering: 'buffering: toBuffer() + one PutObject (baselines/buffering.mjs)',
   ours: 'ours: POST /api/files on the upload service',
+  direct: 'ours, direct multipart: /api/files/uploads on the upload service, the parts PUT straight to S3 (presigned, SHA-256 per part)',
   other: 'ours, another build: POST /api/files on the upload service of BENCH_UPLOAD_OTHER',
 };
 const SHORT: Record<PathName, string> = {
@@ -62,9 +63,10 @@ const SHORT: Record<PathName, string> = {
   flask: 'Flask + boto3',
   buffering: 'buffering',
   ours: 'ours',
+  direct: 'ours, direct multipart',
   other: 'ours (other build)',
 };
-const COLORS: Record<PathName, string> = { ceiling: '#7f7f7f', floor: '#2ca02c', flask: '#9467bd', buffering: '#ff7f0e', ours: '#1f77b4', other: '#17becf' };
+const COLORS: Record<PathName, string> = { ceiling: '#7f7f7f', floor: '#2ca02c', flask: '#9467bd', buffering: '#ff7f0e', ours: '#1f77b4', direct: '#d62728', other: '#17becf' };
 
 /** The sizes of one run; BENCH_UPLOAD_SCALE (default 1) shrinks them for quick local runs. */
 export function uploadSizesFrom(env: Record<string, string | undefined>) {
@@ -208,13 +210,16 @@ interface PathRunner {
 }
 
 /**
- * Upload benchmark: the same files, through five paths, in the same run against the same emulator:
+ * Upload benchmark: the same files, through six paths, in the same run against the same emulator:
  *
  * - ceiling: lib-storage multipart uploads from the bench process straight to the emulator (8 MiB
  *   parts, 4 at a time: the settings our service runs with);
  * - floor: a minimal Node process (socket in, one SHA-256, one streamed PUT);
  * - Flask + boto3 written as tutorials do, and a buffering Node service (toBuffer() + PutObject);
- * - ours: POST /api/files on the upload service (multipart form, bearer token, every check).
+ * - ours: POST /api/files on the upload service (multipart form, bearer token, every check);
+ * - direct: the resumable routes (/api/files/uploads) of the same service, the parts sent by the
+ *   bench process straight to the emulator through the presigned part URLs (`sendDirect`): the
+ *   service's CPU on this path is that of signing and checking, none of the bytes.
  *
  * Each round starts every server fresh and sends, one path after the other (the order rotates per
  * round): a 1 MiB warm-up, a 16 MiB file (peak RSS "small"), a 1 GiB file (peak RSS "large"), a
@@ -373,7 +378,7 @@ export async function uploadBenchmark(ctx: BenchContext): Promise<BenchmarkRepor
     medium: `${sizeLabel(sizes.medium)} x1`,
     concurrent: `${sizeLabel(sizes.concurrent.each)} x${sizes.concurrent.count}`,
   };
-  const goals = uploadGoals(figures, labelOf, metadata);
+  const goals = [...uploadGoals(figures, labelOf, metadata), ...directGoals(figures, labelOf)];
   const table = renderUploadTable([...figures.values()], labelOf);
   const shaPerGiB = sha256SecondsPerGiB();
   summary.push(
@@ -540,6 +545,7 @@ async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner 
       };
     }
     case 'ours':
+    case 'direct':
     case 'other': {
       const root = name === 'other' ? resolve(process.env.BENCH_UPLOAD_OTHER as string) : repoRoot;
       const script = join(root, 'services/upload/dist/server.js');
@@ -583,7 +589,7 @@ async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner 
           }
           const port = await freePort();
           const server = await registry.startNode({
-            name: name === 'other' ? 'upload (other build)' : 'upload',
+            name: name === 'other' ? 'upload (other build)' : name === 'direct' ? 'upload (direct)' : 'upload',
             script,
             // As `npm start` and the container image run it.
             nodeArgs: [...UPLOAD_NODE_ARGS, ...prof(profileDir)],
@@ -595,7 +601,10 @@ async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner 
           url = `${server.url}/api/files`;
           return server;
         },
-        send: (file, i) => post(url, file, form(file), { authorization: `Bearer ${tokens[i % tokens.length]}` }),
+        send: (file, i) =>
+          name === 'direct'
+            ? sendDirect(`${url}/uploads`, file, `Bearer ${tokens[i % tokens.length]}`, agent, integrity)
+            : post(url, file, form(file), { authorization: `Bearer ${tokens[i % tokens.length]}` }),
         close: () => auth.stop(),
         ...(name === 'ours'
           ? {
@@ -606,6 +615,112 @@ async function makeRunner(name: PathName, deps: RunnerDeps): Promise<PathRunner 
       };
     }
   }
+}
+
+/** One part PUT of a resumable upload: a presigned URL, the headers it was signed with, the bytes. */
+function putPart(url: string, headers: Record<string, string>, body: Buffer, agent: Agent): Promise<{ status: number; error?: string }> {
+  return new Promise((resolveOut) => {
+    const req = httpRequest(url, { method: 'PUT', agent, headers: { ...headers, 'content-length': String(body.length) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolveOut({ status: res.statusCode ?? 0 }));
+      res.on('error', (err) => resolveOut({ status: 0, error: err.message }));
+    });
+    req.setTimeout(REQUEST_IDLE_TIMEOUT_MS, () => req.destroy(new Error('no progress')));
+    req.on('error', (err) => resolveOut({ status: 0, error: err.message }));
+    req.end(body);
+  });
+}
+
+/**
+ * One file through the resumable routes, as the browser sends it: create the upload, cut the
+ * generated bytes into the parts the service chose, SHA-256 of each part, part URLs signed QUEUE_SIZE
+ * parts at a time, the parts PUT straight to the emulator (at most QUEUE_SIZE at once), complete.
+ * Counts when `complete` answers 201 with the file's size and the SHA-256 of the bytes sent.
+ */
+async function sendDirect(
+  base: string,
+  file: GeneratedFile,
+  authorization: string,
+  agent: Agent,
+  integrity: { checked: number; mismatches: number },
+): Promise<Outcome> {
+  const t0 = performance.now();
+  const outcome = (status: number, problem?: string): Outcome => ({ ok: problem === undefined, status, ms: performance.now() - t0, bytes: file.size, ...(problem ? { problem } : {}) });
+  const call = async (path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { authorization, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(REQUEST_IDLE_TIMEOUT_MS),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+  const created = await call('', { name: `bench-${file.seed}.png`, size: file.size, contentType: 'image/png', sensitive: false });
+  if (created.status !== 201) return outcome(created.status, `create answered ${created.status} ${JSON.stringify(created.json).slice(0, 300)}`);
+  const { id, partSize } = created.json as { id: string; partSize: number };
+
+  const inFlight = new Set<Promise<void>>();
+  let failure: string | undefined;
+  let batch: { partNumber: number; body: Buffer; checksum: string }[] = [];
+  const flush = async () => {
+    const signed = await call(`/${id}/parts`, { parts: batch.map(({ partNumber, checksum }) => ({ partNumber, checksum })) });
+    if (signed.status !== 200) throw new Error(`/parts answered ${signed.status} ${JSON.stringify(signed.json).slice(0, 300)}`);
+    const urls = new Map((signed.json.parts as { partNumber: number; url: string; headers: Record<string, string> }[]).map((p) => [p.partNumber, p]));
+    for (const part of batch) {
+      while (inFlight.size >= QUEUE_SIZE) await Promise.race(inFlight);
+      const target = urls.get(part.partNumber);
+      if (!target) throw new Error(`/parts signed no URL for part ${part.partNumber}`);
+      const sending: Promise<void> = putPart(target.url, target.headers, part.body, agent).then((res) => {
+        inFlight.delete(sending);
+        if (res.status !== 200) failure ??= `part ${part.partNumber}: ${res.status} ${res.error ?? ''}`.trim();
+      });
+      inFlight.add(sending);
+    }
+    batch = [];
+  };
+  try {
+    // The parts, each copied out of the generated stream (the browser reads a slice of the file).
+    const partLength = (n: number) => Math.max(0, Math.min(partSize, file.size - (n - 1) * partSize));
+    let partNumber = 1;
+    let part = Buffer.allocUnsafe(partLength(partNumber));
+    let filled = 0;
+    const finishPart = async () => {
+      batch.push({ partNumber, body: part, checksum: createHash('sha256').update(part).digest('base64') });
+      partNumber += 1;
+      part = Buffer.allocUnsafe(partLength(partNumber));
+      filled = 0;
+      if (batch.length === QUEUE_SIZE) await flush();
+    };
+    for (const chunk of file.chunks()) {
+      for (let at = 0; at < chunk.length; ) {
+        const n = Math.min(chunk.length - at, part.length - filled);
+        chunk.copy(part, filled, at, at + n);
+        filled += n;
+        at += n;
+        if (filled === part.length) await finishPart();
+      }
+      if (failure) break;
+    }
+    if (batch.length && !failure) await flush();
+    await Promise.all(inFlight);
+  } catch (err) {
+    failure ??= (err as Error).message;
+  }
+  if (failure) {
+    // Nothing of a failed upload stays behind: its multipart upload is aborted and its reservation released.
+    await fetch(`${base}/${id}`, { method: 'DELETE', headers: { authorization }, signal: AbortSignal.timeout(REQUEST_IDLE_TIMEOUT_MS) }).catch(() => undefined);
+    return outcome(0, failure);
+  }
+  const done = await call(`/${id}/complete`);
+  if (done.status !== 201) return outcome(done.status, `complete answered ${done.status} ${JSON.stringify(done.json).slice(0, 300)}`);
+  const json = done.json as { size?: number; sha256?: string };
+  if (json.size !== file.size) return outcome(done.status, `answered size ${json.size}, sent ${file.size} bytes`);
+  integrity.checked += 1;
+  if (json.sha256 !== file.sha256()) {
+    integrity.mismatches += 1;
+    return outcome(done.status, `answered sha256 ${json.sha256}, sent bytes with sha256 ${file.sha256()}`);
+  }
+  return outcome(done.status);
 }
 
 /** The goals of issue "upload path at the floor", from the figures of one run. */
@@ -656,6 +771,42 @@ function uploadGoals(figures: Map<PathName, PathFigures>, labelOf: Record<Scenar
         `${metadata.attemptsPerStoredUpload} HTTP attempts per stored upload with ${metadata.concurrent} at once; the fewest that keep the ledger exact: the reservation, then record + usage in one transaction`,
       value: metadata.perStoredUpload,
       unit: 'requests',
+    });
+  }
+  return goals;
+}
+
+/**
+ * The direct multipart path's figures beside the ceiling and the streamed upload (issue "resumable
+ * direct uploads"): its MB/s against the ceiling's at every size, and the upload service's CPU per
+ * GiB on it (the service signs and checks, S3 receives the bytes: it carries none of them).
+ */
+function directGoals(figures: Map<PathName, PathFigures>, labelOf: Record<ScenarioKey, string>): Goal[] {
+  const direct = figures.get('direct');
+  if (!direct || direct.skipped) return [];
+  const goals: Goal[] = [];
+  const ceiling = figures.get('ceiling');
+  const ours = figures.get('ours');
+  for (const k of ['medium', 'large'] as const) {
+    const mine = direct.MBps[k];
+    const top = ceiling?.MBps[k];
+    if (mine === undefined || !top) continue;
+    const ratio = round2(mine / top, 3);
+    const streamed = ours?.MBps[k];
+    const g = atLeast(
+      `MB/s ${labelOf[k]}, direct multipart: ${mine} vs ceiling ${top} = ${ratio}${streamed ? ` (streamed upload: ${streamed})` : ''} (>= ${GOALS.throughputVsCeiling}, 0 failed: ${direct.failed[k] ?? 0})`,
+      ratio,
+      GOALS.throughputVsCeiling,
+    );
+    goals.push({ ...g, met: g.met === true && (direct.failed[k] ?? 0) === 0 });
+  }
+  const cpu = direct.cpuSecondsPerGiBOf.large;
+  if (cpu !== undefined) {
+    const streamed = ours?.cpuSecondsPerGiBOf.large;
+    goals.push({
+      description: `upload service CPU per GiB on the direct path, ${labelOf.large}: ${cpu} s${streamed ? ` (streamed upload: ${streamed} s)` : ''}; it carries no file bytes`,
+      value: cpu,
+      unit: 's/GiB',
     });
   }
   return goals;
@@ -802,7 +953,7 @@ export function uploadChart(figures: PathFigures[], labelOf: Record<ScenarioKey,
     },
   ];
   return barChartSvg({
-    title: 'npm run bench -- upload: the same files through five paths to the same S3 emulator',
+    title: 'npm run bench -- upload: the same files through every path to the same S3 emulator',
     subtitle: `${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, Node ${process.version}; see bench/results/latest.json for the machine and its load`,
     series: shown.map((f) => ({ name: SHORT[f.path], color: COLORS[f.path] })),
     panels,

@@ -209,9 +209,10 @@ export class Harness {
   /**
    * After a scenario: waits (up to RESILIENCE_SETTLE_SECONDS) for the stack to settle, i.e. the
    * ledger checks pass (backups made, sensitive files moved) and memory is back near the baseline,
-   * then checks once more reading every object back, and reports what is still wrong.
+   * then checks once more reading every object back (unless `digests` is false: a scenario that
+   * compared the bytes itself), and reports what is still wrong.
    */
-  async verify(entries: LedgerEntry[]): Promise<Verdict> {
+  async verify(entries: LedgerEntry[], opts: { digests?: boolean } = {}): Promise<Verdict> {
     const started = performance.now();
     const deadline = started + this.settings.RESILIENCE_SETTLE_SECONDS * 1000;
     const usedBytes = async (userId: string) => {
@@ -233,7 +234,7 @@ export class Harness {
       memoryProblems = await this.memoryProblems();
     }
     const settledMs = performance.now() - started;
-    if (!outcome.lost.length && !outcome.phantom.length) outcome = await check(true);
+    if (!outcome.lost.length && !outcome.phantom.length) outcome = await check(opts.digests ?? true);
     const problems = [...(await this.processProblems()), ...memoryProblems, ...this.tempFiles()];
     const now = await this.memory();
     const rss = this.rss();

@@ -11,13 +11,14 @@ import { loadScenario } from './scenarios/r5-load';
 import { backupScenario } from './scenarios/r6-r7-backup';
 import { sigtermScenario } from './scenarios/r8-sigterm';
 import { killedUploadScenario } from './scenarios/r16-killed-upload';
+import { resumableDropsScenario } from './scenarios/r17-resumable-drops';
 import { ResilienceSettings, SCENARIO_IDS } from './settings';
 
 const MiB = 1024 * 1024;
 /** At most this many failure lines per scenario are printed (all are in the output folder's ledger and log). */
 const MAX_FAILURE_LINES = 25;
 
-const SCENARIOS: Scenario[] = [loadScenario, floodsScenario, emulatorOutageScenario, backupScenario, sigtermScenario, killedUploadScenario];
+const SCENARIOS: Scenario[] = [loadScenario, floodsScenario, emulatorOutageScenario, backupScenario, sigtermScenario, killedUploadScenario, resumableDropsScenario];
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 const log = (line: string) => process.stderr.write(`resilience: ${line}\n`);

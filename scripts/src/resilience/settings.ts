@@ -8,7 +8,7 @@ const MiB = 1024 * 1024;
  * says how to run it bigger.
  */
 export const ResilienceSettings = Type.Object({
-  /** Scenarios to run, comma-separated (R5, R4, R1, R6, R8, R16); all when empty. */
+  /** Scenarios to run, comma-separated (R5, R4, R1, R6, R8, R16, R17); all when empty. */
   RESILIENCE_ONLY: Type.String({ default: '' }),
   /** The whole suite must finish within this; a scenario that would start after it is reported as not run. */
   RESILIENCE_BUDGET_SECONDS: Type.Integer({ default: 900, minimum: 60 }),
@@ -68,6 +68,17 @@ export const ResilienceSettings = Type.Object({
   RESILIENCE_KILLED_UPLOAD_BYTES: Type.Integer({ default: 2 * MiB, minimum: 1024 }),
   RESILIENCE_KILLED_UPLOAD_BYTES_PER_SECOND: Type.Integer({ default: 128 * 1024, minimum: 1024 }),
 
+  /**
+   * R17: size of the resumable direct upload (5 GiB: the size of a file whose SHA-256 S3 can still
+   * compute), in bytes. At 5 GiB R17 took 713 s on the 2-core machine under a load of 4-8 (2026-12-07):
+   * parts 253 s, complete 265 s (the emulator assembles the parts in memory, then copies the object to
+   * compute its SHA-256), download 111 s, backup and checks 84 s; the emulator peaked at 15 GiB RSS and
+   * its temp files at +30 GiB of disk. A smaller size shortens it in proportion.
+   */
+  RESILIENCE_RESUMABLE_BYTES: Type.Integer({ default: 5 * 1024 * MiB, minimum: 16 }),
+  /** R17: link drops (TCP resets halfway through a part) during that upload. */
+  RESILIENCE_RESUMABLE_DROPS: Type.Integer({ default: 3, minimum: 0 }),
+
   /** After each scenario: longest wait for the stack to settle (backups, moves, memory) before the checks count. */
   RESILIENCE_SETTLE_SECONDS: Type.Integer({ default: 90, minimum: 1 }),
   /**
@@ -80,5 +91,5 @@ export const ResilienceSettings = Type.Object({
 });
 export type ResilienceSettings = Static<typeof ResilienceSettings>;
 
-export const SCENARIO_IDS = ['R5', 'R4', 'R1', 'R6', 'R8', 'R16'] as const;
+export const SCENARIO_IDS = ['R5', 'R4', 'R1', 'R6', 'R8', 'R16', 'R17'] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];

@@ -2,7 +2,7 @@ import { GetObjectTaggingCommand, HeadObjectCommand, ListMultipartUploadsCommand
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { FileRepository } from '@scs/common/files';
-import { partPlan } from '../src/files/resumable-uploads';
+import { ABORT_WAIT_MS, partPlan } from '../src/files/resumable-uploads';
 import { buildUploadApp, closeAuth, newUser, pngBytes, sha256, type UploadTestApp } from './helpers';
 
 /**
@@ -385,16 +385,116 @@ describe('cancel and expiry leave nothing behind', () => {
     expect((await api(user, 'POST', `/${up.id}/parts`, { parts: [{ partNumber: 1, checksum: b64sha(content) }] })).statusCode).toBe(404);
   });
 
-  it('a completed upload cannot be cancelled (409 ALREADY_COMPLETED): the file stays', async () => {
+  it('DELETE of a completed upload answers 404 (no unfinished upload by that id), again and again: the file stays, counted once', async () => {
     const user = await newUser();
     const content = pngBytes(1000);
     const up = (await start(user, content)).json() as Started;
     await sendParts(user, up.id, content, PART);
     expect((await complete(user, up.id)).statusCode).toBe(201);
-    const res = await api(user, 'DELETE', `/${up.id}`);
-    expect(res.statusCode).toBe(409);
-    expect(res.json().code).toBe('ALREADY_COMPLETED');
+    for (let i = 0; i < 2; i += 1) {
+      const res = await api(user, 'DELETE', `/${up.id}`);
+      expect(res.statusCode).toBe(404);
+      expect(res.json().code).toBe('UPLOAD_NOT_FOUND');
+    }
     expect((await t.app.inject({ method: 'GET', url: `/api/files/${up.id}`, headers: user.headers })).statusCode).toBe(200);
+    expect(await files.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
+    expect(await leftovers(user, up.id)).toMatchObject({ versions: 1, multipartUploads: 0, record: 'active' });
+  });
+
+  describe('DELETE while a /complete holds the upload waits for its outcome', () => {
+    /**
+     * Holds the `n`-th read of one upload's record (FileRepository.get, the app's and the test's)
+     * until `release()`; `reached` resolves once that read is held.
+     */
+    function holdRead(fileId: string, n: number) {
+      const original = FileRepository.prototype.get;
+      let reads = 0;
+      let open!: () => void;
+      let arrived!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      const reached = new Promise<void>((resolve) => (arrived = resolve));
+      const spy = jest.spyOn(FileRepository.prototype, 'get').mockImplementation(async function (this: FileRepository, userId: string, id: string) {
+        if (id === fileId && (reads += 1) === n) {
+          arrived();
+          await gate;
+        }
+        return original.call(this, userId, id);
+      });
+      return { reached, release: () => open(), restore: () => spy.mockRestore() };
+    }
+
+    /** An upload with its parts sent, claimed as a running /complete claims it; the claim token. */
+    async function heldByComplete(user: User, content: Buffer): Promise<{ up: Started; claim: string }> {
+      const up = (await start(user, content)).json() as Started;
+      await sendParts(user, up.id, content, PART);
+      const claim = await files.claim(user.userId, up.id, 900);
+      if (!claim) throw new Error('the upload could not be claimed');
+      return { up, claim };
+    }
+
+    it('the /complete hands the upload back (pending again): the DELETE then cancels it, 204, nothing left', async () => {
+      const user = await newUser();
+      const content = pngBytes(1000);
+      const { up, claim } = await heldByComplete(user, content);
+      const held = holdRead(up.id, 2);
+      try {
+        const cancel = api(user, 'DELETE', `/${up.id}`);
+        // The DELETE read the record (verifying), could not claim it, and reads it again: held here.
+        await held.reached;
+        const record = await files.get(user.userId, up.id);
+        await files.unclaim(record as NonNullable<typeof record>, claim, Math.floor(Date.now() / 1000) + 3600);
+        held.release();
+        expect((await cancel).statusCode).toBe(204);
+      } finally {
+        held.restore();
+      }
+      expect(await leftovers(user, up.id)).toEqual(nothingLeft);
+    });
+
+    it('the /complete makes it a file: the DELETE answers 404 and the file stays', async () => {
+      const user = await newUser();
+      const content = pngBytes(1000);
+      const { up, claim } = await heldByComplete(user, content);
+      const held = holdRead(up.id, 2);
+      try {
+        const cancel = api(user, 'DELETE', `/${up.id}`);
+        await held.reached;
+        // The running /complete ends well (here: the claim handed back and a real /complete run to its end).
+        const record = await files.get(user.userId, up.id);
+        await files.unclaim(record as NonNullable<typeof record>, claim, Math.floor(Date.now() / 1000) + 3600);
+        expect((await complete(user, up.id)).statusCode).toBe(201);
+        held.release();
+        const res = await cancel;
+        expect(res.statusCode).toBe(404);
+        expect(res.json().code).toBe('UPLOAD_NOT_FOUND');
+      } finally {
+        held.restore();
+      }
+      expect(await leftovers(user, up.id)).toMatchObject({ versions: 1, multipartUploads: 0, record: 'active', reservedBytes: 0, usedBytes: content.length });
+    });
+
+    it(`a /complete still running after ${ABORT_WAIT_MS / 1000} s: 409 UPLOAD_IN_PROGRESS with Retry-After, the upload untouched`, async () => {
+      const user = await newUser();
+      const content = pngBytes(1000);
+      const { up } = await heldByComplete(user, content);
+      const held = holdRead(up.id, 2);
+      const clock = jest.spyOn(Date, 'now');
+      try {
+        const cancel = api(user, 'DELETE', `/${up.id}`);
+        await held.reached;
+        const later = Date.now() + ABORT_WAIT_MS + 1000;
+        clock.mockImplementation(() => later);
+        held.release();
+        const res = await cancel;
+        expect(res.statusCode).toBe(409);
+        expect(res.json().code).toBe('UPLOAD_IN_PROGRESS');
+        expect(res.headers['retry-after']).toBe('1');
+      } finally {
+        clock.mockRestore();
+        held.restore();
+      }
+      expect(await leftovers(user, up.id)).toMatchObject({ record: 'verifying', multipartUploads: 1, reservedBytes: content.length });
+    });
   });
 
   it('FU-14: the sweep aborts an upload past UPLOAD_SESSION_TTL_SECONDS and releases its reservation (fake time); a live one stays', async () => {

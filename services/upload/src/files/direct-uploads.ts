@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type { UploadConfig } from '../config';
 import { FileNotFound, NothingUploaded, UnsupportedFileType, UploadInProgress, UploadMismatch } from '../errors';
 import type { FileRecord, FileRepository } from '@scs/common/files';
-import type { AllowedTypes } from '../content/file-types';
+import type { AllowedTypes, FileType } from '../content/file-types';
 import { uuidv7 } from './ids';
 import { Inspector } from '../content/inspector';
 import { fileKey, type FileObject, type ObjectStore, type StagedObject, type StoredObject } from '../storage/object-store';
@@ -26,6 +26,46 @@ export function differences(stored: Partial<StoredObject>, issued: Partial<Store
   for (const [k, v] of Object.entries(issued.metadata ?? {})) compare(`metadata ${k}`, stored.metadata?.[k], v);
   for (const [k, v] of Object.entries(issued.tags ?? {})) compare(`tag ${k}`, stored.tags?.[k], v);
   return found;
+}
+
+/**
+ * The pending record of a direct upload (presigned POST or resumable) about to be reserved, and
+ * the file's type: the name must be of an allowed type and `contentType` that type's media type
+ * (415 UNSUPPORTED_FILE_TYPE). A new file id (UUIDv7 of `now`, ms), the file key, status
+ * `pending`, created now and expiring `ttlSeconds` from now (epoch seconds); `sha256` is a
+ * declared digest (hex), or '' until S3 computed one.
+ */
+export function pendingUpload(
+  types: AllowedTypes,
+  userId: string,
+  input: { name: string; size: number; contentType: string; sensitive: boolean; sha256?: string | undefined },
+  ttlSeconds: number,
+  now = Date.now(),
+): { record: FileRecord; type: FileType } {
+  const { name, type } = types.resolve(input.name);
+  if (input.contentType.split(';')[0]?.trim().toLowerCase() !== type.mediaType) {
+    throw new UnsupportedFileType(`A .${type.ext} file must be declared as ${type.mediaType}`);
+  }
+  const fileId = uuidv7(now);
+  const record: FileRecord = {
+    userId,
+    fileId,
+    name,
+    size: input.size,
+    contentType: type.mediaType,
+    sha256: input.sha256 ?? '',
+    sensitive: input.sensitive,
+    status: 'pending',
+    key: fileKey(userId, fileId),
+    createdAt: new Date(now).toISOString(),
+    expiresAt: Math.floor(now / 1000) + ttlSeconds,
+  };
+  return { record, type };
+}
+
+/** 409 UPLOAD_IN_PROGRESS: another request holds the upload; ask again in a second (Retry-After). */
+export function inProgress(): Error {
+  return Object.assign(new UploadInProgress(), { retryAfterSeconds: 1 });
 }
 
 /**
@@ -53,29 +93,11 @@ export class DirectUploads {
     userId: string,
     input: { name: string; size: number; contentType: string; sensitive: boolean },
   ): Promise<{ id: string; url: string; fields: Record<string, string>; expiresAt: string }> {
-    const { name, type } = this.types.resolve(input.name);
-    if (input.contentType.split(';')[0]?.trim().toLowerCase() !== type.mediaType) {
-      throw new UnsupportedFileType(`A .${type.ext} file must be declared as ${type.mediaType}`);
-    }
-    const now = Date.now();
-    const record: FileRecord = {
-      userId,
-      fileId: uuidv7(now),
-      name,
-      size: input.size,
-      contentType: type.mediaType,
-      sha256: '',
-      sensitive: input.sensitive,
-      status: 'pending',
-      key: '',
-      createdAt: new Date(now).toISOString(),
-      expiresAt: Math.floor(now / 1000) + this.config.PENDING_UPLOAD_SECONDS,
-    };
-    record.key = fileKey(userId, record.fileId);
+    const { record, type } = pendingUpload(this.types, userId, input, this.config.PENDING_UPLOAD_SECONDS);
     await this.quota.reservePending(record);
     try {
       const post = await this.store.presignStaging(this.fileObject(record, type.mediaType), input.size);
-      const expiresAt = new Date(now + this.config.PRESIGN_EXPIRES_SECONDS * 1000).toISOString();
+      const expiresAt = new Date(Date.parse(record.createdAt) + this.config.PRESIGN_EXPIRES_SECONDS * 1000).toISOString();
       return { id: record.fileId, url: post.url, fields: post.fields, expiresAt };
     } catch (err) {
       await this.files.discard(record, { expiredBefore: Number.MAX_SAFE_INTEGER }).catch(() => undefined);
@@ -164,9 +186,7 @@ export class DirectUploads {
     const now = await this.files.get(userId, fileId);
     if (now?.status === 'active') return now;
     if (!now) throw new FileNotFound();
-    const busy = new UploadInProgress();
-    (busy as { retryAfterSeconds?: number }).retryAfterSeconds = 1;
-    throw busy;
+    throw inProgress();
   }
 
   /**

@@ -1,12 +1,12 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { FileRecord, FileRepository } from '@scs/common/files';
 import { MAX_SINGLE_COPY_BYTES } from '@scs/common/s3-copy';
 import type { UploadConfig } from '../config';
-import { AlreadyCompleted, ChecksumRequired, FileTooLarge, InvalidPart, UnsupportedFileType, UploadIncomplete, UploadInProgress, UploadMismatch, UploadNotFound } from '../errors';
-import { COMPLETE_LEASE_SECONDS, differences } from './direct-uploads';
+import { AlreadyCompleted, ChecksumRequired, FileTooLarge, InvalidPart, UnsupportedFileType, UploadIncomplete, UploadMismatch, UploadNotFound } from '../errors';
+import { COMPLETE_LEASE_SECONDS, differences, inProgress, pendingUpload } from './direct-uploads';
 import type { AllowedTypes } from '../content/file-types';
-import { uuidv7 } from './ids';
 import { inspectEnds, SNIFF_BYTES } from '../content/inspector';
-import { fileKey, type FileObject, type HeldPart, type ObjectStore } from '../storage/object-store';
+import type { FileObject, HeldPart, ObjectStore } from '../storage/object-store';
 import { humanBytes, type Quota } from './quota';
 import { fileTags, type Logger } from '@scs/common';
 
@@ -14,6 +14,10 @@ import { fileTags, type Logger } from '@scs/common';
 export const MIN_PART_BYTES = 8 * 1024 * 1024;
 /** S3's limit on the parts of one multipart upload. */
 export const MAX_PARTS = 10_000;
+/** How long a cancel waits for a `/complete` that holds the upload, in ms (below a load balancer's 60 s idle timeout). */
+export const ABORT_WAIT_MS = 25_000;
+/** How often a waiting cancel reads the upload's record again, in ms. */
+const ABORT_POLL_MS = 250;
 /** A part checksum as the API takes it: a SHA-256 in base64 (44 characters, one `=`). */
 const BASE64_SHA256 = /^[A-Za-z0-9+/]{43}=$/;
 
@@ -82,39 +86,21 @@ export class ResumableUploads {
     userId: string,
     input: { name: string; size: number; contentType: string; sensitive: boolean; checksum?: string | undefined },
   ): Promise<UploadView> {
-    const { name, type } = this.types.resolve(input.name);
-    if (input.contentType.split(';')[0]?.trim().toLowerCase() !== type.mediaType) {
-      throw new UnsupportedFileType(`A .${type.ext} file must be declared as ${type.mediaType}`);
-    }
-    if (input.size > this.config.MAX_DIRECT_UPLOAD_BYTES) throw new FileTooLarge(humanBytes(this.config.MAX_DIRECT_UPLOAD_BYTES));
     const declared = declaredSha256(input.checksum);
+    const { record, type } = pendingUpload(this.types, userId, { ...input, sha256: declared }, this.config.UPLOAD_SESSION_TTL_SECONDS);
+    if (input.size > this.config.MAX_DIRECT_UPLOAD_BYTES) throw new FileTooLarge(humanBytes(this.config.MAX_DIRECT_UPLOAD_BYTES));
     if (input.size > MAX_SINGLE_COPY_BYTES && !declared) {
       throw new ChecksumRequired(
         'A file larger than 5 GiB needs its SHA-256 declared in "checksum" (hex or base64): every copy of the file is verified against it',
       );
     }
-    const now = Date.now();
     const { partSize, partCount } = partPlan(input.size);
-    const fileId = uuidv7(now);
-    const record: FileRecord = {
-      userId,
-      fileId,
-      name,
-      size: input.size,
-      contentType: type.mediaType,
-      sha256: declared ?? '',
-      sensitive: input.sensitive,
-      status: 'pending',
-      key: fileKey(userId, fileId),
-      createdAt: new Date(now).toISOString(),
-      expiresAt: Math.floor(now / 1000) + this.config.UPLOAD_SESSION_TTL_SECONDS,
-      partSize,
-    };
+    record.partSize = partSize;
     record.uploadId = await this.store.startMultipart(this.fileObject(record, type.mediaType));
     try {
       await this.quota.reservePending(record, this.config.MAX_DIRECT_UPLOAD_BYTES);
     } catch (err) {
-      await this.store.abortUpload(record.key, record.uploadId).catch((e: unknown) => this.log.warn({ err: e, fileId }, 'aborting a refused upload failed (the sweep will)'));
+      await this.store.abortUpload(record.key, record.uploadId).catch((e: unknown) => this.log.warn({ err: e, fileId: record.fileId }, 'aborting a refused upload failed (the sweep will)'));
       throw err;
     }
     return this.view(record, partCount);
@@ -249,23 +235,28 @@ export class ResumableUploads {
 
   /**
    * Cancels an unfinished upload at once: its multipart upload is aborted (and an object a failed
-   * `/complete` may have left is deleted), its record removed and its reservation released. 404 for
-   * an upload that is not the caller's or is over (a repeat: nothing changes); 409
-   * ALREADY_COMPLETED once it is a file (delete the file instead); 409 UPLOAD_IN_PROGRESS while a
-   * `/complete` holds it.
+   * `/complete` may have left is deleted), its record removed and its reservation released. 404
+   * when the caller has no unfinished upload by that id: never theirs, cancelled or expired already
+   * (a repeat: nothing changes), or a file now (the file stays: it is deleted as a file). While a
+   * `/complete` holds the upload, the cancel waits for its outcome (polling the record every
+   * ABORT_POLL_MS, at most `waitMs`): a file (404), or pending again (then cancelled: 204). Only an
+   * outcome still open after `waitMs` answers 409 UPLOAD_IN_PROGRESS (with Retry-After).
    */
-  async abort(userId: string, fileId: string): Promise<void> {
-    const record = await this.files.get(userId, fileId);
-    if (record?.status === 'active') throw new AlreadyCompleted(fileId);
-    if (!record || !record.uploadId || (record.status !== 'pending' && record.status !== 'verifying')) throw new UploadNotFound();
-    const claim = await this.files.claim(userId, fileId, COMPLETE_LEASE_SECONDS);
-    if (!claim) {
-      await this.afterLostClaim(userId, fileId);
-      return;
+  async abort(userId: string, fileId: string, waitMs = ABORT_WAIT_MS): Promise<void> {
+    const giveUpAt = Date.now() + waitMs;
+    for (;;) {
+      const record = await this.files.get(userId, fileId);
+      if (!record || !record.uploadId || (record.status !== 'pending' && record.status !== 'verifying')) throw new UploadNotFound();
+      const claim = await this.files.claim(userId, fileId, COMPLETE_LEASE_SECONDS);
+      if (claim) {
+        await this.store.abortUpload(record.key, record.uploadId);
+        await this.store.deleteFileVersions(record.key);
+        if (!(await this.files.discard(record, { claim }))) throw new UploadNotFound();
+        return;
+      }
+      if (Date.now() >= giveUpAt) throw inProgress();
+      await delay(ABORT_POLL_MS);
     }
-    await this.store.abortUpload(record.key, record.uploadId);
-    await this.store.deleteFileVersions(record.key);
-    if (!(await this.files.discard(record, { claim }))) throw new UploadNotFound();
   }
 
   /** Another request holds the claim (409 UPLOAD_IN_PROGRESS), completed the upload (409 ALREADY_COMPLETED), or it is gone (404). */
@@ -273,9 +264,7 @@ export class ResumableUploads {
     const now = await this.files.get(userId, fileId);
     if (now?.status === 'active') throw new AlreadyCompleted(fileId);
     if (!now) throw new UploadNotFound();
-    const busy = new UploadInProgress();
-    (busy as { retryAfterSeconds?: number }).retryAfterSeconds = 1;
-    throw busy;
+    throw inProgress();
   }
 
   /** Every part 1..partCount present at its size, and no other: else 400 UPLOAD_INCOMPLETE naming what is wrong. */

@@ -181,6 +181,9 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
     {
       schema: {
         summary: 'Cancel an unfinished upload: its multipart upload is aborted and its reservation released',
+        description:
+          '404 when the caller has no unfinished upload by that id (a repeat, an expired one, or one completed already: the file stays). ' +
+          'While a `/complete` holds the upload the answer waits for its outcome (up to 25 s; longer: 409 UPLOAD_IN_PROGRESS with Retry-After).',
         tags: ['uploads'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
