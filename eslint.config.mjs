@@ -30,6 +30,16 @@ export default tseslint.config(
     },
   },
   {
+    // The resumable uploader is an ES module, loaded by app.js with import().
+    files: ['services/upload/public/resumable.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['document', 'XMLHttpRequest', 'localStorage', 'crypto', 'btoa', 'AbortController', 'setTimeout', 'clearTimeout'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
+  {
     files: ['**/*.mjs', '**/*.js'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
     languageOptions: {

@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page, type Request, type Response, type Route } from 'playwright-core';
 import { freeStackPorts, type RunningStack, startStack, stopStack } from '@scs/testing/stack';
 
 /**
@@ -36,6 +37,122 @@ async function createAccount(page: Page, prefix: string): Promise<string> {
   return username;
 }
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const sha256OfFile = (path: string) =>
+  new Promise<string>((done, fail) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('end', () => done(hash.digest('hex')))
+      .on('error', fail);
+  });
+
+/** Resumable uploads cut files in parts of 8 MiB (the service's smallest part size) up to 80 GiB. */
+const PART = 8 * 1024 * 1024;
+
+/**
+ * Writes a PNG-looking file of `bytes` random bytes (after the PNG signature) in `dir`, 8 MiB at a
+ * time (the test never holds it whole); resolves its path and SHA-256 (hex).
+ */
+function writeLargeFile(dir: string, name: string, bytes: number): { path: string; sha256: string } {
+  const path = join(dir, name);
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'w');
+  try {
+    const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    writeSync(fd, signature);
+    hash.update(signature);
+    for (let left = bytes - signature.length; left > 0; left -= PART) {
+      const chunk = randomBytes(Math.min(PART, left));
+      writeSync(fd, chunk);
+      hash.update(chunk);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { path, sha256: hash.digest('hex') };
+}
+
+/**
+ * Watches the page's part PUTs (cross-origin PUTs carrying `partNumber`, the presigned part URLs):
+ * every request sent and every answer, tagged with the phase the test is in.
+ */
+function watchPartPuts(page: Page, site: string) {
+  const log = {
+    phase: 'before',
+    sent: [] as { phase: string; partNumber: number }[],
+    answered: [] as { phase: string; partNumber: number; status: number }[],
+    failed: [] as { phase: string; partNumber: number }[],
+    listeners: [] as ((entry: { partNumber: number; status: number }) => void)[],
+  };
+  const partOf = (url: string) => {
+    const u = new URL(url);
+    if (u.origin === site) return undefined;
+    const n = u.searchParams.get('partNumber');
+    return n === null ? undefined : Number(n);
+  };
+  page.on('request', (req: Request) => {
+    const n = partOf(req.url());
+    if (n !== undefined && req.method() === 'PUT') log.sent.push({ phase: log.phase, partNumber: n });
+  });
+  page.on('response', (res: Response) => {
+    const n = partOf(res.url());
+    if (n === undefined || res.request().method() !== 'PUT') return;
+    const entry = { phase: log.phase, partNumber: n, status: res.status() };
+    log.answered.push(entry);
+    for (const l of log.listeners) l(entry);
+  });
+  page.on('requestfailed', (req: Request) => {
+    const n = partOf(req.url());
+    if (n !== undefined && req.method() === 'PUT') log.failed.push({ phase: log.phase, partNumber: n });
+  });
+  /** Resolves once `count` part PUTs have been answered 200 in the current phase. */
+  const answered200 = (count: number) =>
+    new Promise<void>((done) => {
+      const seen = () => log.answered.filter((a) => a.phase === log.phase && a.status === 200).length;
+      if (seen() >= count) return done();
+      log.listeners.push(() => {
+        if (seen() >= count) done();
+      });
+    });
+  return { log, answered200 };
+}
+
+/**
+ * Lets the first `pass` part PUTs of the page through and holds the others at the browser (they
+ * stay on their way) until the returned function is called: then the held ones are dropped (the
+ * page has aborted them by then) and every later part goes through.
+ */
+async function holdPartsAfter(page: Page, site: string, pass: number): Promise<() => Promise<void>> {
+  let passed = 0;
+  let open = false;
+  const held: Route[] = [];
+  const isPart = (url: URL) => url.origin !== site && url.searchParams.has('partNumber');
+  await page.route(isPart, async (route) => {
+    if (open || passed < pass) {
+      passed += 1;
+      return route.continue();
+    }
+    held.push(route);
+  });
+  return async () => {
+    open = true;
+    for (const route of held) await route.abort().catch(() => undefined);
+    await page.unroute(isPart);
+  };
+}
+
+/** Calls the API from the page with its access token (app.js's `api`); resolves {status, body}. */
+async function pageApi<T = Record<string, unknown>>(page: Page, path: string, method = 'GET', body?: unknown): Promise<{ status: number; body: T }> {
+  return page.evaluate(
+    `(async () => {
+      const res = await api(${JSON.stringify(path)}, ${JSON.stringify(
+        body === undefined ? { method } : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+      )});
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : null };
+    })()`,
+  );
+}
 
 describe('e2e (browser): the UI end to end in headless Chromium', () => {
   let stack: RunningStack;
@@ -239,6 +356,135 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   }, 180_000);
+
+  describe('resumable direct uploads (files above 64 MiB go to S3 in parts)', () => {
+    let dir: string;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'scs-browser-resumable-'));
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    type Unfinished = { items: { id: string; name: string; partCount: number }[] };
+    type Described = { partCount: number; parts: { partNumber: number }[] };
+
+    it('a 200 MiB upload survives a cut link and a reload: the same file picked again sends only the parts S3 lacked; the bytes match', async () => {
+      const file = writeLargeFile(dir, 'survey scan.png', 200 * 1024 * 1024 + 12345);
+      await page.goto(base);
+      const username = await createAccount(page, 'ui.resume.');
+      const site = new URL(base).origin;
+      const { log, answered200 } = watchPartPuts(page, site);
+
+      await page.locator('#picker').setInputFiles(file.path);
+      const item = page.locator('#uploads li', { hasText: 'survey scan.png' });
+      await item.getByRole('progressbar').waitFor();
+      // Some parts are in S3; then the link goes down mid-upload.
+      await answered200(4);
+      const cutAt = log.sent.length;
+      const aPartFailed = new Promise<void>((done) => page.once('requestfailed', () => done()));
+      await page.context().setOffline(true);
+      await aPartFailed;
+      expect(log.sent.length).toBeGreaterThanOrEqual(cutAt);
+
+      // The tab is reloaded (the link back): the session survives, the unfinished upload is listed.
+      await page.context().setOffline(false);
+      await page.reload();
+      await page.locator('#whoami', { hasText: username }).waitFor();
+      const listed = page.locator('#unfinished li', { hasText: 'survey scan.png' });
+      await listed.getByText('Pick the same file again to resume it', { exact: false }).waitFor();
+      const unfinished = await pageApi<Unfinished>(page, '/api/files/uploads');
+      expect(unfinished.body.items).toHaveLength(1);
+      const { id, partCount } = unfinished.body.items[0]!;
+      expect(partCount).toBe(26);
+      const before = await pageApi<Described>(page, `/api/files/uploads/${id}`);
+      const held = new Set(before.body.parts.map((p) => p.partNumber));
+      expect(held.size).toBeGreaterThanOrEqual(4);
+      expect(held.size).toBeLessThan(partCount);
+
+      // The same file, picked again: only the missing parts go.
+      log.phase = 'after';
+      await page.locator('#picker').setInputFiles(file.path);
+      const resumed = page.locator('#uploads li', { hasText: 'survey scan.png' });
+      await resumed.locator('.status', { hasText: 'Uploaded' }).waitFor({ timeout: 180_000 });
+      const resent = log.sent.filter((s) => s.phase === 'after').map((s) => s.partNumber);
+      expect(resent.filter((n) => held.has(n))).toEqual([]);
+      expect(resent.sort((a, b) => a - b)).toEqual(Array.from({ length: partCount }, (_, i) => i + 1).filter((n) => !held.has(n)));
+      await expect(page.locator('#unfinished li').count()).resolves.toBe(0);
+      expect(await page.evaluate('Object.keys(localStorage).filter((k) => localStorage.getItem(k) !== "{}")')).toEqual([]);
+
+      const row = page.locator('#files tbody tr', { hasText: 'survey scan.png' });
+      await row.waitFor();
+      const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: /^Download/ }).click()]);
+      await expect(sha256OfFile(await download.path())).resolves.toBe(file.sha256);
+      await download.delete();
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    }, 300_000);
+
+    it('pause stops the parts, resume sends the rest after the access token has expired (renewed once), no part stored twice', async () => {
+      const file = writeLargeFile(dir, 'paused.png', 9 * PART - 1000);
+      await page.goto(base);
+      await createAccount(page, 'ui.pause.');
+      const { log, answered200 } = watchPartPuts(page, new URL(base).origin);
+      const release = await holdPartsAfter(page, new URL(base).origin, 1);
+      await page.locator('#picker').setInputFiles(file.path);
+      const item = page.locator('#uploads li', { hasText: 'paused.png' });
+      await answered200(1);
+      await item.getByRole('button', { name: 'Pause upload of paused.png' }).click();
+      await item.locator('.status', { hasText: 'Paused' }).waitFor();
+      await release();
+      const resume = item.getByRole('button', { name: 'Resume upload of paused.png' });
+      await expect(resume.isEnabled()).resolves.toBe(true);
+      const refreshes: string[] = [];
+      page.on('request', (req) => {
+        if (new URL(req.url()).pathname === '/auth/refresh') refreshes.push(req.url());
+      });
+      await page.evaluate(`state.token = 'expired-access-token'`);
+      // Paused means paused: nothing is on its way (every part sent has been answered or aborted).
+      expect(log.sent.length).toBe(log.answered.length + log.failed.length);
+      await resume.focus();
+      await page.keyboard.press('Enter');
+      await item.locator('.status', { hasText: 'Uploaded' }).waitFor();
+      expect(refreshes).toHaveLength(1);
+      const stored = log.answered.filter((a) => a.status === 200).map((a) => a.partNumber);
+      expect(new Set(stored).size).toBe(stored.length);
+      expect(stored.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      await expect(item.getByRole('progressbar').evaluate((p) => (p as unknown as { value: number }).value)).resolves.toBe(1);
+      await page.locator('#files tbody tr', { hasText: 'paused.png' }).waitFor();
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    }, 180_000);
+
+    it('cancel aborts the upload at the service: nothing unfinished is left, and the reserved quota is free again', async () => {
+      const file = writeLargeFile(dir, 'cancelled.png', 9 * PART);
+      await page.goto(base);
+      await createAccount(page, 'ui.cancel.');
+      const { answered200 } = watchPartPuts(page, new URL(base).origin);
+      const release = await holdPartsAfter(page, new URL(base).origin, 1);
+      await page.locator('#picker').setInputFiles(file.path);
+      const item = page.locator('#uploads li', { hasText: 'cancelled.png' });
+      await answered200(1);
+
+      // While it runs, its size is reserved: a second upload of all that is left of the quota is refused.
+      type Usage = { usedBytes: number; quotaBytes: number };
+      const usage = (await pageApi<Usage>(page, '/api/files/usage')).body;
+      const rest = { name: 'rest.png', size: usage.quotaBytes - usage.usedBytes, contentType: 'image/png', sensitive: false };
+      await expect(pageApi(page, '/api/files/uploads', 'POST', rest)).resolves.toMatchObject({ status: 413, body: { code: 'QUOTA_EXCEEDED' } });
+
+      await item.getByRole('button', { name: 'Cancel upload of cancelled.png' }).click();
+      await item.locator('.status', { hasText: 'Cancelled' }).waitFor();
+      await release();
+      await expect(pageApi<Unfinished>(page, '/api/files/uploads')).resolves.toEqual({ status: 200, body: { items: [] } });
+      expect(await page.evaluate('Object.keys(localStorage).filter((k) => localStorage.getItem(k) !== "{}")')).toEqual([]);
+      const freed = await pageApi<{ id: string }>(page, '/api/files/uploads', 'POST', rest);
+      expect(freed.status).toBe(201);
+      await expect(pageApi(page, `/api/files/uploads/${freed.body.id}`, 'DELETE')).resolves.toMatchObject({ status: 204 });
+      await page.reload();
+      await page.locator('#empty').waitFor();
+      expect(await page.locator('#unfinished-section').isVisible()).toBe(false);
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    }, 180_000);
+  });
 
   it('shows a wrong password as an error in words', async () => {
     await page.goto(base);

@@ -127,6 +127,7 @@ function showAuth(mode) {
 
 function signedOut(message) {
   clearTimeout(state.movingTimer);
+  if (resumableModule) resumableModule.then((r) => r.uploader.pauseAll());
   state.token = null;
   state.user = null;
   $('app').hidden = true;
@@ -145,6 +146,7 @@ async function signedIn() {
   notice('');
   await loadUsage();
   await loadFiles(true);
+  await (await resumable()).uploader.listUnfinished();
 }
 
 async function submitAuth(event) {
@@ -196,7 +198,10 @@ async function loadUsage() {
   state.limits = await res.json();
   const l = state.limits;
   $('usage').textContent = `${formatBytes(l.usedBytes)} of ${formatBytes(l.quotaBytes)} used`;
-  $('limits').textContent = `Up to ${formatBytes(l.maxUploadBytes)} per file. Allowed: ${l.allowedTypes.join(', ')}.`;
+  const { threshold } = await resumable();
+  $('limits').textContent =
+    `Files above ${formatBytes(threshold)} are sent in parts: they can be paused, and resumed after a reload by picking ` +
+    `the same file again. Allowed: ${l.allowedTypes.join(', ')}.`;
 }
 
 function fileRow(f) {
@@ -346,10 +351,12 @@ function uploadItem(file) {
   li.append(name, cancel, progress, status);
   $('uploads').append(li);
   const item = { li, progress, status, cancel, xhr: null, cancelled: false };
-  cancel.addEventListener('click', () => {
+  // A resumable upload replaces onCancel with its own (which also cancels the upload at the service).
+  item.onCancel = () => {
     item.cancelled = true;
     if (item.xhr) item.xhr.abort();
-  });
+  };
+  cancel.addEventListener('click', () => item.onCancel());
   return item;
 }
 
@@ -428,10 +435,41 @@ function pump() {
   }
 }
 
-function uploadAll(files) {
+/**
+ * The resumable uploader (public/resumable.js, an ES module): files above its threshold go to S3 in
+ * parts that survive a dropped link or a reload. Loaded once, when first needed.
+ */
+let resumableModule = null;
+function resumable() {
+  resumableModule ??= import('/resumable.js').then((m) => ({
+    threshold: m.RESUMABLE_ABOVE_BYTES,
+    uploader: m.createResumable({
+      api,
+      readError,
+      formatBytes,
+      uploadItem,
+      notice,
+      userId: () => state.user && state.user.id,
+      uploaded: async () => {
+        await loadUsage();
+        await loadFiles(true);
+      },
+    }),
+  }));
+  return resumableModule;
+}
+
+async function uploadAll(files) {
   // The "Sensitive" box counts as it was when the files were chosen.
   const sensitive = $('sensitive').checked;
-  for (const file of files) queue.push({ file, item: uploadItem(file), sensitive });
+  const { threshold, uploader } = await resumable();
+  for (const file of files) {
+    if (file.size > threshold) {
+      uploader.upload(file, sensitive).catch((err) => notice(err.message));
+    } else {
+      queue.push({ file, item: uploadItem(file), sensitive });
+    }
+  }
   pump();
 }
 
