@@ -39,6 +39,14 @@ describe('Jenkinsfile', () => {
     expect(readFileSync(join(ROOT, 'scripts/pipeline/lib.sh'), 'utf8')).toMatch(/^set -euo pipefail$/m);
   });
 
+  it('locks the providers for every platform in the Init stage (init.sh runs providers-lock.sh, which runs terraform providers lock -platform=...)', () => {
+    expect(stage('Init')).toMatch(/sh 'scripts\/pipeline\/init\.sh'/);
+    expect(readFileSync(join(ROOT, 'scripts/pipeline/init.sh'), 'utf8')).toMatch(/^bash "\$\(dirname "\$0"\)\/providers-lock\.sh"$/m);
+    const lock = readFileSync(join(ROOT, 'scripts/pipeline/providers-lock.sh'), 'utf8');
+    expect(lock).toMatch(/^tf providers lock "\$\{lock_args\[@\]\}"$/m);
+    expect(lock).toMatch(/PROVIDERS_LOCK_PLATFORMS:-linux_amd64 linux_arm64 darwin_amd64 darwin_arm64/);
+  });
+
   it('pushes, approves, applies, rolls out and smoke-tests only in a deploy build: main, not a PR, DEPLOY ticked', () => {
     for (const name of DEPLOY_ONLY) expect(stage(name)).toMatch(/when \{ expression \{ deployBuild \} \}/);
     expect(jenkinsfile).toMatch(/deployBuild = env\.BRANCH_NAME == 'main' && env\.CHANGE_ID == null && params\.DEPLOY/);

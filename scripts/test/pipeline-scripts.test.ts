@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -54,5 +54,33 @@ describe('pipeline stage scripts', () => {
     expect(init.status).toBe(1);
     expect(init.stderr).toMatch(/sets region: remove it/);
     expect(`${plan.stderr}${init.stderr}`).not.toMatch(/was called/);
+  });
+
+  it('init locks the providers for every platform operators use (terraform providers lock -platform=...), and warns when the committed file lacked hashes', () => {
+    // A terraform that records its calls and "adds" a hash to the lock file it is pointed at.
+    const bin = join(work, 'recording-bin');
+    mkdirSync(bin, { recursive: true });
+    const calls = join(work, 'terraform-calls.log');
+    writeFileSync(
+      join(bin, 'terraform'),
+      `#!/bin/sh\necho "$*" >> "${calls}"\ncase "$*" in *"providers lock"*) echo '  # added' >> "\${TF_DIR}/.terraform.lock.hcl" ;; esac\nexit 0\n`,
+      { mode: 0o755 },
+    );
+    const tfDir = join(work, 'tf');
+    mkdirSync(tfDir, { recursive: true });
+    writeFileSync(join(tfDir, '.terraform.lock.hcl'), 'provider "registry.terraform.io/hashicorp/aws" {}\n');
+    const backend = join(work, 'backend-ok.hcl');
+    writeFileSync(backend, 'bucket = "state"\nkey = "k"\n');
+    const res = spawnSync('bash', [join(ROOT, 'scripts/pipeline/init.sh')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: work, ARTIFACTS_DIR: join(work, 'artifacts'), AWS_REGION: 'eu-west-1', TF_BACKEND_CONFIG: backend, TF_DIR: tfDir },
+    });
+    expect(res.status).toBe(0);
+    const lines = readFileSync(calls, 'utf8').trim().split('\n');
+    expect(lines[0]).toMatch(/^-chdir=\S+ init /);
+    expect(lines[1]).toBe(`-chdir=${tfDir} providers lock -platform=linux_amd64 -platform=linux_arm64 -platform=darwin_amd64 -platform=darwin_arm64`);
+    expect(res.stdout).toMatch(/lacked the hashes above\. Commit the completed file/);
+    expect(readFileSync(join(work, 'artifacts/terraform.lock.hcl'), 'utf8')).toMatch(/# added/);
   });
 });

@@ -73,8 +73,8 @@ describe('docker-compose.yml', () => {
 
   it('hands the admin variables to auth, which creates the admin, and not to the provisioning', () => {
     expect(services.auth?.environment).toMatchObject({
-      SCS_ADMIN_USERNAME: '${SCS_ADMIN_USERNAME:-}',
-      SCS_ADMIN_PASSWORD: '${SCS_ADMIN_PASSWORD:-}',
+      SCS_ADMIN_USERNAME: '${SCS_ADMIN_USERNAME}',
+      SCS_ADMIN_PASSWORD: '${SCS_ADMIN_PASSWORD}',
     });
     expect(Object.keys(services.provision?.environment ?? {})).not.toContain('SCS_ADMIN_USERNAME');
   });

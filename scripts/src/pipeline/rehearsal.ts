@@ -18,12 +18,17 @@ import { withoutBucketPolicies } from '../terraform/smoke';
  *   `docker-registry`) -> plan + plan check -> apply -> rollout (nothing to roll on a first apply)
  * then reads the configuration Terraform wrote to SSM, starts auth, upload and backup-sync from
  * the pushed images with it (and the gateway image in front, standing in for the load balancer),
- * runs the smoke test (scripts/src/pipeline/smoke.ts) through the gateway, and destroys. Every
+ * runs the smoke test (scripts/src/pipeline/smoke.ts) through the gateway; then runs
+ * docker-compose.yml with podman-compose from the same images (composeRun) and the smoke test
+ * through its gateway, and destroys. Every
  * container, the registry, the emulator and the temporary directory go away on success, failure
  * or interruption. Exit code 0 only when every step passed.
  *
  * Needs root, podman, docker-registry, terraform >= 1.10, moto (PYTHON). Settings: TF_PROVIDER_MIRROR,
- * DEPLOY_REHEARSAL_KEEP_TMP=1 (keep the work directory), SCS_BASE_IMAGE (see build-base-image.sh).
+ * DEPLOY_REHEARSAL_KEEP_TMP=1 (keep the work directory), DEPLOY_REHEARSAL_DESTROY=0 (skip the
+ * destroy: .ci/run, where npm test's terraform test has applied and destroyed the module just
+ * before), SCS_EMULATOR_FROM=pypi (compose's default emulator image), SCS_BASE_IMAGE (see
+ * build-base-image.sh).
  */
 const REPO_ROOT = resolve(__dirname, '../../..');
 const REGION = 'us-east-1';
@@ -48,6 +53,8 @@ const info = (text: string) => console.log(`INFO  ${text}`);
 
 const children = new Set<ChildProcess>();
 const containers: string[] = [];
+/** podman-compose projects of this run (removed by their label when interrupted). */
+const composeProjects = new Set<string>();
 
 /** Runs a command (own process group, output passed through), resolving with its exit code. */
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<number> {
@@ -103,6 +110,100 @@ function baseImage(): { image: string; containersConf: string } {
   const containersConf = value('CONTAINERS_CONF');
   if (res.status !== 0 || !image || !containersConf) throw new Error(`scripts/bin/build-base-image.sh failed (exit ${res.status})`);
   return { image, containersConf };
+}
+
+/** podman-compose with the rehearsal's podman settings; output passed through. */
+const podmanCompose = (args: string[], env: NodeJS.ProcessEnv, timeoutMs: number) => run('podman-compose', args, env, timeoutMs);
+
+/**
+ * docker-compose.yml run with podman-compose: the images of this run tagged as compose names
+ * them (scs/<image>:local), the emulator image built from docker-compose.host-python.yml (this
+ * machine's Python with moto on the local base image: PyPI is not reachable here) unless
+ * SCS_EMULATOR_FROM=pypi, the project on its own network (a free subnet) and gateway port. Then the
+ * smoke script through the gateway, from a container on the compose network (the presigned URLs
+ * name the emulator by its compose host name), and a 300 MiB object stored in the emulator (room
+ * for large objects: 3 x MAX_UPLOAD_BYTES). Everything of the project is removed afterwards.
+ */
+async function composeRun(env: NodeJS.ProcessEnv, baseImage: string): Promise<void> {
+  const project = `scs-rehearsal-${process.pid}`;
+  composeProjects.add(project);
+  const network = `${project}_default`;
+  const subnet = freeSubnet(env);
+  const gatewayPort = await freePort();
+  const python = process.env.PYTHON ?? 'python3';
+  const prefix = spawnSync(python, ['-c', 'import sys; print(sys.prefix if sys.prefix == sys.base_prefix else "")'], { encoding: 'utf8' }).stdout.trim();
+  const fromPypi = process.env.SCS_EMULATOR_FROM === 'pypi';
+  if (!fromPypi && !prefix) {
+    report(false, 'compose: emulator image', `${python} is a virtual environment: set SCS_EMULATOR_FROM=pypi where PyPI is reachable`);
+    return;
+  }
+  const files = ['-f', 'docker-compose.yml', ...(fromPypi ? [] : ['-f', 'docker-compose.host-python.yml'])];
+  const composeEnv: NodeJS.ProcessEnv = {
+    ...env,
+    GATEWAY_PORT: String(gatewayPort),
+    SCS_COMPOSE_SUBNET: subnet,
+    NODE_IMAGE: baseImage,
+    SCS_BASE_IMAGE: baseImage,
+    SCS_HOST_PYTHON_PREFIX: prefix,
+    SCS_EMULATOR_DOCKERFILE: join(REPO_ROOT, 'docker/emulator-host-python.Dockerfile'),
+    SCS_ADMIN_USERNAME: '',
+    SCS_ADMIN_PASSWORD: '',
+  };
+  const args = [...files, '-p', project];
+  const inProject = () => podman(['ps', '-aq', '--filter', `label=io.podman.compose.project=${project}`], env).stdout.split('\n').filter(Boolean);
+  try {
+    for (const image of ['auth', 'upload', 'backup-sync', 'gateway', 'sensitive-mover']) {
+      const tagged = podman(['tag', `scs/${image}:${env.IMAGE_TAG}`, `scs/${image}:local`], env);
+      if (!report(tagged.status === 0, `compose: scs/${image}:local is this run's image`, tagged.status === 0 ? undefined : tagged.stderr.trim())) return;
+    }
+    console.log(`\n----- podman-compose ${files.join(' ')} build emulator`);
+    if (!report((await podmanCompose([...args, 'build', 'emulator'], composeEnv, 1_200_000)) === 0, 'compose: emulator image', fromPypi ? 'docker/emulator.Dockerfile (PyPI)' : `docker/emulator-host-python.Dockerfile on ${prefix}`)) return;
+    // podman-compose 1.0 does not apply the network's ipam subnet: the project's network is made
+    // here with it, so that TRUSTED_PROXIES (the subnet) holds the gateway's address.
+    const made = podman(['network', 'create', '--subnet', subnet, '--label', `io.podman.compose.project=${project}`, network], env);
+    if (!report(made.status === 0, 'compose: project network', made.status === 0 ? `${network} ${subnet}` : made.stderr.trim())) return;
+    console.log(`\n----- podman-compose ${files.join(' ')} up -d --no-build`);
+    if (!report((await podmanCompose([...args, 'up', '-d', '--no-build'], composeEnv, 300_000)) === 0, 'compose: up')) return;
+    const gatewayUp = await waitFor(`http://127.0.0.1:${gatewayPort}/health`, 120_000);
+    if (!report(gatewayUp, 'compose: gateway answers on its published port', `127.0.0.1:${gatewayPort}`)) return;
+    const smoke = podman(
+      ['run', '--rm', '--network', network, '--read-only', '--cap-drop', 'ALL', '--init', '-e', 'SMOKE_WAIT_SECONDS=120', `scs/gateway:${env.IMAGE_TAG}`, 'node', 'scripts/dist/cli/smoke.js', 'http://gateway:8080'],
+      env,
+    );
+    process.stdout.write(smoke.stdout);
+    if (!report(smoke.status === 0, 'compose: smoke script through the gateway (http://gateway:8080 on the compose network)', smoke.status === 0 ? undefined : smoke.stderr.trim().slice(-800))) return;
+    const room = podman(
+      ['exec', `${project}_emulator_1`, 'python', '-c', [
+        'import boto3, io, os',
+        's3 = boto3.client("s3", endpoint_url="http://127.0.0.1:4566", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")',
+        's3.create_bucket(Bucket="scs-room-check")',
+        's3.upload_fileobj(io.BytesIO(os.urandom(3 * 104857600)), "scs-room-check", "large")',
+        'print(s3.head_object(Bucket="scs-room-check", Key="large")["ContentLength"])',
+        's3.delete_object(Bucket="scs-room-check", Key="large")',
+        's3.delete_bucket(Bucket="scs-room-check")',
+      ].join('\n')],
+      env,
+    );
+    report(room.status === 0 && room.stdout.trim() === String(3 * 104857600), 'compose: the emulator stores a 300 MiB object (3 x MAX_UPLOAD_BYTES)', room.status === 0 ? `${room.stdout.trim()} bytes` : room.stderr.trim().slice(-500));
+  } finally {
+    // podman-compose down stops in order; removing by the project's label also takes what a
+    // failed `up` left behind. A container caught restarting needs a second attempt.
+    for (let attempt = 0; attempt < 3 && inProject().length > 0; attempt += 1) podman(['rm', '-f', '-t', '2', ...inProject()], env);
+    podman(['network', 'rm', network], env);
+    for (const image of ['auth', 'upload', 'backup-sync', 'gateway', 'sensitive-mover']) podman(['untag', `scs/${image}:local`, `scs/${image}:local`], env);
+    composeProjects.delete(project);
+    info(`removed compose project ${project}`);
+  }
+}
+
+/** A /24 in 172.30.0.0/16 that no podman network uses (another run's compose project may hold one). */
+function freeSubnet(env: NodeJS.ProcessEnv): string {
+  const used = podman(['network', 'ls', '--format', '{{range .Subnets}}{{.Subnet}} {{end}}'], env).stdout;
+  for (let tries = 0; tries < 200; tries += 1) {
+    const candidate = `172.30.${100 + Math.floor(Math.random() * 150)}.0/24`;
+    if (!used.includes(candidate)) return candidate;
+  }
+  throw new Error('no free 172.30.x.0/24 subnet for the compose project');
 }
 
 async function rehearse(work: string): Promise<void> {
@@ -211,8 +312,9 @@ async function rehearse(work: string): Promise<void> {
     if (!(await stage('init', stageEnv))) return;
     destroyEnv = stageEnv; // from here on there may be something to destroy
     if (!(await stage('bootstrap', stageEnv))) return;
-    // The gateway image stands in for the load balancer here: built, not pushed (AWS has no gateway).
-    if (!(await stage('build', { ...stageEnv, IMAGES: 'auth upload backup-sync gateway' }, 1_800_000))) return;
+    // The gateway image stands in for the load balancer here, and the sensitive-mover's runner
+    // joins the compose run below: built, not pushed (AWS runs neither as an image).
+    if (!(await stage('build', { ...stageEnv, IMAGES: 'auth upload backup-sync gateway sensitive-mover' }, 1_800_000))) return;
     if (!(await stage('push', stageEnv))) return;
     if (!(await stage('push', stageEnv))) return; // a re-run: every tag exists, nothing is pushed again
     if (!(await stage('plan', stageEnv))) return;
@@ -270,9 +372,17 @@ async function rehearse(work: string): Promise<void> {
       if (!smoke) return;
       for (const name of containers.splice(0)) podman(['rm', '-f', '-t', '5', name], stageEnv);
     });
+    if (counts.fail > 0) return;
+
+    // ---- docker-compose.yml, run for real with podman-compose, from the images just built
+    await composeRun(stageEnv, base.image);
   } finally {
     for (const name of containers.splice(0)) podman(['rm', '-f', '-t', '2', name], stageEnv);
-    if (destroyEnv) {
+    if (destroyEnv && process.env.DEPLOY_REHEARSAL_DESTROY === '0') {
+      // .ci/run: npm test's Terraform check (terraform test) has just applied and destroyed the
+      // whole module against the emulator; this state and this emulator are thrown away below.
+      info('terraform destroy skipped (DEPLOY_REHEARSAL_DESTROY=0): the emulator and its state go with the run');
+    } else if (destroyEnv) {
       console.log('\n----- terraform destroy');
       // Destroy evaluates the Lambda's zip hash: a run that stopped before the build has no zip.
       const zip = String(destroyEnv.LAMBDA_ZIP);
@@ -301,6 +411,11 @@ export async function runDeployRehearsal(): Promise<number> {
   const kill = () => {
     for (const child of children) if (child.pid && child.exitCode === null) try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
     for (const name of containers) spawnSync('podman', ['rm', '-f', '-t', '0', name], { stdio: 'ignore' });
+    for (const project of composeProjects) {
+      const ids = spawnSync('podman', ['ps', '-aq', '--filter', `label=io.podman.compose.project=${project}`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+      if (ids.length > 0) spawnSync('podman', ['rm', '-f', '-t', '0', ...ids], { stdio: 'ignore' });
+      spawnSync('podman', ['network', 'rm', `${project}_default`], { stdio: 'ignore' });
+    }
   };
   process.once('exit', kill);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
