@@ -454,6 +454,47 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
       await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     }, 180_000);
 
+    it('a part refused because its URL expired (403) gets a fresh URL and is sent again, without the user noticing', async () => {
+      const file = writeLargeFile(dir, 'expiring.png', 9 * PART - 500);
+      await page.goto(base);
+      await createAccount(page, 'ui.expiry.');
+      const site = new URL(base).origin;
+      const { log } = watchPartPuts(page, site);
+      const partTwo = (url: URL) => url.origin !== site && url.searchParams.get('partNumber') === '2';
+      let refused = 0;
+      await page.route(partTwo, async (route) => {
+        if (refused > 0) return route.continue();
+        refused += 1;
+        // S3's answer to a URL whose signature, or the temporary credentials behind it, expired
+        // (the emulator does not enforce expiry): its own headers (CORS included), status 403.
+        const response = await route.fetch();
+        await route.fulfill({
+          response,
+          status: 403,
+          contentType: 'application/xml',
+          body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>',
+        });
+      });
+      const urlsAskedFor: number[] = [];
+      page.on('request', (req) => {
+        if (req.method() === 'POST' && /^\/api\/files\/uploads\/[^/]+\/parts$/.test(new URL(req.url()).pathname)) {
+          for (const p of (JSON.parse(req.postData() ?? '{}') as { parts: { partNumber: number }[] }).parts) urlsAskedFor.push(p.partNumber);
+        }
+      });
+      await page.locator('#picker').setInputFiles(file.path);
+      const item = page.locator('#uploads li', { hasText: 'expiring.png' });
+      await item.locator('.status', { hasText: 'Uploaded' }).waitFor({ timeout: 120_000 });
+      await page.unroute(partTwo);
+      expect(refused).toBe(1);
+      // Part 2's URL was asked for twice (the second time after the refusal), every other part's once.
+      expect(urlsAskedFor.filter((n) => n === 2)).toHaveLength(2);
+      expect(new Set(urlsAskedFor).size).toBe(9);
+      expect(log.answered.filter((a) => a.partNumber === 2).map((a) => a.status)).toEqual([403, 200]);
+      await page.locator('#files tbody tr', { hasText: 'expiring.png' }).waitFor();
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    }, 180_000);
+
     it('cancel aborts the upload at the service: nothing unfinished is left, and the reserved quota is free again', async () => {
       const file = writeLargeFile(dir, 'cancelled.png', 9 * PART);
       await page.goto(base);
