@@ -166,8 +166,14 @@ async function composeRun(env: NodeJS.ProcessEnv, baseImage: string): Promise<vo
     if (!report((await podmanCompose([...args, 'up', '-d', '--no-build'], composeEnv, 300_000)) === 0, 'compose: up')) return;
     const gatewayUp = await waitFor(`http://127.0.0.1:${gatewayPort}/health`, 120_000);
     if (!report(gatewayUp, 'compose: gateway answers on its published port', `127.0.0.1:${gatewayPort}`)) return;
+    // The pipeline's smoke script (built in this checkout; it needs nothing but Node) runs on the
+    // compose network, in the base image with the checkout's scripts/dist mounted read-only: the
+    // presigned URLs name the emulator by its compose host name.
     const smoke = podman(
-      ['run', '--rm', '--network', network, '--read-only', '--cap-drop', 'ALL', '--init', '-e', 'SMOKE_WAIT_SECONDS=120', `scs/gateway:${env.IMAGE_TAG}`, 'node', 'scripts/dist/cli/smoke.js', 'http://gateway:8080'],
+      [
+        'run', '--rm', '--network', network, '--read-only', '--cap-drop', 'ALL', '--init', '-e', 'SMOKE_WAIT_SECONDS=120',
+        '-v', `${join(REPO_ROOT, 'scripts/dist')}:/smoke:ro`, baseImage, 'node', '/smoke/cli/smoke.js', 'http://gateway:8080',
+      ],
       env,
     );
     process.stdout.write(smoke.stdout);
