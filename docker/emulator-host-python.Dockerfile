@@ -16,16 +16,17 @@
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
-# The prefix moves to /opt/python: the interpreter finds its standard library next to itself,
-# and its shared library through LD_LIBRARY_PATH (its RUNPATH names the host's prefix).
-COPY . /opt/python/
-ENV PATH=/opt/python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LD_LIBRARY_PATH=/opt/python/lib \
+# The prefix moves to PYTHON_PREFIX inside the image: the interpreter finds its standard library
+# next to itself, and its shared library through LD_LIBRARY_PATH (its RUNPATH names the host's prefix).
+ARG PYTHON_PREFIX=/opt/python
+COPY . ${PYTHON_PREFIX}/
+ENV PATH=${PYTHON_PREFIX}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LD_LIBRARY_PATH=${PYTHON_PREFIX}/lib \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
-RUN test -x /opt/python/bin/python3 || { echo "the build context is not a Python prefix (no bin/python3)" >&2; exit 1; } \
- && { [ -e /opt/python/bin/python ] || ln -s python3 /opt/python/bin/python; } \
+RUN test -x "${PYTHON_PREFIX}/bin/python3" || { echo "the build context is not a Python prefix (no bin/python3)" >&2; exit 1; } \
+ && { [ -e "${PYTHON_PREFIX}/bin/python" ] || ln -s python3 "${PYTHON_PREFIX}/bin/python"; } \
  && python -c 'import moto.server, flask, boto3; print("moto", __import__("moto").__version__)' \
  && useradd --uid 1001 --user-group --no-create-home --shell /usr/sbin/nologin moto
 
