@@ -1,10 +1,10 @@
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import type { FileRecord, FileRepository } from '@scs/common/files';
+import { type FileRecord, type FileRepository, fileKey } from '@scs/common/files';
 import type { AllowedTypes } from '../content/file-types';
 import { uuidv7 } from './ids';
 import { Inspector } from '../content/inspector';
-import { fileKey, type FileObject, type ObjectStore } from '../storage/object-store';
+import type { FileObject, ObjectStore } from '../storage/object-store';
 import type { Quota } from './quota';
 import type { Logger } from '@scs/common';
 
