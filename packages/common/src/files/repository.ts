@@ -136,24 +136,8 @@ export class FileRepository {
 
   /** Pending or verifying direct uploads whose time is up: all of them (a scan: the sweep runs rarely), or one user's. */
   async expiredPending(nowSeconds: number, userId?: string): Promise<FileRecord[]> {
-    const found: FileRecord[] = [];
-    const filter = {
-      FilterExpression: '#status IN (:pending, :verifying) AND expiresAt < :now',
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: { ':pending': 'pending', ':verifying': 'verifying', ':now': nowSeconds } as Record<string, unknown>,
-    };
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = { TableName: this.table, ...filter, ...(start ? { ExclusiveStartKey: start } : {}) };
-      const out = userId
-        ? await this.db.send(
-            new QueryCommand({ ...page, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ...filter.ExpressionAttributeValues, ':u': userId } }),
-          )
-        : await this.db.send(new ScanCommand(page));
-      found.push(...(out.Items ?? []).map(recordOf));
-      start = out.LastEvaluatedKey;
-    } while (start);
-    return found;
+    const values = { ':pending': 'pending', ':verifying': 'verifying', ':now': nowSeconds };
+    return this.matching({ FilterExpression: '#status IN (:pending, :verifying) AND expiresAt < :now', values }, userId);
   }
 
   /**
@@ -161,19 +145,23 @@ export class FileRepository {
    * them (a scan: the sweep runs rarely), or one user's. The sweep finishes them (`finishDelete`).
    */
   async expiredDeletes(nowSeconds: number, userId?: string): Promise<FileRecord[]> {
+    return this.matching({ FilterExpression: '#status = :deleting AND expiresAt < :now', values: { ':deleting': 'deleting', ':now': nowSeconds } }, userId);
+  }
+
+  /** The records `filter` keeps (`#status` names the status): a scan of the table, or a query of `userId`'s partition. */
+  private async matching(filter: { FilterExpression: string; values: Record<string, unknown> }, userId?: string): Promise<FileRecord[]> {
     const found: FileRecord[] = [];
-    const values: Record<string, unknown> = { ':deleting': 'deleting', ':now': nowSeconds };
     let start: Record<string, unknown> | undefined;
     do {
       const page = {
         TableName: this.table,
-        FilterExpression: '#status = :deleting AND expiresAt < :now',
+        FilterExpression: filter.FilterExpression,
         ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: values,
+        ExpressionAttributeValues: filter.values,
         ...(start ? { ExclusiveStartKey: start } : {}),
       };
       const out = userId
-        ? await this.db.send(new QueryCommand({ ...page, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ...values, ':u': userId } }))
+        ? await this.db.send(new QueryCommand({ ...page, KeyConditionExpression: 'userId = :u', ExpressionAttributeValues: { ...filter.values, ':u': userId } }))
         : await this.db.send(new ScanCommand(page));
       found.push(...(out.Items ?? []).map(recordOf));
       start = out.LastEvaluatedKey;
