@@ -20,7 +20,8 @@ const project = (dir) => ({
   // Workspace packages resolve to their sources (their dist is what the build ships).
   moduleNameMapper: {
     '^@scs/common$': path.join(__dirname, 'packages/common/src/index.ts'),
-    '^@scs/common/(.*)$': path.join(__dirname, 'packages/common/src/$1.ts'),
+    // A module (`@scs/common/aws`) or a folder of modules (`@scs/common/files`).
+    '^@scs/common/(.*)$': [path.join(__dirname, 'packages/common/src/$1.ts'), path.join(__dirname, 'packages/common/src/$1/index.ts')],
     '^@scs/(upload|backup-sync|auth)$': path.join(__dirname, 'services/$1/src/app.ts'),
     '^@scs/(upload|backup-sync|auth)/(.+)$': path.join(__dirname, 'services/$1/src/$2.ts'),
     '^@scs/local-stack/(.+)$': path.join(__dirname, 'packages/local-stack/src/$1.ts'),

@@ -1,7 +1,8 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
 import { UploadConfig } from '@scs/upload/config';
-import { fileKey, ObjectStore } from '@scs/upload/storage/object-store';
+import { fileKey } from '@scs/common/files';
+import { ObjectStore } from '@scs/upload/storage/object-store';
 import { uuidv7 } from '@scs/upload/files/ids';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';

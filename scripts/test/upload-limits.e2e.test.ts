@@ -1,6 +1,6 @@
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createAwsClients, loadConfig } from '@scs/common';
-import { FileRepository } from '@scs/common/files';
+import { UsageRepository } from '@scs/common/files';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { multipart } from '@scs/testing/files';
@@ -29,7 +29,7 @@ const settings = {
 };
 const config = loadConfig(UploadConfig, { ...process.env, ...settings });
 const aws = createAwsClients(config);
-const files = new FileRepository(aws.dynamo, config.FILES_TABLE, console);
+const usage = new UsageRepository(aws.dynamo, config.FILES_TABLE, console);
 
 let stack: InProcessStack;
 beforeAll(async () => {
@@ -108,8 +108,8 @@ async function leftovers(who: Account) {
     objects: objects.Contents?.length ?? 0,
     multipartUploads: uploads.Uploads?.length ?? 0,
     listed: listed.json<{ items: unknown[] }>().items.length,
-    usage: await files.usage(who.userId),
-    counts: await files.fileCounts(who.userId),
+    usage: await usage.usage(who.userId),
+    counts: await usage.fileCounts(who.userId),
   };
 }
 const NOTHING = {
@@ -198,6 +198,6 @@ describe('FU-03: parallel requests at the file-count limit, through the gateway'
       ),
     );
     expect(answers.map((a) => a.status).sort()).toEqual([201, 201, 201, 413, 413, 413, 413, 413]);
-    expect(await files.fileCounts(who.userId)).toEqual({ usedFiles: 0, reservedFiles: 3, committedFiles: 3 });
+    expect(await usage.fileCounts(who.userId)).toEqual({ usedFiles: 0, reservedFiles: 3, committedFiles: 3 });
   });
 });

@@ -35,29 +35,5 @@ export const TABLE_SPECS: Record<'USERS_TABLE' | 'SESSIONS_TABLE' | 'THROTTLE_TA
   FILES_TABLE: { hashKey: 'userId', rangeKey: 'fileId' },
 };
 
-/** Only objects under this prefix are files (`users/{userId}/{fileId}`); the event wiring filters on it. */
-export const FILE_KEY_PREFIX = 'users/';
-
-/** The user and file a file object's key names, or undefined for any other key. */
-export function parseFileKey(key: string): { userId: string; fileId: string } | undefined {
-  const parts = key.split('/');
-  if (parts.length !== 3 || `${parts[0]}/` !== FILE_KEY_PREFIX || !parts[1] || !parts[2]) return undefined;
-  return { userId: parts[1], fileId: parts[2] };
-}
-
-/**
- * Direct uploads are posted here (`incoming/{userId}/{fileId}`), never a file: `/complete` copies
- * the verified bytes to the file key. The primary bucket notifies the mover of these keys too, so
- * bytes posted after `/complete` are removed on arrival.
- */
-export const STAGING_KEY_PREFIX = 'incoming/';
-
-/** The user and upload a staging key names, or undefined for any other key. */
-export function parseStagingKey(key: string): { userId: string; fileId: string } | undefined {
-  const parts = key.split('/');
-  if (parts.length !== 3 || `${parts[0]}/` !== STAGING_KEY_PREFIX || !parts[1] || !parts[2]) return undefined;
-  return { userId: parts[1], fileId: parts[2] };
-}
-
 /** Every queue has a dead-letter queue of this name (provisioning, Terraform and the local runner agree on it). */
 export const deadLetterQueueName = (queue: string): string => `${queue}-dlq`;

@@ -1,10 +1,11 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Static, TObject } from '@sinclair/typebox';
+import { type Static, type TObject, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { type AwsClients, type AwsSettings, createAwsClients } from './aws';
-import { type BaseConfig, loadConfig } from './config';
+import { type AwsClients, createAwsClients } from './aws';
+import { type BaseConfig, baseConfigProperties, loadConfig, portProperty } from './config';
 import { serverOptions } from './http';
 import { PublicKeyStore } from './keys';
 import { auditPlugin } from './plugins/audit';
@@ -88,11 +89,14 @@ export async function createServiceApp(config: BaseConfig, opts: ServiceAppOptio
   return app;
 }
 
-type ServiceSettings = BaseConfig & AwsSettings & { PORT: number };
+/** What `runService` itself reads of a service's settings: the shared ones (AWS included) and the port. */
+const ServiceSettings = Type.Object({ ...baseConfigProperties, PORT: portProperty(1) });
 
 /**
  * A service's `server.ts` in one call: the only place that reads the environment, handles signals
  * and listens. A bad configuration value fails start-up with a message naming the variable.
+ * `schema` is the service's configuration: the shared settings (`baseConfigProperties`) and
+ * `PORT` among them.
  */
 export function runService<T extends TObject>(
   name: string,
@@ -101,13 +105,13 @@ export function runService<T extends TObject>(
   afterBuild?: (app: FastifyInstance) => Promise<void>,
 ): void {
   const main = async () => {
-    const loaded = loadConfig(schema, process.env);
-    const config = loaded as unknown as ServiceSettings;
+    const config = loadConfig(schema, process.env);
+    if (!Value.Check(ServiceSettings, config)) throw new Error(`the configuration schema of ${name} lacks the shared settings or PORT`);
     const aws = createAwsClients(config);
     const fastify: Partial<FastifyServerOptions> = {
       logger: serverOptions(config, { prettyLogs: wantsPrettyLogs(process.stdout) }).logger,
     };
-    const app = await build(loaded, { aws, fastify });
+    const app = await build(config, { aws, fastify });
     app.addHook('onClose', async () => aws.destroy());
     await afterBuild?.(app);
     await listenWithGrace(app, { host: config.HOST, port: config.PORT, graceMs: config.SHUTDOWN_GRACE_MS });

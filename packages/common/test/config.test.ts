@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { BaseConfig, ConfigError, loadConfig, portProperty } from '../src';
+import { BaseConfig, ConfigError, loadConfig, portProperty, runService } from '../src';
 
 const Schema = Type.Object({ ...BaseConfig.properties, PORT: portProperty(3001) });
 
@@ -33,5 +33,25 @@ describe('configuration', () => {
       expect(loadConfig(Schema, { TRUSTED_PROXIES: value }).TRUSTED_PROXIES).toBe(value);
     }
     expect(loadConfig(Schema, {}).TRUSTED_PROXIES).toBe('127.0.0.1/32,::1/128');
+  });
+});
+
+describe('runService', () => {
+  it('refuses to start a service whose configuration schema lacks the shared settings or PORT, saying so', async () => {
+    const written: string[] = [];
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => written.push(String(chunk)) > 0);
+    const exited = new Promise<number | undefined>((resolve) => {
+      jest.spyOn(process, 'exit').mockImplementation(((code?: number) => resolve(code)) as typeof process.exit);
+    });
+    const build = jest.fn();
+    try {
+      runService('partial', Type.Object({ ...BaseConfig.properties }), build);
+      expect(await exited).toBe(1);
+    } finally {
+      jest.restoreAllMocks();
+    }
+    expect(stderr).toHaveBeenCalled();
+    expect(written.join('')).toContain('partial failed to start: the configuration schema of partial lacks the shared settings or PORT');
+    expect(build).not.toHaveBeenCalled();
   });
 });

@@ -4,9 +4,9 @@ import {
   type KeySchemaElement,
   UpdateTimeToLiveCommand,
   waitUntilTableExists,
-  type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import { PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, EnableKeyRotationCommand } from '@aws-sdk/client-kms';
 import {
   type CORSRule,
@@ -70,9 +70,8 @@ export async function provision(aws: AwsClients, names: ResourceNames, log: Prov
   await wireEvents(aws, names);
   log.info(`events wired (${names.PRIMARY_BUCKET} -> ${names.OBJECT_EVENTS_QUEUE}; both file buckets -> EventBridge -> ${names.BACKUP_EVENTS_QUEUE})`);
 
-  const dynamo = aws.dynamo as unknown as DynamoDBClient;
   await Promise.all(
-    (Object.keys(TABLE_SPECS) as (keyof typeof TABLE_SPECS)[]).map((k) => ensureTable(dynamo, names[k], TABLE_SPECS[k])),
+    (Object.keys(TABLE_SPECS) as (keyof typeof TABLE_SPECS)[]).map((k) => ensureTable(aws.dynamo, names[k], TABLE_SPECS[k])),
   );
   log.info('tables ready');
 
@@ -257,7 +256,8 @@ async function ensureBucket(aws: AwsClients, bucket: string, sse: ServerSideEncr
   );
 }
 
-async function ensureTable(dynamo: DynamoDBClient, name: string, spec: TableSpec): Promise<void> {
+/** Creates table `name` as `spec` says (with TTL on its attribute) unless it exists; the document client sends the table commands as they are. */
+async function ensureTable(dynamo: DynamoDBDocumentClient, name: string, spec: TableSpec): Promise<void> {
   try {
     await dynamo.send(new DescribeTableCommand({ TableName: name }));
     return;

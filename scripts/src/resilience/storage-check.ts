@@ -8,9 +8,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { paginateQuery } from '@aws-sdk/lib-dynamodb';
 import { type AwsClients, FILE_KEY_PREFIX, isNotFound } from '@scs/common';
-import { PENDING_KEY_PREFIX } from '@scs/common/files';
+import { fileKey, PENDING_KEY_PREFIX, RESERVATION_KEY_PREFIX, STAGING_KEY_PREFIX, USAGE_SORT_KEY } from '@scs/common/files';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
-import { STAGING_PREFIX } from '@scs/upload/storage/object-store';
 import { createHash } from 'node:crypto';
 import type { ResourceNames } from '@scs/local-stack/provision';
 import type { LedgerEntry } from './ledger';
@@ -40,14 +39,6 @@ interface Version {
   latest: boolean;
   deleteMarker: boolean;
 }
-
-/** The upload service's per-user usage counter in the files table (its sort key). */
-const USAGE_ITEM = '#usage';
-/** A streamed upload's quota reservation (the upload service's `#reservation#<id>` items). */
-const RESERVATION_ITEM = '#reservation#';
-
-/** Only keys `users/{userId}/{fileId}` are files (the product contract). */
-const fileKey = (userId: string, fileId: string) => `${FILE_KEY_PREFIX}${userId}/${fileId}`;
 
 /**
  * Compares the ledger with what the stores hold, straight from the emulator (not through the
@@ -103,7 +94,7 @@ export class StorageCheck {
       this.currentKeys(n.BACKUP_BUCKET, prefix),
       this.records(userId),
       this.openUploads(n.PRIMARY_BUCKET, userId),
-      this.currentKeys(n.PRIMARY_BUCKET, `${STAGING_PREFIX}${userId}/`),
+      this.currentKeys(n.PRIMARY_BUCKET, `${STAGING_KEY_PREFIX}${userId}/`),
     ]);
     const lost: string[] = [];
     const phantom: string[] = [];
@@ -284,10 +275,10 @@ export class StorageCheck {
         // A direct upload's record while it is pending sits under its own prefix (see PENDING_KEY_PREFIX).
         const fileId = stored.startsWith(PENDING_KEY_PREFIX) ? stored.slice(PENDING_KEY_PREFIX.length) : stored;
         if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(fileId)) found.set(fileId, item);
-        else if (fileId === USAGE_ITEM) {
+        else if (fileId === USAGE_SORT_KEY) {
           reservedBytes = Number(item.reservedBytes ?? 0);
           reservedFiles = Number(item.reservedFiles ?? 0);
-        } else if (fileId.startsWith(RESERVATION_ITEM)) reservations += 1;
+        } else if (fileId.startsWith(RESERVATION_KEY_PREFIX)) reservations += 1;
       }
     }
     return { files: found, reservedBytes, reservedFiles, reservations };
@@ -296,7 +287,7 @@ export class StorageCheck {
   /** Keys (with upload ids) of multipart uploads still open under the user's file and staging prefixes. */
   private async openUploads(bucket: string, userId: string): Promise<string[]> {
     const open: string[] = [];
-    for (const prefix of [`${FILE_KEY_PREFIX}${userId}/`, `${STAGING_PREFIX}${userId}/`]) {
+    for (const prefix of [`${FILE_KEY_PREFIX}${userId}/`, `${STAGING_KEY_PREFIX}${userId}/`]) {
       let KeyMarker: string | undefined;
       let UploadIdMarker: string | undefined;
       for (;;) {

@@ -1,7 +1,7 @@
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { type AwsClients, createServiceApp, ServerSideCopier, usersTableRoleLookup } from '@scs/common';
-import { FileRepository } from '@scs/common/files';
+import { FileRepository, UsageRepository } from '@scs/common/files';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { BackupConfig } from './config';
 import { BackupMetrics } from './metrics';
@@ -50,11 +50,12 @@ export async function buildApp(config: BackupConfig, deps: BackupDeps): Promise<
   const queueUrl = queue.QueueUrl;
 
   const metrics = new BackupMetrics(app.metrics);
-  const files = new FileRepository(aws.dynamo, config.FILES_TABLE, app.log);
+  const usageRepository = new UsageRepository(aws.dynamo, config.FILES_TABLE, app.log);
+  const files = new FileRepository(aws.dynamo, config.FILES_TABLE, app.log, usageRepository);
   const backups = new Backups(aws.s3, new ServerSideCopier(aws.s3, aws.kms), files, config);
   const reconciler = new Reconciler(aws.s3, backups, config, app.log, () => metrics.copies.inc({ trigger: 'reconcile' }));
   const consumer = new BackupEventConsumer(aws.sqs, queueUrl, backups, metrics, config, app.log);
-  const usage = new UsageReconciler(files, app.log);
+  const usage = new UsageReconciler(usageRepository, app.log);
   const accounts = new Accounts(aws.dynamo, config.USERS_TABLE);
   const service = new BackupService(aws.s3, aws.sqs, queueUrl, backups, reconciler, consumer, metrics, config, app.log, usage, accounts);
   app.decorate('backup', service);

@@ -1,6 +1,6 @@
 import { HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { type AwsClients, loadConfig } from '@scs/common';
-import { FileRepository } from '@scs/common/files';
+import { FileRepository, UsageRepository } from '@scs/common/files';
 import type { FastifyInstance } from 'fastify';
 import { buildTestApp as buildAuth, type TestApp as AuthApp, signedIn, uniqueName } from '../../auth/test/helpers';
 import { asEnv, isolatedResources, testAwsClients } from '@scs/testing/isolated';
@@ -17,6 +17,8 @@ export interface BackupWorld {
   names: ResourceNames;
   aws: AwsClients;
   files: FileRepository;
+  /** The usage counters (the one `files` settles with). */
+  usage: UsageRepository;
   auth: AuthApp;
   uploadApp: FastifyInstance;
   /** A backup-sync app on these resources (closed by `close`); `aws` lets a test inject faults. */
@@ -44,10 +46,13 @@ export async function backupWorld(tag: string, nameOverrides: Partial<Record<key
   const uploadApp = await buildUpload(loadConfig(UploadConfig, { ...process.env, ...asEnv(names), LOG_LEVEL: 'silent', UPLOADS_PER_MINUTE: '100000' }), { aws });
   const apps: FastifyInstance[] = [];
   let adminHeaders: Record<string, string> | undefined;
+  const quiet = { warn: () => undefined, error: () => undefined };
+  const usage = new UsageRepository(aws.dynamo, names.FILES_TABLE, quiet);
   return {
     names,
     aws,
-    files: new FileRepository(aws.dynamo, names.FILES_TABLE, { warn: () => undefined, error: () => undefined }),
+    files: new FileRepository(aws.dynamo, names.FILES_TABLE, quiet, usage),
+    usage,
     auth,
     uploadApp,
     async backupApp(overrides = {}, opts = {}) {

@@ -118,7 +118,7 @@ describe('restore', () => {
     const file = await world.upload(headers, { name: 'gone-with-its-owner.txt', content: Buffer.from('orphaned') });
     await app.backup.backups.backup({ Bucket: world.names.PRIMARY_BUCKET, Key: file.key });
     expect((await world.uploadApp.inject({ method: 'DELETE', url: `/api/files/${file.id}`, headers })).statusCode).toBe(204);
-    const before = await world.files.usage(account.userId);
+    const before = await world.usage.usage(account.userId);
     // The account is removed (an operator's delete of the users item).
     await world.aws.dynamo.send(new DeleteCommand({ TableName: world.names.USERS_TABLE, Key: { username: account.username } }));
 
@@ -126,7 +126,7 @@ describe('restore', () => {
     expect(res.statusCode).toBe(404);
     expect(res.json()).toMatchObject({ code: 'ACCOUNT_NOT_FOUND' });
     expect(await world.files.get(account.userId, file.id)).toBeUndefined();
-    expect(await world.files.usage(account.userId)).toEqual(before);
+    expect(await world.usage.usage(account.userId)).toEqual(before);
     expect(await headOrNothing(world.aws, world.names.PRIMARY_BUCKET, file.key)).toBeUndefined();
   });
 

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FileRepository } from '@scs/common/files';
+import { UsageRepository } from '@scs/common/files';
 import { loadConfig } from '@scs/common';
 import { buildApp as buildUpload } from '../../upload/src/app';
 import { UploadConfig } from '../../upload/src/config';
@@ -76,13 +76,13 @@ describe('usage reconciliation', () => {
     const a = await world.upload(user.headers, { name: 'a.txt', content: Buffer.from('first file') });
     await world.upload(user.headers, { name: 'b.txt', content: Buffer.alloc(5000, 'b') });
     // What a killed upload process leaves: a reservation nobody renews (its lease ran out a second ago).
-    expect(await world.files.reserve(user.userId, 70_000, 1_000_000_000, nowSeconds() - 1)).toBeDefined();
-    expect(await world.files.usage(user.userId)).toEqual({ usedBytes: 5000 + a.size, reservedBytes: 70_000 });
+    expect(await world.usage.reserve(user.userId, 70_000, 1_000_000_000, nowSeconds() - 1)).toBeDefined();
+    expect(await world.usage.usage(user.userId)).toEqual({ usedBytes: 5000 + a.size, reservedBytes: 70_000 });
 
     const res = await reconcile({ userId: user.userId });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ users: 1, releasedReservations: 1, releasedBytes: 70_000, failed: 0 });
-    expect(await world.files.usage(user.userId)).toEqual({ usedBytes: (await truth(user.userId)).files, reservedBytes: 0 });
+    expect(await world.usage.usage(user.userId)).toEqual({ usedBytes: (await truth(user.userId)).files, reservedBytes: 0 });
     expect(await truth(user.userId)).toEqual({ files: 5000 + a.size, reservations: 0 });
   });
 
@@ -96,16 +96,16 @@ describe('usage reconciliation', () => {
       0,
     );
     await world.aws.dynamo.send(new DeleteCommand({ TableName: world.names.FILES_TABLE, Key: { userId: user.userId, fileId: lost } }));
-    const drift = await world.files.reserve(user.userId, 999, 1_000_000_000, nowSeconds() + 600);
+    const drift = await world.usage.reserve(user.userId, 999, 1_000_000_000, nowSeconds() + 600);
     // The reservation item vanishes without its counter (as a half-applied write would leave it).
     await world.aws.dynamo.send(new DeleteCommand({ TableName: world.names.FILES_TABLE, Key: { userId: user.userId, fileId: `#reservation#${drift?.id}` } }));
-    expect(await world.files.usage(user.userId)).toEqual({ usedBytes: 1244, reservedBytes: 999 });
+    expect(await world.usage.usage(user.userId)).toEqual({ usedBytes: 1244, reservedBytes: 999 });
 
     const res = await reconcile();
     expect(res.statusCode).toBe(200);
     expect(res.json<{ users: number; corrected: number }>().users).toBeGreaterThanOrEqual(1);
     expect(res.json<{ corrected: number }>().corrected).toBeGreaterThanOrEqual(1);
-    expect(await world.files.usage(user.userId)).toEqual({ usedBytes: 1234, reservedBytes: 0 });
+    expect(await world.usage.usage(user.userId)).toEqual({ usedBytes: 1234, reservedBytes: 0 });
   });
 
   it('R16: a reconciliation while uploads are under way keeps their reservations, and usage is exact once they settle', async () => {
@@ -128,7 +128,7 @@ describe('usage reconciliation', () => {
     expect(reconciled).toBe(contents.length);
     const total = contents.reduce((n, c) => n + c.length, 0);
     expect(await truth(user.userId)).toEqual({ files: total, reservations: 0 });
-    expect(await world.files.usage(user.userId)).toEqual({ usedBytes: total, reservedBytes: 0 });
+    expect(await world.usage.usage(user.userId)).toEqual({ usedBytes: total, reservedBytes: 0 });
     // And a reconciliation after it all finds nothing to correct.
     expect((await reconcile({ userId: user.userId })).json()).toMatchObject({ corrected: 0, releasedReservations: 0 });
   });
@@ -163,14 +163,14 @@ describe('usage reconciliation', () => {
           // The upload renews its lease (every third of it) while its body is still coming.
           await until(async () => (await held()) > first, 'the upload renewed its reservation');
           // A reconciliation at the moment its first lease ran out: the reservation is alive.
-          const one = await world.files.reconcileUsage(user.userId, first + 1);
+          const one = await world.usage.reconcile(user.userId, first + 1);
           expect(one.releasedReservations).toBe(0);
           expect(one.after.reservedBytes).toBeGreaterThan(0);
         },
         base,
       );
       expect(status).toBe(201);
-      expect(await world.files.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
+      expect(await world.usage.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
     } finally {
       await shortLease.close();
     }
@@ -190,12 +190,12 @@ describe('usage reconciliation', () => {
       key: 'k',
       createdAt: new Date().toISOString(),
     });
-    await world.files.reserve(userId, 1, 1_000_000_000, nowSeconds() + 600).then((r) => r && world.files.release(r));
+    await world.usage.reserve(userId, 1, 1_000_000_000, nowSeconds() + 600).then((r) => r && world.usage.release(r));
     let stop = false;
     const reconciling = (async () => {
       let runs = 0;
       while (!stop || runs === 0) {
-        await world.files.reconcileUsage(userId, nowSeconds());
+        await world.usage.reconcile(userId, nowSeconds());
         runs += 1;
       }
       return runs;
@@ -203,9 +203,9 @@ describe('usage reconciliation', () => {
     let expected = 0;
     await Promise.all(
       Array.from({ length: 12 }, async (_, i) => {
-        const r = await world.files.reserve(userId, 1000 + i, 1_000_000_000, nowSeconds() + 600);
+        const r = await world.usage.reserve(userId, 1000 + i, 1_000_000_000, nowSeconds() + 600);
         if (!r) throw new Error('reserve refused');
-        if (i % 3 === 0) return world.files.release(r);
+        if (i % 3 === 0) return world.usage.release(r);
         const size = 500 + i;
         expected += size;
         expect(await world.files.createActive(record(size), r)).toBe(true);
@@ -213,13 +213,13 @@ describe('usage reconciliation', () => {
     );
     stop = true;
     expect(await reconciling).toBeGreaterThan(0);
-    expect(await world.files.usage(userId)).toEqual({ usedBytes: expected, reservedBytes: 0 });
-    expect((await world.files.reconcileUsage(userId, nowSeconds())).corrected).toBe(false);
+    expect(await world.usage.usage(userId)).toEqual({ usedBytes: expected, reservedBytes: 0 });
+    expect((await world.usage.reconcile(userId, nowSeconds())).corrected).toBe(false);
   });
 
   it('a settlement that lands between the reconciliation\'s reading and its rewrite makes it compute again (nothing counted twice)', async () => {
     const userId = randomUUID();
-    const other = await world.files.reserve(userId, 5000, 1_000_000_000, nowSeconds() + 600);
+    const other = await world.usage.reserve(userId, 5000, 1_000_000_000, nowSeconds() + 600);
     if (!other) throw new Error('reserve refused');
     // Counters that disagree with the records, so the reconciliation has something to rewrite.
     await world.files.createActive(
@@ -248,10 +248,10 @@ describe('usage reconciliation', () => {
       { step: 'initialize', name: 'settleDuringReconcile' },
     );
     try {
-      const reconciling = new FileRepository(clients.dynamo, world.names.FILES_TABLE, { warn: () => undefined, error: () => undefined });
-      expect((await reconciling.reconcileUsage(userId, nowSeconds())).corrected).toBe(true);
+      const reconciling = new UsageRepository(clients.dynamo, world.names.FILES_TABLE, { warn: () => undefined, error: () => undefined });
+      expect((await reconciling.reconcile(userId, nowSeconds())).corrected).toBe(true);
       expect(settledMeanwhile).toBe(true);
-      expect(await world.files.usage(userId)).toEqual({ usedBytes: 4300, reservedBytes: 0 });
+      expect(await world.usage.usage(userId)).toEqual({ usedBytes: 4300, reservedBytes: 0 });
     } finally {
       clients.destroy();
     }
@@ -259,23 +259,23 @@ describe('usage reconciliation', () => {
 
   it('an upload that settles after the reconciliation released its reservation (it stalled past its lease) is counted once', async () => {
     const userId = randomUUID();
-    const reservation = await world.files.reserve(userId, 8000, 1_000_000_000, nowSeconds() - 1);
+    const reservation = await world.usage.reserve(userId, 8000, 1_000_000_000, nowSeconds() - 1);
     if (!reservation) throw new Error('reserve refused');
-    expect((await world.files.reconcileUsage(userId, nowSeconds())).releasedReservations).toBe(1);
+    expect((await world.usage.reconcile(userId, nowSeconds())).releasedReservations).toBe(1);
     const size = 7000;
     const ok = await world.files.createActive(
       { userId, fileId: randomUUID(), name: 's.txt', size, contentType: 'text/plain', sha256: 'b'.repeat(64), sensitive: false, status: 'active', key: 'k', createdAt: new Date().toISOString() },
       reservation,
     );
     expect(ok).toBe(true);
-    expect(await world.files.usage(userId)).toEqual({ usedBytes: size, reservedBytes: 0 });
-    await world.files.release(reservation);
-    expect(await world.files.usage(userId)).toEqual({ usedBytes: size, reservedBytes: 0 });
+    expect(await world.usage.usage(userId)).toEqual({ usedBytes: size, reservedBytes: 0 });
+    await world.usage.release(reservation);
+    expect(await world.usage.usage(userId)).toEqual({ usedBytes: size, reservedBytes: 0 });
   });
 
   it('FU-03: the file count heals like the bytes: an expired reservation gives its file back, and the counts are recomputed from the records', async () => {
     const userId = randomUUID();
-    const files = world.files;
+    const { files, usage } = world;
     const record = (fileId: string, size: number, status: 'active' | 'pending') => ({
       userId,
       fileId,
@@ -290,15 +290,15 @@ describe('usage reconciliation', () => {
       ...(status === 'pending' ? { expiresAt: nowSeconds() + 3600 } : {}),
     });
     // A streamed upload whose process died (its lease is over) and a zero-byte pending direct upload: two files held of two.
-    expect(await files.reserve(userId, 500, 1_000_000, nowSeconds() - 1, 2)).toBeDefined();
+    expect(await usage.reserve(userId, 500, 1_000_000, nowSeconds() - 1, 2)).toBeDefined();
     expect(await files.createPending(record(randomUUID(), 0, 'pending'), 1_000_000, 2)).toBe(true);
     expect(await files.createPending(record(randomUUID(), 0, 'pending'), 1_000_000, 2)).toBe(false);
-    expect(await files.fileCounts(userId)).toEqual({ usedFiles: 0, reservedFiles: 2, committedFiles: 2 });
+    expect(await usage.fileCounts(userId)).toEqual({ usedFiles: 0, reservedFiles: 2, committedFiles: 2 });
 
     // The dead upload's reservation is released with its file; the pending upload keeps its one.
-    const released = await files.reconcileUsage(userId, nowSeconds());
+    const released = await usage.reconcile(userId, nowSeconds());
     expect(released).toMatchObject({ releasedReservations: 1, releasedBytes: 500, after: { usedFiles: 0, reservedFiles: 1, usedBytes: 0, reservedBytes: 0 } });
-    expect(await files.fileCounts(userId)).toEqual({ usedFiles: 0, reservedFiles: 1, committedFiles: 1 });
+    expect(await usage.fileCounts(userId)).toEqual({ usedFiles: 0, reservedFiles: 1, committedFiles: 1 });
 
     const stored = record(randomUUID(), 300, 'active');
     expect(await files.createActive(stored, 0)).toBe(true);
@@ -311,17 +311,17 @@ describe('usage reconciliation', () => {
         ExpressionAttributeValues: { ':u': 40, ':r': 9, ':c': 49 },
       }),
     );
-    const corrected = await files.reconcileUsage(userId, nowSeconds());
+    const corrected = await usage.reconcile(userId, nowSeconds());
     expect(corrected).toMatchObject({ corrected: true, before: { usedFiles: 40, reservedFiles: 9 }, after: { usedFiles: 1, reservedFiles: 1, usedBytes: 300 } });
-    expect(await files.fileCounts(userId)).toEqual({ usedFiles: 1, reservedFiles: 1, committedFiles: 2 });
+    expect(await usage.fileCounts(userId)).toEqual({ usedFiles: 1, reservedFiles: 1, committedFiles: 2 });
 
     // A delete frees the stored file, a restore counts it again, each in its transaction.
     expect(await files.beginDelete(stored, nowSeconds() + 60)).toBe(true);
     expect(await files.finishDelete(stored)).toBe(true);
-    expect(await files.fileCounts(userId)).toEqual({ usedFiles: 0, reservedFiles: 1, committedFiles: 1 });
+    expect(await usage.fileCounts(userId)).toEqual({ usedFiles: 0, reservedFiles: 1, committedFiles: 1 });
     expect(await files.restore(stored)).toBe(true);
-    expect(await files.fileCounts(userId)).toEqual({ usedFiles: 1, reservedFiles: 1, committedFiles: 2 });
-    expect((await files.reconcileUsage(userId, nowSeconds())).corrected).toBe(false);
+    expect(await usage.fileCounts(userId)).toEqual({ usedFiles: 1, reservedFiles: 1, committedFiles: 2 });
+    expect((await usage.reconcile(userId, nowSeconds())).corrected).toBe(false);
   });
 
   it('is admin-only: 403 for a user, 401 anonymous', async () => {

@@ -6,14 +6,12 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { isObjectGone as isGone } from '@scs/common/aws';
-import { FILE_KEY_PREFIX, parseFileKey, parseStagingKey } from '@scs/common/resources';
 import { headWithChecksum, isSha256Hex as isSha256, type ServerSideCopier, sha256Base64 } from '@scs/common/s3-copy';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
-import type { FileRecord, FileRepository } from '@scs/common/files';
+import { FILE_KEY_PREFIX, type FileRecord, type FileRepository, isTaggedSensitive, parseFileKey, parseStagingKey, taggingQuery, tagsOf } from '@scs/common/files';
 import type { MoverConfig } from './config';
 import type { CreatedObject } from './events';
 import type { Logger } from '@scs/common/logger';
-import { isTaggedSensitive, taggingQuery, tagsOf } from '@scs/common/object-tags';
 
 /** What became of one object-created event; every outcome but an error is a success (no retry). */
 export type MoveOutcome =

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
 import type { UploadConfig } from './config';
-import { FileRepository } from '@scs/common/files';
+import { FileRepository, UsageRepository } from '@scs/common/files';
 import { filesRoutes } from './routes/files';
 import { resumableRoutes } from './routes/resumable';
 import { DirectUploads } from './files/direct-uploads';
@@ -97,10 +97,12 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
   // in the throttle table, so the limit holds across every upload instance.
   await app.register(rateLimitsPlugin, { perUser: true, shared: { db: aws.dynamo, table: config.THROTTLE_TABLE, service: 'upload' } });
 
-  const files = new FileRepository(aws.dynamo, config.FILES_TABLE, app.log);
-  // Clean-ups and quota releases still being retried after an outage get a few seconds to land.
+  const usage = new UsageRepository(aws.dynamo, config.FILES_TABLE, app.log);
+  const files = new FileRepository(aws.dynamo, config.FILES_TABLE, app.log, usage);
+  // Clean-ups and quota releases still being retried after an outage get a few seconds to land
+  // (`files.settled` waits for `usage`'s too).
   app.addHook('onClose', async () => void (await Promise.all([files.settled(RETRIES_AT_SHUTDOWN_MS), store.settled(RETRIES_AT_SHUTDOWN_MS)])));
-  const quota = new Quota(files, config, app.log);
+  const quota = new Quota(usage, files, config, app.log);
   const sweeper = new Sweeper(store, files, config, app.log);
   app.decorate('sweeper', sweeper);
   const uploadsCounter = new Counter({
@@ -113,7 +115,7 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
     prefix: '/api/files',
     uploads: new Uploads(store, files, quota, types, app.log),
     directUploads: new DirectUploads(store, files, quota, types, config, app.log),
-    downloads: new Downloads(store, files),
+    downloads: new Downloads(store, files, usage),
     types,
     config,
     uploadsCounter,

@@ -1,5 +1,5 @@
 import { GetObjectTaggingCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
-import { FileRepository } from '@scs/common/files';
+import { FileRepository, UsageRepository } from '@scs/common/files';
 import { COMPLETE_LEASE_SECONDS } from '../src/files/direct-uploads';
 import {
   buildUploadApp,
@@ -23,9 +23,11 @@ import {
 const MiB = 1024 * 1024;
 let t: UploadTestApp;
 let files: FileRepository;
+let usage: UsageRepository;
 beforeAll(async () => {
   t = await buildUploadApp({ QUOTA_BYTES: String(2 * MiB) });
   files = new FileRepository(t.aws.dynamo, t.config.FILES_TABLE, console);
+  usage = new UsageRepository(t.aws.dynamo, t.config.FILES_TABLE, console);
 });
 afterAll(async () => {
   await t.app.close();
@@ -80,7 +82,7 @@ describe('FU-03: exactly one /complete acts', () => {
       if (a.statusCode === 201) expect(a.json()).toMatchObject({ id: p.id, sha256: sha256(content) });
       else expect(a.json()).toMatchObject({ statusCode: 409, code: 'UPLOAD_IN_PROGRESS' });
     }
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
     expect((await t.app.inject({ method: 'GET', url: '/api/files', headers: user.headers })).json().items).toHaveLength(1);
   });
 
@@ -91,7 +93,7 @@ describe('FU-03: exactly one /complete acts', () => {
     const codes = answers.map((a) => a.statusCode).sort();
     expect(codes.filter((c) => c === 415)).toHaveLength(1);
     for (const c of codes) expect([404, 409, 415]).toContain(c);
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
     // Released once, not six times: the quota (2 MiB) still holds.
     const big = (await presign(t.app, user.headers, { name: 'a.png', size: 1536 * 1024, contentType: 'image/png', sensitive: false })).statusCode;
     const more = (await presign(t.app, user.headers, { name: 'b.png', size: 1024 * 1024, contentType: 'image/png', sensitive: false })).json();
@@ -121,7 +123,7 @@ describe('/complete checks what S3 stored against what was issued', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ code: 'UPLOAD_MISMATCH', message: expect.stringContaining(problem) });
     expect(await stagedCount(t.aws, t.config.PRIMARY_BUCKET, user.userId)).toBe(0);
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
     expect((await complete(user.headers, p.id)).statusCode).toBe(404);
   });
 

@@ -1,4 +1,4 @@
-import { FileRepository } from '@scs/common/files';
+import { FileRepository, UsageRepository } from '@scs/common/files';
 import { buildUploadApp, closeAuth, newUser, pngBytes, postToS3, presign, upload, type UploadTestApp } from './helpers';
 
 /**
@@ -10,9 +10,11 @@ import { buildUploadApp, closeAuth, newUser, pngBytes, postToS3, presign, upload
 const QUOTA_FILES = 3;
 let t: UploadTestApp;
 let files: FileRepository;
+let usage: UsageRepository;
 beforeAll(async () => {
   t = await buildUploadApp({ QUOTA_FILES: String(QUOTA_FILES), LISTS_PER_MINUTE: '100000' });
   files = new FileRepository(t.aws.dynamo, t.config.FILES_TABLE, console);
+  usage = new UsageRepository(t.aws.dynamo, t.config.FILES_TABLE, console);
 });
 afterAll(async () => {
   await t.app.close();
@@ -27,7 +29,7 @@ describe('FU-03: the file count (QUOTA_FILES)', () => {
   it('FU-03: zero-byte direct uploads each hold a file: the one past QUOTA_FILES is 413 FILE_COUNT_EXCEEDED, presigned or streamed', async () => {
     const user = await newUser();
     for (let i = 0; i < QUOTA_FILES; i++) expect((await emptyPresign(user.headers)).statusCode).toBe(201);
-    expect(await files.fileCounts(user.userId)).toEqual({ usedFiles: 0, reservedFiles: QUOTA_FILES, committedFiles: QUOTA_FILES });
+    expect(await usage.fileCounts(user.userId)).toEqual({ usedFiles: 0, reservedFiles: QUOTA_FILES, committedFiles: QUOTA_FILES });
 
     const refused = await emptyPresign(user.headers);
     expect(refused.statusCode).toBe(413);
@@ -36,11 +38,11 @@ describe('FU-03: the file count (QUOTA_FILES)', () => {
     expect(streamed.statusCode).toBe(413);
     expect(streamed.json().code).toBe('FILE_COUNT_EXCEEDED');
     // Refusals hold nothing.
-    expect(await files.fileCounts(user.userId)).toEqual({ usedFiles: 0, reservedFiles: QUOTA_FILES, committedFiles: QUOTA_FILES });
+    expect(await usage.fileCounts(user.userId)).toEqual({ usedFiles: 0, reservedFiles: QUOTA_FILES, committedFiles: QUOTA_FILES });
 
     // Abandoned sessions give their files back when the sweep removes them.
     await t.app.sweeper.sweep({ now: Date.now() + (t.config.PENDING_UPLOAD_SECONDS + 60) * 1000, userId: user.userId });
-    expect(await files.fileCounts(user.userId)).toEqual({ usedFiles: 0, reservedFiles: 0, committedFiles: 0 });
+    expect(await usage.fileCounts(user.userId)).toEqual({ usedFiles: 0, reservedFiles: 0, committedFiles: 0 });
     expect((await note(user.headers)).statusCode).toBe(201);
   });
 
@@ -52,12 +54,12 @@ describe('FU-03: the file count (QUOTA_FILES)', () => {
       expect(res.statusCode).toBe(201);
       ids.push(res.json().id);
     }
-    expect(await files.fileCounts(user.userId)).toEqual({ usedFiles: QUOTA_FILES, reservedFiles: 0, committedFiles: QUOTA_FILES });
+    expect(await usage.fileCounts(user.userId)).toEqual({ usedFiles: QUOTA_FILES, reservedFiles: 0, committedFiles: QUOTA_FILES });
     expect((await note(user.headers)).json().code).toBe('FILE_COUNT_EXCEEDED');
     expect((await t.app.inject({ method: 'DELETE', url: `/api/files/${ids[0]}`, headers: user.headers })).statusCode).toBe(204);
     const wrongType = await upload(t.app, user.headers, [{ name: 'file', filename: 'photo.pdf', content: pngBytes(1000) }]);
     expect(wrongType.statusCode).toBe(415);
-    expect(await files.fileCounts(user.userId)).toEqual({ usedFiles: QUOTA_FILES - 1, reservedFiles: 0, committedFiles: QUOTA_FILES - 1 });
+    expect(await usage.fileCounts(user.userId)).toEqual({ usedFiles: QUOTA_FILES - 1, reservedFiles: 0, committedFiles: QUOTA_FILES - 1 });
     expect((await note(user.headers)).statusCode).toBe(201);
   });
 
@@ -68,14 +70,14 @@ describe('FU-03: the file count (QUOTA_FILES)', () => {
     const p = res.json() as { id: string; url: string; fields: Record<string, string> };
     expect(await postToS3(p, content)).toBeLessThan(300);
     expect((await t.app.inject({ method: 'POST', url: `/api/files/${p.id}/complete`, headers: user.headers })).statusCode).toBe(201);
-    expect(await files.fileCounts(user.userId)).toEqual({ usedFiles: 1, reservedFiles: 0, committedFiles: 1 });
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
+    expect(await usage.fileCounts(user.userId)).toEqual({ usedFiles: 1, reservedFiles: 0, committedFiles: 1 });
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
 
     const bad = await presign(t.app, user.headers, { name: 'q.png', size: 5000, contentType: 'image/png', sensitive: false });
     const q = bad.json() as { id: string; url: string; fields: Record<string, string> };
     expect(await postToS3(q, Buffer.alloc(5000))).toBeLessThan(300);
     expect((await t.app.inject({ method: 'POST', url: `/api/files/${q.id}/complete`, headers: user.headers })).statusCode).toBe(415);
-    expect(await files.fileCounts(user.userId)).toEqual({ usedFiles: 1, reservedFiles: 0, committedFiles: 1 });
+    expect(await usage.fileCounts(user.userId)).toEqual({ usedFiles: 1, reservedFiles: 0, committedFiles: 1 });
   });
 });
 
@@ -126,7 +128,7 @@ describe('FU-03: pending direct uploads and the listing', () => {
     const swept = await t.app.sweeper.sweep({ now: Date.now() + (t.config.PENDING_UPLOAD_SECONDS + 60) * 1000, userId: user.userId });
     expect(swept.expiredPending).toBe(1);
     expect(await files.get(user.userId, id)).toBeUndefined();
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
   });
 });
 

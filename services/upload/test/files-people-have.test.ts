@@ -1,5 +1,5 @@
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { FileRepository } from '@scs/common/files';
+import { UsageRepository } from '@scs/common/files';
 import {
   buildUploadApp,
   closeAuth,
@@ -26,7 +26,7 @@ afterAll(async () => {
   await closeAuth();
 });
 
-const usageOf = (userId: string) => new FileRepository(t.aws.dynamo, t.config.FILES_TABLE, console).usage(userId);
+const usageOf = (userId: string) => new UsageRepository(t.aws.dynamo, t.config.FILES_TABLE, console).usage(userId);
 
 async function stores(name: string, content: Buffer) {
   const user = await newUser();

@@ -1,5 +1,5 @@
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
-import { FileRepository } from '@scs/common/files';
+import { UsageRepository } from '@scs/common/files';
 import { UploadConfig } from '../src/config';
 import { buildUploadApp, closeAuth, newUser, pngBytes, upload, type UploadTestApp } from './helpers';
 
@@ -80,8 +80,8 @@ describe('DynamoDB requests of a streamed upload', () => {
     const stored = answers.filter((r) => r.statusCode === 201).map((r) => r.json().size as number);
     // 1 MiB of quota for 1.2 MB: the reservations decide who fits; the others are refused (413).
     expect(answers.map((r) => r.statusCode).sort()).toEqual([201, 201, 201, 201, 201, 413]);
-    const files = new FileRepository(counted.aws.dynamo, t.config.FILES_TABLE, { warn: jest.fn(), error: jest.fn() });
-    const usage = await files.usage(user.userId);
+    const counters = new UsageRepository(counted.aws.dynamo, t.config.FILES_TABLE, { warn: jest.fn(), error: jest.fn() });
+    const usage = await counters.usage(user.userId);
     expect(usage).toEqual({ usedBytes: stored.reduce((a, n) => a + n, 0), reservedBytes: 0 });
   });
 });

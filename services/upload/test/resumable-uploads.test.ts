@@ -1,7 +1,7 @@
 import { GetObjectTaggingCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { FileRepository } from '@scs/common/files';
+import { FileRepository, UsageRepository } from '@scs/common/files';
 import { ABORT_WAIT_MS, partPlan } from '../src/files/resumable-uploads';
 import { buildUploadApp, closeAuth, newUser, pngBytes, sha256, type UploadTestApp } from './helpers';
 
@@ -13,9 +13,11 @@ const MiB = 1024 * 1024;
 const PART = 8 * MiB;
 let t: UploadTestApp;
 let files: FileRepository;
+let usage: UsageRepository;
 beforeAll(async () => {
   t = await buildUploadApp({ QUOTA_BYTES: String(40 * MiB), UPLOAD_SESSION_TTL_SECONDS: '3600' });
   files = new FileRepository(t.aws.dynamo, t.config.FILES_TABLE, console);
+  usage = new UsageRepository(t.aws.dynamo, t.config.FILES_TABLE, console);
 });
 afterAll(async () => {
   await t.app.close();
@@ -77,14 +79,14 @@ async function leftovers(user: User, id: string) {
   const versions = await t.aws.s3.send(new ListObjectVersionsCommand({ Bucket: t.config.PRIMARY_BUCKET, Prefix: key }));
   const open = await t.aws.s3.send(new ListMultipartUploadsCommand({ Bucket: t.config.PRIMARY_BUCKET, Prefix: key }));
   const staged = await t.aws.s3.send(new ListObjectVersionsCommand({ Bucket: t.config.PRIMARY_BUCKET, Prefix: `incoming/${user.userId}/${id}` }));
-  const usage = await files.usage(user.userId);
+  const counters = await usage.usage(user.userId);
   return {
     versions: (versions.Versions?.length ?? 0) + (versions.DeleteMarkers?.length ?? 0),
     staged: (staged.Versions?.length ?? 0) + (staged.DeleteMarkers?.length ?? 0),
     multipartUploads: open.Uploads?.length ?? 0,
     record: (await files.get(user.userId, id))?.status ?? null,
-    reservedBytes: usage.reservedBytes,
-    usedBytes: usage.usedBytes,
+    reservedBytes: counters.reservedBytes,
+    usedBytes: counters.usedBytes,
   };
 }
 
@@ -112,7 +114,7 @@ describe('a resumable upload from start to file', () => {
     const up = res.json() as Started;
     expect(up).toMatchObject({ partSize: PART, partCount: 2 });
     expect(Date.parse(up.expiresAt) - Date.now()).toBeGreaterThan(3500 * 1000);
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: content.length });
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: content.length });
 
     const listed = await api(user, 'GET', '');
     expect(listed.json()).toEqual({ items: [{ id: up.id, name: 'holiday.png', size: content.length, partSize: PART, partCount: 2, sensitive: false, expiresAt: up.expiresAt }] });
@@ -127,7 +129,7 @@ describe('a resumable upload from start to file', () => {
     const done = await complete(user, up.id);
     expect(done.statusCode).toBe(201);
     expect(done.json()).toMatchObject({ id: up.id, name: 'holiday.png', size: content.length, contentType: 'image/png', sha256: sha256(content), sensitive: false });
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
     expect((await t.app.inject({ method: 'GET', url: '/api/files', headers: user.headers })).json().items).toHaveLength(1);
     expect((await api(user, 'GET', '')).json()).toEqual({ items: [] });
 
@@ -152,8 +154,8 @@ describe('a resumable upload from start to file', () => {
     const again = await complete(user, up.id);
     expect(again.statusCode).toBe(409);
     expect(again.json().code).toBe('ALREADY_COMPLETED');
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
-    expect((await files.fileCounts(user.userId)).committedFiles).toBe(1);
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
+    expect((await usage.fileCounts(user.userId)).committedFiles).toBe(1);
   });
 
   it('two completes at once over real connections: exactly one record, counted once', async () => {
@@ -173,8 +175,8 @@ describe('a resumable upload from start to file', () => {
     const other = answers.find((a) => a.status !== 201);
     expect(other?.status).toBe(409);
     expect(['ALREADY_COMPLETED', 'UPLOAD_IN_PROGRESS']).toContain(other?.body.code);
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
-    expect((await files.fileCounts(user.userId)).committedFiles).toBe(1);
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
+    expect((await usage.fileCounts(user.userId)).committedFiles).toBe(1);
     expect(await leftovers(user, up.id)).toMatchObject({ versions: 1, multipartUploads: 0, record: 'active' });
   });
 });
@@ -183,11 +185,11 @@ describe('an unfinished upload is a reservation like any pending direct upload',
   it("the usage reconciliation (backup-sync's) counts it as reserved, its bytes and one file, and changes nothing", async () => {
     const user = await newUser();
     const up = (await start(user, 3 * MiB)).json() as Started;
-    const result = await files.reconcileUsage(user.userId, Math.floor(Date.now() / 1000));
+    const result = await usage.reconcile(user.userId, Math.floor(Date.now() / 1000));
     expect(result.corrected).toBe(false);
     expect(result.after).toEqual({ usedBytes: 0, reservedBytes: 3 * MiB, usedFiles: 0, reservedFiles: 1 });
     expect((await api(user, 'DELETE', `/${up.id}`)).statusCode).toBe(204);
-    expect((await files.reconcileUsage(user.userId, Math.floor(Date.now() / 1000))).after).toEqual({ usedBytes: 0, reservedBytes: 0, usedFiles: 0, reservedFiles: 0 });
+    expect((await usage.reconcile(user.userId, Math.floor(Date.now() / 1000))).after).toEqual({ usedBytes: 0, reservedBytes: 0, usedFiles: 0, reservedFiles: 0 });
   });
 
   it('a sensitive upload is created with the sensitive tag (the mover reads it on the creation event)', async () => {
@@ -227,7 +229,7 @@ describe('refusals at create', () => {
     const huge = await start(user, 6 * 1024 * MiB);
     expect(huge.statusCode).toBe(400);
     expect(huge.json().code).toBe('VALIDATION_FAILED');
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
   });
 
   it('FU-03: two creates at once over real connections that fit the quota only one at a time: one 201, one 413, one multipart upload', async () => {
@@ -247,7 +249,7 @@ describe('refusals at create', () => {
     );
     expect(answers.map((a) => a.status).sort()).toEqual([201, 413]);
     expect(answers.find((a) => a.status === 413)?.body.code).toBe('QUOTA_EXCEEDED');
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: size });
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: size });
     // The refused create aborted the multipart upload it had started.
     const open = await t.aws.s3.send(new ListMultipartUploadsCommand({ Bucket: t.config.PRIMARY_BUCKET, Prefix: `users/${user.userId}/` }));
     expect(open.Uploads ?? []).toHaveLength(1);
@@ -353,7 +355,7 @@ describe('complete refuses what is not whole', () => {
     expect(res.statusCode).toBe(415);
     expect(res.json().code).toBe('UNSUPPORTED_FILE_TYPE');
     expect(await leftovers(user, up.id)).toEqual(nothingLeft);
-    expect((await files.fileCounts(user.userId)).committedFiles).toBe(0);
+    expect((await usage.fileCounts(user.userId)).committedFiles).toBe(0);
     expect((await complete(user, up.id)).statusCode).toBe(404);
   });
 
@@ -378,7 +380,7 @@ describe('cancel and expiry leave nothing behind', () => {
     const res = await api(user, 'DELETE', `/${up.id}`);
     expect(res.statusCode).toBe(204);
     expect(await leftovers(user, up.id)).toEqual(nothingLeft);
-    expect((await files.fileCounts(user.userId)).committedFiles).toBe(0);
+    expect((await usage.fileCounts(user.userId)).committedFiles).toBe(0);
     const again = await api(user, 'DELETE', `/${up.id}`);
     expect(again.statusCode).toBe(404);
     expect(await leftovers(user, up.id)).toEqual(nothingLeft);
@@ -397,7 +399,7 @@ describe('cancel and expiry leave nothing behind', () => {
       expect(res.json().code).toBe('UPLOAD_NOT_FOUND');
     }
     expect((await t.app.inject({ method: 'GET', url: `/api/files/${up.id}`, headers: user.headers })).statusCode).toBe(200);
-    expect(await files.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
+    expect(await usage.usage(user.userId)).toEqual({ usedBytes: content.length, reservedBytes: 0 });
     expect(await leftovers(user, up.id)).toMatchObject({ versions: 1, multipartUploads: 0, record: 'active' });
   });
 
@@ -508,7 +510,7 @@ describe('cancel and expiry leave nothing behind', () => {
     expect((await leftovers(user, old.id)).record).toBe('pending');
     await t.app.sweeper.sweep({ now: Date.now() + (ttl + 60) * 1000, userId: user.userId });
     expect(await leftovers(user, old.id)).toEqual(nothingLeft);
-    expect((await files.fileCounts(user.userId)).committedFiles).toBe(0);
+    expect((await usage.fileCounts(user.userId)).committedFiles).toBe(0);
     expect((await api(user, 'GET', '')).json()).toEqual({ items: [] });
     expect((await complete(user, old.id)).statusCode).toBe(404);
   });

@@ -224,6 +224,25 @@ describe('refusals leave nothing behind', () => {
     expect(await s3Leftovers(small.aws, small.config.PRIMARY_BUCKET, user.userId)).toEqual({ objects: 0, multipartUploads: 0 });
   });
 
+  it('FU-02: a malformed multipart body is 400 BAD_MULTIPART wherever the parser finds it, and leaves nothing', async () => {
+    const user = await newUser();
+    const form = multipart([{ name: 'file', filename: 'a.png', content: pngBytes(256 * 1024) }]);
+    const send = (payload: Buffer, headers: Record<string, string> = form.headers) =>
+      small.app.inject({ method: 'POST', url: '/api/files', headers: { ...user.headers, ...headers }, payload });
+    const answers = {
+      // The body ends inside the file: the file's stream fails while it is on its way to S3.
+      midFile: await send(form.payload.subarray(0, 128 * 1024)),
+      // The body ends inside the first part's header: the form fails before any file.
+      midHeader: await send(form.payload.subarray(0, 40)),
+      // A multipart content type without its boundary: the parser cannot start.
+      noBoundary: await send(form.payload, { 'content-type': 'multipart/form-data' }),
+    };
+    const codes = Object.fromEntries(Object.entries(answers).map(([k, r]) => [k, `${r.statusCode} ${r.json().code}`]));
+    expect(codes).toEqual({ midFile: '400 BAD_MULTIPART', midHeader: '400 BAD_MULTIPART', noBoundary: '400 BAD_MULTIPART' });
+    expect(await s3Leftovers(small.aws, small.config.PRIMARY_BUCKET, user.userId)).toEqual({ objects: 0, multipartUploads: 0 });
+    expect((await small.app.inject({ method: 'GET', url: '/api/files', headers: user.headers })).json().items).toEqual([]);
+  });
+
   it('R1: S3 unavailable is 503 STORAGE_UNAVAILABLE with Retry-After, and the service stays up', async () => {
     const healthy = createAwsClients(small.config);
     const dead = createAwsClients({ ...small.config, AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_MAX_ATTEMPTS: 1 });

@@ -105,6 +105,8 @@ export const bodyRatePlugin = fp<BodyRateOptions>(
       }
     };
 
+    // Fastify wants an object decoration declared as null (one object would be shared by every
+    // request); the cast stays because onRequest below gives each request its own signal first.
     app.decorateRequest('bodyTooSlow', null as unknown as AbortSignal);
     app.addHook('onRequest', async (request, reply) => {
       const abort = new AbortController();

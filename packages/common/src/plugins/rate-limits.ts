@@ -1,5 +1,5 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import rateLimit, { type FastifyRateLimitStoreCtor, type RateLimitOptions } from '@fastify/rate-limit';
+import rateLimit, { type FastifyRateLimitOptions, type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -16,31 +16,36 @@ export interface RateLimitsOptions {
   shared?: { db: DynamoDBDocumentClient; table: string; service: string; now?: () => number };
 }
 
-type Incr = (key: string, cb: (err: Error | null, res: RateLimitHit) => void, timeWindow: number, max: number) => void;
-
-/** The route a limit belongs to, from the options @fastify/rate-limit gives a store's `child`. */
-function routeName(options: RateLimitOptions & { routeInfo?: { method?: string | string[]; url?: string } }): string {
-  const { method, url } = options.routeInfo ?? {};
-  return url ? `${Array.isArray(method) ? method.join(',') : (method ?? '')} ${url}` : 'custom';
+/**
+ * The route a limit belongs to, from the options @fastify/rate-limit gives a store's `child`: its
+ * typings say route options, but it passes the merged limit options with the route as `routeInfo`
+ * (its `index.js`), so what is there is read without trusting either.
+ */
+function routeName(options: object): string {
+  const info = 'routeInfo' in options ? options.routeInfo : undefined;
+  if (typeof info !== 'object' || info === null) return 'custom';
+  const url = 'url' in info && typeof info.url === 'string' ? info.url : undefined;
+  const method = 'method' in info ? info.method : undefined;
+  const methods = Array.isArray(method) ? method.join(',') : typeof method === 'string' ? method : '';
+  return url ? `${methods} ${url}` : 'custom';
 }
 
-/** A @fastify/rate-limit store (one per route, through `child`) over one SharedRateLimitStore. */
+/** A @fastify/rate-limit store class (one instance per route, through `child`) over one SharedRateLimitStore. */
 function sharedStoreClass(shared: SharedRateLimitStore): FastifyRateLimitStoreCtor {
-  class RouteStore {
+  return class RouteStore implements FastifyRateLimitStore {
     constructor(
-      _options: RateLimitOptions,
+      _options: FastifyRateLimitOptions,
       private readonly namespace = 'global',
     ) {}
 
-    incr: Incr = (key, cb, timeWindow, max) => {
+    incr(key: string, cb: (err: Error | null, res: RateLimitHit) => void, timeWindow: number, max: number): void {
       void shared.hit(this.namespace, key, timeWindow, max).then((res) => cb(null, res));
-    };
+    }
 
-    child(options: RateLimitOptions): RouteStore {
+    child(options: Parameters<FastifyRateLimitStore['child']>[0]): FastifyRateLimitStore {
       return new RouteStore(options, routeName(options));
     }
-  }
-  return RouteStore as unknown as FastifyRateLimitStoreCtor;
+  };
 }
 
 /**

@@ -1,10 +1,8 @@
 import { GetCommand, paginateQuery } from '@aws-sdk/lib-dynamodb';
+import { RESERVATION_KEY_PREFIX, usageKey } from '@scs/common/files';
 import { png, txt } from '../client';
 import type { Harness } from '../harness';
 import { mapLimit, pipelineNote, range, type Scenario, verdictFailures, waitFor } from '../scenario';
-
-/** A streamed upload's quota reservation in the files table (the upload service's own items). */
-const RESERVATION = '#reservation#';
 
 /** The reservation items of one user: how many, and the latest time any of them is held until (epoch seconds). */
 async function reservationsOf(h: Harness, userId: string): Promise<{ count: number; until: number }> {
@@ -15,7 +13,7 @@ async function reservationsOf(h: Harness, userId: string): Promise<{ count: numb
     {
       TableName: h.names.FILES_TABLE,
       KeyConditionExpression: 'userId = :u AND begins_with(fileId, :r)',
-      ExpressionAttributeValues: { ':u': userId, ':r': RESERVATION },
+      ExpressionAttributeValues: { ':u': userId, ':r': RESERVATION_KEY_PREFIX },
       ConsistentRead: true,
     },
   );
@@ -30,7 +28,7 @@ async function reservationsOf(h: Harness, userId: string): Promise<{ count: numb
 
 /** The usage counters of one user as the files table holds them. */
 async function countersOf(h: Harness, userId: string): Promise<{ usedBytes: number; reservedBytes: number }> {
-  const out = await h.aws.dynamo.send(new GetCommand({ TableName: h.names.FILES_TABLE, Key: { userId, fileId: '#usage' }, ConsistentRead: true }));
+  const out = await h.aws.dynamo.send(new GetCommand({ TableName: h.names.FILES_TABLE, Key: usageKey(userId), ConsistentRead: true }));
   return { usedBytes: Number(out.Item?.usedBytes ?? 0), reservedBytes: Number(out.Item?.reservedBytes ?? 0) };
 }
 

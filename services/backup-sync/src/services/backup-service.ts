@@ -1,7 +1,7 @@
 import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { every } from '@scs/common';
-import { FILE_KEY_PREFIX } from '@scs/common/resources';
+import { FILE_KEY_PREFIX } from '@scs/common/files';
 import type { BackupConfig } from '../config';
 import type { BackupMetrics } from '../metrics';
 import type { Accounts } from './accounts';

@@ -5,11 +5,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { isObjectGone as isGone } from '@scs/common/aws';
-import { FILE_KEY_PREFIX, parseFileKey } from '@scs/common/resources';
 import { type Encryption, headWithChecksum, isSha256Hex as isSha256, type ObjectRef, type ServerSideCopier } from '@scs/common/s3-copy';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
-import type { FileRecord, FileRepository } from '@scs/common/files';
-import { fileTags, taggingQuery } from '@scs/common/object-tags';
+import { FILE_KEY_PREFIX, type FileRecord, type FileRepository, fileTags, parseFileKey, taggingQuery } from '@scs/common/files';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupConfig } from '../config';
 

@@ -1,5 +1,5 @@
 import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
-import { FILE_KEY_PREFIX } from '@scs/common/resources';
+import { FILE_KEY_PREFIX } from '@scs/common/files';
 import pLimit from 'p-limit';
 import type { BackupConfig } from '../config';
 import { type Backups, RecordNotReady } from './backups';

@@ -1,4 +1,4 @@
-import type { FileRepository, UsageReconciliation } from '@scs/common/files';
+import type { UsageReconciliation, UsageRepository } from '@scs/common/files';
 import type { Logger } from '@scs/common';
 
 export interface UsageReconcileResult {
@@ -16,7 +16,7 @@ export interface UsageReconcileResult {
 
 /**
  * The usage reconciliation (quotas that heal): for every user with a usage item, or one user,
- * `FileRepository.reconcileUsage`: reservations whose upload stopped renewing them (a process
+ * `UsageRepository.reconcile`: reservations whose upload stopped renewing them (a process
  * killed mid-upload) are released, and used / reserved are recomputed from the records, rewritten
  * only if nothing changed meanwhile, so it runs safely while uploads go on. One run at a time per
  * process: a request during a run joins it.
@@ -25,14 +25,14 @@ export class UsageReconciler {
   private running: Promise<UsageReconcileResult> | undefined;
 
   constructor(
-    private readonly files: FileRepository,
+    private readonly usage: UsageRepository,
     private readonly log: Pick<Logger, 'info' | 'warn'>,
     private readonly now: () => number = Date.now,
   ) {}
 
   async run(opts: { userId?: string } = {}): Promise<UsageReconcileResult> {
     if (opts.userId) return this.reconcile([opts.userId]);
-    this.running ??= this.reconcile(this.files.usersWithUsage()).finally(() => (this.running = undefined));
+    this.running ??= this.reconcile(this.usage.usersWithUsage()).finally(() => (this.running = undefined));
     return this.running;
   }
 
@@ -43,7 +43,7 @@ export class UsageReconciler {
       result.users += 1;
       let one: UsageReconciliation;
       try {
-        one = await this.files.reconcileUsage(userId, Math.floor(this.now() / 1000));
+        one = await this.usage.reconcile(userId, Math.floor(this.now() / 1000));
       } catch (err) {
         result.failed += 1;
         this.log.warn({ err, userId }, 'usage reconciliation: a user could not be checked');

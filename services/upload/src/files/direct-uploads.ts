@@ -2,11 +2,11 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { UploadConfig } from '../config';
 import { FileNotFound, NothingUploaded, UnsupportedFileType, UploadInProgress, UploadMismatch } from '../errors';
-import type { FileRecord, FileRepository } from '@scs/common/files';
+import { type FileRecord, type FileRepository, fileKey } from '@scs/common/files';
 import type { AllowedTypes, FileType } from '../content/file-types';
 import { uuidv7 } from './ids';
 import { Inspector } from '../content/inspector';
-import { fileKey, type FileObject, type ObjectStore, type StagedObject, type StoredObject } from '../storage/object-store';
+import type { FileObject, ObjectStore, StagedObject, StoredObject } from '../storage/object-store';
 import type { Quota } from './quota';
 import type { Logger } from '@scs/common';
 

@@ -1,5 +1,5 @@
 import { FileNotFound } from '../errors';
-import type { FileRecord, FileRepository } from '@scs/common/files';
+import type { FileRecord, FileRepository, UsageRepository } from '@scs/common/files';
 import type { ObjectStore } from '../storage/object-store';
 
 /** How long a delete may stay half-done (its request died) before the sweep finishes it, in seconds. */
@@ -13,6 +13,7 @@ export class Downloads {
   constructor(
     private readonly store: ObjectStore,
     private readonly files: FileRepository,
+    private readonly usage: UsageRepository,
   ) {}
 
   /** Newest first; `nextCursor` only when more files follow. */
@@ -28,8 +29,9 @@ export class Downloads {
     return record;
   }
 
+  /** The bytes the user's files take (uploads under way not included). */
   async usedBytes(userId: string): Promise<number> {
-    return (await this.files.usage(userId)).usedBytes;
+    return (await this.usage.usage(userId)).usedBytes;
   }
 
   /** A presigned GET (DL-05) that downloads as an attachment under the stored name and type (DL-01). */

@@ -1,6 +1,6 @@
 import type { UploadConfig } from '../config';
 import { FileCountExceeded, FileTooLarge, QuotaExceeded } from '../errors';
-import type { FileRecord, FileRepository, Reservation } from '@scs/common/files';
+import type { FileRecord, FileRepository, Reservation, UsageRepository } from '@scs/common/files';
 import type { Logger } from '@scs/common';
 
 /** Bytes in words a person reads, in IEC units: 104857600 -> "100 MiB", 1536 -> "1.5 KiB". */
@@ -23,9 +23,13 @@ export interface HeldReservation extends Reservation {
 /**
  * The size limit and the per-user quota (FU-01, FU-03): bytes are reserved before an upload
  * reads its body and settled (or released) when it ends, so parallel uploads never overshoot.
+ * The limits are the upload service's settings; the reservations and counters are
+ * `UsageRepository`'s (a pending direct upload's record and its reservation are one transaction:
+ * `FileRepository.createPending`).
  */
 export class Quota {
   constructor(
+    private readonly usage: UsageRepository,
     private readonly files: FileRepository,
     private readonly config: UploadConfig,
     private readonly log: Pick<Logger, 'warn'>,
@@ -57,10 +61,10 @@ export class Quota {
     const lease = this.config.RESERVATION_LEASE_SECONDS;
     const until = () => Math.floor(Date.now() / 1000) + lease;
     const reserved = Math.min(bytes, this.config.MAX_UPLOAD_BYTES);
-    const reservation = await this.files.reserve(userId, reserved, this.config.QUOTA_BYTES, until(), this.config.QUOTA_FILES);
+    const reservation = await this.usage.reserve(userId, reserved, this.config.QUOTA_BYTES, until(), this.config.QUOTA_FILES);
     if (!reservation) throw await this.refusal(userId);
     const renew = setInterval(() => {
-      this.files.renewReservation(reservation, until()).then(
+      this.usage.renew(reservation, until()).then(
         (held) => {
           if (!held) clearInterval(renew);
         },
@@ -84,7 +88,7 @@ export class Quota {
 
   /** Why a reservation was refused: 413 FILE_COUNT_EXCEEDED when the file count is full, else 413 QUOTA_EXCEEDED. */
   private async refusal(userId: string): Promise<Error> {
-    const { committedFiles } = await this.files.fileCounts(userId);
+    const { committedFiles } = await this.usage.fileCounts(userId);
     return committedFiles >= this.config.QUOTA_FILES ? new FileCountExceeded(String(this.config.QUOTA_FILES)) : this.exceeded();
   }
 
@@ -92,6 +96,6 @@ export class Quota {
   async release(held: HeldReservation): Promise<void> {
     held.stop();
     const { userId, id, bytes } = held;
-    await this.files.release({ userId, id, bytes }).catch((err: unknown) => this.log.warn({ err, userId, reserved: bytes }, 'releasing a quota reservation failed'));
+    await this.usage.release({ userId, id, bytes }).catch((err: unknown) => this.log.warn({ err, userId, reserved: bytes }, 'releasing a quota reservation failed'));
   }
 }

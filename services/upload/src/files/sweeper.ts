@@ -1,6 +1,6 @@
 import type { UploadConfig } from '../config';
-import type { FileRepository } from '@scs/common/files';
-import { FILE_PREFIX, type ObjectStore, STAGING_PREFIX } from '../storage/object-store';
+import { FILE_KEY_PREFIX, type FileRepository, STAGING_KEY_PREFIX } from '@scs/common/files';
+import type { ObjectStore } from '../storage/object-store';
 import type { Logger } from '@scs/common';
 
 /**
@@ -48,9 +48,9 @@ export class Sweeper {
     const cutoff = now - this.config.PENDING_UPLOAD_SECONDS * 1000;
     const sources = [
       // A resumable upload's object exists from its completion on, while its record still verifies.
-      { bucket: 'primary', prefix: FILE_PREFIX, keep: ['active', 'verifying'] },
-      { bucket: 'sensitive', prefix: FILE_PREFIX, keep: ['active'] },
-      { bucket: 'primary', prefix: STAGING_PREFIX, keep: ['pending', 'verifying'] },
+      { bucket: 'primary', prefix: FILE_KEY_PREFIX, keep: ['active', 'verifying'] },
+      { bucket: 'sensitive', prefix: FILE_KEY_PREFIX, keep: ['active'] },
+      { bucket: 'primary', prefix: STAGING_KEY_PREFIX, keep: ['pending', 'verifying'] },
     ] as const;
     for (const { bucket, prefix, keep } of sources) {
       for await (const found of this.store.list(bucket, opts.userId ? `${prefix}${opts.userId}/` : prefix)) {
@@ -58,7 +58,7 @@ export class Sweeper {
         if (!userId || !fileId || (found.lastModified?.getTime() ?? now) > cutoff) continue;
         const record = await this.files.get(userId, fileId);
         if (record && (keep as readonly string[]).includes(record.status)) continue;
-        if (prefix === STAGING_PREFIX) await this.store.deleteStaged(userId, fileId);
+        if (prefix === STAGING_KEY_PREFIX) await this.store.deleteStaged(userId, fileId);
         else await this.store.deleteListed(found);
         orphanObjects += 1;
       }

@@ -1,10 +1,10 @@
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import type { FileRecord, FileRepository } from '@scs/common/files';
+import { type FileRecord, type FileRepository, fileKey } from '@scs/common/files';
 import type { AllowedTypes } from '../content/file-types';
 import { uuidv7 } from './ids';
 import { Inspector } from '../content/inspector';
-import { fileKey, type FileObject, type ObjectStore } from '../storage/object-store';
+import type { FileObject, ObjectStore } from '../storage/object-store';
 import type { Quota } from './quota';
 import type { Logger } from '@scs/common';
 
@@ -15,11 +15,18 @@ export interface IncomingFile {
   /** The file's bytes; `truncated` and the `'limit'` event come from the multipart parser's size limit. */
   stream: Readable & { truncated?: boolean };
   sensitive: boolean;
+  /**
+   * What an error of `stream` means: the domain error when the form's parser raised it (a
+   * malformed or cut body: 400 BAD_MULTIPART, 400 REQUEST_ABORTED, 413 FILE_TOO_LARGE), otherwise
+   * `err` itself.
+   */
+  failure(err: unknown): unknown;
 }
 
 /**
  * An upload request as the service sees it: the route reads the form, the service decides when.
- * Errors of the form (malformed multipart, unexpected parts) are thrown by `file` and `end`.
+ * Errors of the form (malformed multipart, unexpected parts) are thrown by `file` and `end` as
+ * domain errors; those of the file's bytes are turned into them by `IncomingFile.failure`.
  */
 export interface UploadForm {
   /** Bytes the request declares (Content-Length), when known. */
@@ -90,7 +97,7 @@ export class Uploads {
         await pipeline(file.stream, inspector, toS3, { signal });
       } catch (err) {
         await writing?.catch(() => undefined);
-        throw signal.aborted ? signal.reason : err;
+        throw signal.aborted ? signal.reason : file.failure(err);
       }
       created = object;
       const verdict = inspector.verdict as NonNullable<Inspector['verdict']>;

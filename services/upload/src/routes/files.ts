@@ -1,18 +1,15 @@
-import type { MultipartFile, Multipart } from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { errorResponses } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { UploadConfig } from '../config';
-import { BadMultipart, FileTooLarge, NoFile, RequestAborted } from '../errors';
 import { FileView, fileView } from '@scs/common/files';
 import type { DirectUploads } from '../files/direct-uploads';
 import type { Downloads } from '../files/downloads';
 import type { AllowedTypes } from '../content/file-types';
 import { FILE_ID_PATTERN } from '../files/ids';
-import { humanBytes } from '../files/quota';
-import type { UploadForm, Uploads } from '../files/uploads';
+import type { Uploads } from '../files/uploads';
+import { uploadForm } from './upload-form';
 
 /** An upload's answer: the file as listing and reading show it, less `location` (not known yet). */
 export const UploadedFile = Type.Omit(FileView, ['location']);
@@ -20,83 +17,6 @@ type UploadedFile = Static<typeof UploadedFile>;
 
 const IdParams = Type.Object({ id: Type.String({ pattern: FILE_ID_PATTERN, description: 'File id (UUID)' }) });
 const Sensitive = Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')]));
-
-/** Multipart errors of @fastify/multipart mapped to the contract's codes (FU-02, FU-13). */
-const MULTIPART_LIMITS: Record<string, string> = {
-  FST_PARTS_LIMIT: 'Too many parts in the form',
-  FST_FILES_LIMIT: 'Send one file per request',
-  FST_FIELDS_LIMIT: 'Too many fields in the form',
-  FST_PROTO_VIOLATION: 'Field names like __proto__ are not allowed',
-  FST_INVALID_MULTIPART_CONTENT_TYPE: 'Send the file as multipart/form-data',
-  FST_INVALID_JSON_FIELD_ERROR: 'A form field is malformed',
-};
-
-function multipartError(err: unknown, maxBytes: number): unknown {
-  const code = (err as { code?: string } | null)?.code;
-  if (code && MULTIPART_LIMITS[code]) return new BadMultipart(MULTIPART_LIMITS[code], { cause: err });
-  if (code === 'FST_REQ_FILE_TOO_LARGE') return new FileTooLarge(humanBytes(maxBytes), { cause: err });
-  if (code === 'FST_MP_PREMATURE_CLOSE') return new RequestAborted({ cause: err });
-  if (err instanceof Error && /Unexpected end of (form|multipart data)|Malformed part header|Multipart: Boundary not found|Part terminated early/i.test(err.message)) {
-    return new BadMultipart('The multipart body is malformed', { cause: err });
-  }
-  return err;
-}
-
-type MultipartLimits = NonNullable<Parameters<FastifyRequest['parts']>[0]>['limits'];
-
-/**
- * The upload form of a request, read on demand by the service: an optional `sensitive` field,
- * then the `file` part, then nothing else. `signal` aborts when the client goes away first.
- */
-function uploadForm(request: FastifyRequest, limits: MultipartLimits, sensitiveByDefault: boolean): UploadForm {
-  const length = Number(request.headers['content-length']);
-  if (!request.isMultipart()) throw new BadMultipart(MULTIPART_LIMITS.FST_INVALID_MULTIPART_CONTENT_TYPE as string);
-  // The body is read only once the service asks for the file (after the quota was reserved).
-  let iterator: AsyncIterator<Multipart> | undefined;
-  const next = () => (iterator ??= request.parts({ limits })[Symbol.asyncIterator]()).next();
-  const gone = new AbortController();
-  request.raw.once('close', () => {
-    if (!request.raw.readableEnded) gone.abort(new RequestAborted());
-  });
-  // A body arriving below the minimum rate stops the upload wherever it is (408 REQUEST_TOO_SLOW).
-  const signal = AbortSignal.any([gone.signal, request.bodyTooSlow]);
-  const stopped = new Promise<never>((_resolve, reject) => {
-    const stop = () => reject(signal.reason);
-    if (signal.aborted) stop();
-    else signal.addEventListener('abort', stop, { once: true });
-  });
-  stopped.catch(() => undefined);
-  const nextPart = () => Promise.race([next(), stopped]);
-  let sensitive = sensitiveByDefault;
-  return {
-    declaredBytes: Number.isFinite(length) ? length : undefined,
-    signal,
-    async file() {
-      for (;;) {
-        const { done, value: part } = await nextPart();
-        if (done) throw new NoFile();
-        if (part.type === 'field') {
-          if (part.fieldname !== 'sensitive') throw new BadMultipart(`Unexpected field "${part.fieldname}"`);
-          if (part.value !== 'true' && part.value !== 'false') throw new BadMultipart('"sensitive" must be true or false');
-          sensitive = part.value === 'true';
-          continue;
-        }
-        const file = part as MultipartFile;
-        if (file.fieldname !== 'file') throw new BadMultipart(`The file must be in a field named "file", not "${file.fieldname}"`);
-        // Browsers send a name's double quotes as %22 (HTML's multipart/form-data encoding): the
-        // only escape they use that a name needs back; everything else is kept as sent.
-        return { filename: file.filename.replaceAll('%22', '"'), stream: file.file, sensitive };
-      }
-    },
-    async end() {
-      const { done, value: part } = await nextPart();
-      if (!done) {
-        const what = (part as Multipart).type === 'field' ? `field "${part.fieldname}"` : 'file';
-        throw new BadMultipart(`Unexpected ${what} after the file: send one file per request`);
-      }
-    },
-  };
-}
 
 export interface FilesRoutesOptions {
   uploads: Uploads;
@@ -145,11 +65,11 @@ export const filesRoutes: FastifyPluginAsyncTypebox<FilesRoutesOptions> = async 
         const form = uploadForm(request, limits, request.query.sensitive === 'true');
         stored = fileView(await uploads.upload(request.user.sub, form));
       } catch (err) {
-        const mapped = multipartError(err, config.MAX_UPLOAD_BYTES);
-        const reason = (mapped as { code?: string }).code ?? 'error';
+        // The form and the service throw domain errors (the form those of the multipart parser).
+        const reason = (err as { code?: string } | null)?.code ?? 'error';
         uploadsCounter.inc({ outcome: reason });
         request.audit('upload', 'failure', { reason });
-        throw mapped;
+        throw err;
       }
       uploadsCounter.inc({ outcome: 'success' });
       request.audit('upload', 'success', { fileId: stored.id, size: stored.size, sensitive: stored.sensitive });

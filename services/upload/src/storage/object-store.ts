@@ -17,19 +17,12 @@ import {
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { BackgroundRetries, fileTags, isNotFound, type Logger, tagSet, taggingQuery, taggingXml, tagsOf } from '@scs/common';
+import { fileKey, stagingKey } from '@scs/common/files';
 import { paginateObjectVersions } from '@scs/common/s3-versions';
 import type { Readable } from 'node:stream';
 import type { UploadConfig } from '../config';
 import { PartBuffers, PartWriter } from './part-writer';
 import { unsignedPayloadWithChecksum } from './unsigned-payload';
-
-/** Object keys of files: the only keys consumers (the mover, backups) treat as files. */
-export const FILE_PREFIX = 'users/';
-/** Object keys of direct browser uploads before they are verified: never files. */
-export const STAGING_PREFIX = 'incoming/';
-
-export const fileKey = (userId: string, fileId: string) => `${FILE_PREFIX}${userId}/${fileId}`;
-export const stagingKey = (userId: string, fileId: string) => `${STAGING_PREFIX}${userId}/${fileId}`;
 
 /** What a file object is created with (one request: the object-created event already carries it). */
 export interface FileObject {
