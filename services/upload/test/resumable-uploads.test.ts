@@ -69,7 +69,7 @@ async function sendParts(user: User, id: string, content: Buffer, partSize: numb
   for (const p of signed) expect((await put(p, partOf(content, partSize, p.partNumber))).status).toBe(200);
 }
 
-const complete = (user: User, id: string) => api(user, 'POST', `/${id}/complete`);
+const complete = (user: User, id: string, body?: { checksum: string }) => api(user, 'POST', `/${id}/complete`, body);
 
 /** What S3 and DynamoDB hold of an upload: versions of its object, open multipart uploads, its records, the user's reserved bytes. */
 async function leftovers(user: User, id: string) {
@@ -223,10 +223,6 @@ describe('refusals at create', () => {
       expect(res.statusCode).toBe(400);
       expect(res.json().code).toBe('VALIDATION_FAILED');
     }
-    // Above 5 GiB the file's SHA-256 must be declared (S3 cannot compute it for the record).
-    const huge = await start(user, 6 * 1024 * MiB);
-    expect(huge.statusCode).toBe(400);
-    expect(huge.json().code).toBe('VALIDATION_FAILED');
     expect(await files.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
   });
 
@@ -366,6 +362,84 @@ describe('complete refuses what is not whole', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().code).toBe('UPLOAD_MISMATCH');
     expect(await leftovers(user, up.id)).toEqual(nothingLeft);
+  });
+});
+
+describe("the file's SHA-256 declared at complete", () => {
+  it('the right one (hex or base64): 201 with it; a wrong one: 400 UPLOAD_MISMATCH, nothing left', async () => {
+    const user = await newUser();
+    const content = pngBytes(PART + 5000);
+    const good = (await start(user, content)).json() as Started;
+    await sendParts(user, good.id, content, PART);
+    const ok = await complete(user, good.id, { checksum: b64sha(content) });
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json().sha256).toBe(sha256(content));
+
+    const bad = (await start(user, content)).json() as Started;
+    await sendParts(user, bad.id, content, PART);
+    const refused = await complete(user, bad.id, { checksum: sha256(pngBytes(10)) });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().code).toBe('UPLOAD_MISMATCH');
+    // Only the first file counts.
+    expect(await leftovers(user, bad.id)).toEqual({ ...nothingLeft, usedBytes: content.length });
+  });
+
+  it('one that differs from the one declared at create, or is malformed: 400 VALIDATION_FAILED, and the upload completes after', async () => {
+    const user = await newUser();
+    const content = pngBytes(70_000);
+    const up = (await start(user, content, 'big.png', { checksum: sha256(content) })).json() as Started;
+    await sendParts(user, up.id, content, PART);
+    for (const checksum of [sha256(pngBytes(10)), 'abc']) {
+      const res = await complete(user, up.id, { checksum });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().code).toBe('VALIDATION_FAILED');
+    }
+    expect((await leftovers(user, up.id)).record).toBe('pending');
+    const res = await complete(user, up.id, { checksum: sha256(content) });
+    expect(res.statusCode).toBe(201);
+    expect(res.json().sha256).toBe(sha256(content));
+  });
+});
+
+describe('above COPY_IN_PARTS_ABOVE_BYTES (5 GiB; lowered here) S3 cannot hash the file: the declared SHA-256 is recorded', () => {
+  let big: UploadTestApp;
+  const LIMIT = 8 * MiB;
+  const call = (user: User, method: 'POST', url: string, payload?: object) =>
+    big.app.inject({ method, url: `/api/files/uploads${url}`, headers: user.headers, ...(payload ? { payload } : {}) });
+  beforeAll(async () => {
+    big = await buildUploadApp({ QUOTA_BYTES: String(40 * MiB), COPY_IN_PARTS_ABOVE_BYTES: String(LIMIT) });
+  });
+  afterAll(async () => {
+    await big.app.close();
+  });
+
+  it('completed without one: 400 VALIDATION_FAILED and the upload stays; with it: 201, the file has that SHA-256', async () => {
+    const user = await newUser();
+    const content = pngBytes(LIMIT + 3 * MiB);
+    const up = (await call(user, 'POST', '', { name: 'big.png', size: content.length, contentType: 'image/png', sensitive: false })).json() as Started;
+    await sendParts(user, up.id, content, up.partSize);
+    const without = await call(user, 'POST', `/${up.id}/complete`);
+    expect(without.statusCode).toBe(400);
+    expect(without.json()).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('SHA-256') });
+    expect(await leftovers(user, up.id)).toMatchObject({ record: 'pending', multipartUploads: 1, reservedBytes: content.length });
+
+    const res = await call(user, 'POST', `/${up.id}/complete`, { checksum: sha256(content) });
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toMatchObject({ size: content.length, sha256: sha256(content) });
+    const tags = await big.aws.s3.send(new GetObjectTaggingCommand({ Bucket: big.config.PRIMARY_BUCKET, Key: `users/${user.userId}/${up.id}` }));
+    expect(tags.TagSet).toEqual(expect.arrayContaining([{ Key: 'sha256', Value: sha256(content) }]));
+  });
+
+  it('declared at create: completes without a body', async () => {
+    const user = await newUser();
+    const content = pngBytes(LIMIT + 1);
+    const started = await call(user, 'POST', '', { name: 'big.png', size: content.length, contentType: 'image/png', sensitive: false, checksum: b64sha(content) });
+    expect(started.statusCode).toBe(201);
+    const up = started.json() as Started;
+    await sendParts(user, up.id, content, up.partSize);
+    const res = await call(user, 'POST', `/${up.id}/complete`);
+    expect(res.statusCode).toBe(201);
+    expect(res.json().sha256).toBe(sha256(content));
   });
 });
 

@@ -1,6 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { FileRecord, FileRepository } from '@scs/common/files';
-import { MAX_SINGLE_COPY_BYTES } from '@scs/common/s3-copy';
 import type { UploadConfig } from '../config';
 import { AlreadyCompleted, ChecksumRequired, FileTooLarge, InvalidPart, UnsupportedFileType, UploadIncomplete, UploadMismatch, UploadNotFound } from '../errors';
 import { COMPLETE_LEASE_SECONDS, differences, inProgress, pendingUpload } from './direct-uploads';
@@ -77,9 +76,9 @@ export class ResumableUploads {
   /**
    * Starts an upload of `size` bytes (at least 1). The name must be allowed and the declared type
    * the name's (415 UNSUPPORTED_FILE_TYPE), `size` at most MAX_DIRECT_UPLOAD_BYTES (413
-   * FILE_TOO_LARGE); above 5 GiB the file's SHA-256 (`checksum`, hex or base64) must be declared
-   * (400 VALIDATION_FAILED: S3 cannot compute it for so large an object, and it is what every later
-   * copy verifies). The multipart upload is started, then the pending record written with the
+   * FILE_TOO_LARGE). The file's SHA-256 (`checksum`, hex or base64) may be declared here or at
+   * `complete`; above COPY_IN_PARTS_ABOVE_BYTES (5 GiB) one of the two is needed, since S3 cannot
+   * compute it for so large an object. The multipart upload is started, then the pending record written with the
    * reservation (413 QUOTA_EXCEEDED / FILE_COUNT_EXCEEDED: the multipart upload is aborted again).
    */
   async create(
@@ -89,11 +88,6 @@ export class ResumableUploads {
     const declared = declaredSha256(input.checksum);
     const { record, type } = pendingUpload(this.types, userId, { ...input, sha256: declared }, this.config.UPLOAD_SESSION_TTL_SECONDS);
     if (input.size > this.config.MAX_DIRECT_UPLOAD_BYTES) throw new FileTooLarge(humanBytes(this.config.MAX_DIRECT_UPLOAD_BYTES));
-    if (input.size > MAX_SINGLE_COPY_BYTES && !declared) {
-      throw new ChecksumRequired(
-        'A file larger than 5 GiB needs its SHA-256 declared in "checksum" (hex or base64): every copy of the file is verified against it',
-      );
-    }
     const { partSize, partCount } = partPlan(input.size);
     record.partSize = partSize;
     record.uploadId = await this.store.startMultipart(this.fileObject(record, type.mediaType));
@@ -155,19 +149,34 @@ export class ResumableUploads {
    * completes the multipart upload with the part checksums S3 verified, checks the object (size,
    * attributes and tags as issued), its type from its first bytes (and its last, for a zip: ranged
    * GETs; 415 UNSUPPORTED_FILE_TYPE: every version of the object is deleted and the reservation
-   * released), has S3 compute its SHA-256 (a server-side copy; above 5 GiB the declared one is
-   * taken) and compares it with the declared one (400 UPLOAD_MISMATCH, the object deleted), tags
+   * released), has S3 compute its SHA-256 (a server-side copy; above COPY_IN_PARTS_ABOVE_BYTES the
+   * declared one is taken) and compares it with the declared one (400 UPLOAD_MISMATCH, the object
+   * deleted), tags
    * the object with it, and writes the record while turning the reservation into usage of the
    * file's size (one transaction). A repeat once it is a file: 409 ALREADY_COMPLETED; while another
    * request completes it: 409 UPLOAD_IN_PROGRESS. A failure of storage leaves the upload pending
    * for another `/complete` (one whose multipart upload was already completed goes on from the object).
+   * `checksum` (the file's SHA-256, hex or base64) declares it here when it was not at create: a
+   * different one than declared at create, or none for an upload above COPY_IN_PARTS_ABOVE_BYTES
+   * without one, is 400 VALIDATION_FAILED and changes nothing.
    */
-  async complete(userId: string, fileId: string): Promise<FileRecord> {
+  async complete(userId: string, fileId: string, checksum?: string): Promise<FileRecord> {
     const record = await this.files.get(userId, fileId);
     if (record?.status === 'active') throw new AlreadyCompleted(fileId);
     if (!record || !record.uploadId || (record.status !== 'pending' && record.status !== 'verifying')) throw new UploadNotFound();
     // An upload past its time is the sweep's, even before the sweep came.
     if (record.status === 'pending' && (record.expiresAt ?? 0) < Math.floor(Date.now() / 1000)) throw new UploadNotFound();
+    const given = declaredSha256(checksum);
+    if (given && record.sha256 && given !== record.sha256) {
+      throw new ChecksumRequired(`The checksum given differs from the ${record.sha256} declared when the upload started`);
+    }
+    const declared = given ?? record.sha256;
+    const s3ComputesDigest = record.size <= this.config.COPY_IN_PARTS_ABOVE_BYTES;
+    if (!s3ComputesDigest && !declared) {
+      throw new ChecksumRequired(
+        `A file larger than ${humanBytes(this.config.COPY_IN_PARTS_ABOVE_BYTES)} needs its SHA-256 declared in "checksum" (hex or base64), at create or at complete: S3 cannot compute it for so large an object`,
+      );
+    }
     const claim = await this.files.claim(userId, fileId, COMPLETE_LEASE_SECONDS);
     if (!claim) return this.afterLostClaim(userId, fileId);
 
@@ -208,10 +217,10 @@ export class ResumableUploads {
         readTail: (bytes) => this.store.readRange(record.key, versionId, Math.max(0, record.size - bytes), record.size - 1),
       });
 
-      let sha256 = record.size <= MAX_SINGLE_COPY_BYTES ? await this.store.sha256OfFile(userId, fileId, versionId) : record.sha256;
+      let sha256 = s3ComputesDigest ? await this.store.sha256OfFile(userId, fileId, versionId) : declared;
       if (!sha256) throw new Error(`S3 computed no SHA-256 for ${record.key}`);
-      if (record.sha256 && record.sha256 !== sha256) {
-        throw new UploadMismatch(`The uploaded file's SHA-256 is ${sha256}, not the ${record.sha256} declared: it was discarded; upload the file again`);
+      if (declared && declared !== sha256.toLowerCase()) {
+        throw new UploadMismatch(`The uploaded file's SHA-256 is ${sha256}, not the ${declared} declared: it was discarded; upload the file again`);
       }
       sha256 = sha256.toLowerCase();
       await this.store.tagDigest(file, sha256);
