@@ -326,6 +326,8 @@ export function createResumable(deps) {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(checksum ? { checksum } : {}),
     });
+    // Cancelled meanwhile: the cancel won, and the item already says so.
+    if (u.state === 'cancelled') return undefined;
     const body = res.ok ? null : await json(res);
     if (res.status === 400 && body && body.code === 'UPLOAD_INCOMPLETE' && !u.recheckedOnce) {
       // S3 lacks a part we thought sent: ask it what it holds, and send the rest.

@@ -2,7 +2,8 @@ import { GetObjectTaggingCommand, HeadObjectCommand, ListMultipartUploadsCommand
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { FileRepository } from '@scs/common/files';
-import { ABORT_WAIT_MS, partPlan } from '../src/files/resumable-uploads';
+import { partPlan } from '../src/files/resumable-uploads';
+import { ObjectStore } from '../src/storage/object-store';
 import { buildUploadApp, closeAuth, newUser, pngBytes, sha256, type UploadTestApp } from './helpers';
 
 /**
@@ -475,99 +476,80 @@ describe('cancel and expiry leave nothing behind', () => {
     expect(await leftovers(user, up.id)).toMatchObject({ versions: 1, multipartUploads: 0, record: 'active' });
   });
 
-  describe('DELETE while a /complete holds the upload waits for its outcome', () => {
-    /**
-     * Holds the `n`-th read of one upload's record (FileRepository.get, the app's and the test's)
-     * until `release()`; `reached` resolves once that read is held.
-     */
-    function holdRead(fileId: string, n: number) {
-      const original = FileRepository.prototype.get;
-      let reads = 0;
+  describe('a cancel wins over a /complete under way', () => {
+    it('DELETE while a /complete checks the object: 204 at once; the /complete answers 404 and nothing of the upload stays', async () => {
+      const user = await newUser();
+      const content = pngBytes(PART + 1000);
+      const up = (await start(user, content)).json() as Started;
+      await sendParts(user, up.id, content, PART);
+      // Hold the /complete after it completed the multipart upload, when it reads the object's first bytes.
+      const original = ObjectStore.prototype.readRange;
       let open!: () => void;
       let arrived!: () => void;
       const gate = new Promise<void>((resolve) => (open = resolve));
       const reached = new Promise<void>((resolve) => (arrived = resolve));
-      const spy = jest.spyOn(FileRepository.prototype, 'get').mockImplementation(async function (this: FileRepository, userId: string, id: string) {
-        if (id === fileId && (reads += 1) === n) {
+      const spy = jest.spyOn(ObjectStore.prototype, 'readRange').mockImplementation(async function (this: ObjectStore, ...args: Parameters<ObjectStore['readRange']>) {
+        if (args[0].endsWith(up.id)) {
           arrived();
           await gate;
         }
-        return original.call(this, userId, id);
+        return original.apply(this, args);
       });
-      return { reached, release: () => open(), restore: () => spy.mockRestore() };
-    }
-
-    /** An upload with its parts sent, claimed as a running /complete claims it; the claim token. */
-    async function heldByComplete(user: User, content: Buffer): Promise<{ up: Started; claim: string }> {
-      const up = (await start(user, content)).json() as Started;
-      await sendParts(user, up.id, content, PART);
-      const claim = await files.claim(user.userId, up.id, 900);
-      if (!claim) throw new Error('the upload could not be claimed');
-      return { up, claim };
-    }
-
-    it('the /complete hands the upload back (pending again): the DELETE then cancels it, 204, nothing left', async () => {
-      const user = await newUser();
-      const content = pngBytes(1000);
-      const { up, claim } = await heldByComplete(user, content);
-      const held = holdRead(up.id, 2);
       try {
-        const cancel = api(user, 'DELETE', `/${up.id}`);
-        // The DELETE read the record (verifying), could not claim it, and reads it again: held here.
-        await held.reached;
-        const record = await files.get(user.userId, up.id);
-        await files.unclaim(record as NonNullable<typeof record>, claim, Math.floor(Date.now() / 1000) + 3600);
-        held.release();
-        expect((await cancel).statusCode).toBe(204);
-      } finally {
-        held.restore();
-      }
-      expect(await leftovers(user, up.id)).toEqual(nothingLeft);
-    });
-
-    it('the /complete makes it a file: the DELETE answers 404 and the file stays', async () => {
-      const user = await newUser();
-      const content = pngBytes(1000);
-      const { up, claim } = await heldByComplete(user, content);
-      const held = holdRead(up.id, 2);
-      try {
-        const cancel = api(user, 'DELETE', `/${up.id}`);
-        await held.reached;
-        // The running /complete ends well (here: the claim handed back and a real /complete run to its end).
-        const record = await files.get(user.userId, up.id);
-        await files.unclaim(record as NonNullable<typeof record>, claim, Math.floor(Date.now() / 1000) + 3600);
-        expect((await complete(user, up.id)).statusCode).toBe(201);
-        held.release();
-        const res = await cancel;
+        const completing = complete(user, up.id);
+        await reached;
+        expect(await leftovers(user, up.id)).toMatchObject({ versions: 1, record: 'verifying' });
+        const cancel = await api(user, 'DELETE', `/${up.id}`);
+        expect(cancel.statusCode).toBe(204);
+        expect(await leftovers(user, up.id)).toEqual(nothingLeft);
+        open();
+        const res = await completing;
         expect(res.statusCode).toBe(404);
         expect(res.json().code).toBe('UPLOAD_NOT_FOUND');
       } finally {
-        held.restore();
+        spy.mockRestore();
       }
-      expect(await leftovers(user, up.id)).toMatchObject({ versions: 1, multipartUploads: 0, record: 'active', reservedBytes: 0, usedBytes: content.length });
+      expect(await leftovers(user, up.id)).toEqual(nothingLeft);
+      expect((await files.fileCounts(user.userId)).committedFiles).toBe(0);
     });
 
-    it(`a /complete still running after ${ABORT_WAIT_MS / 1000} s: 409 UPLOAD_IN_PROGRESS with Retry-After, the upload untouched`, async () => {
+    it('a /complete and a DELETE at once over real connections, for 8 uploads: each ends as a file or as nothing, counted exactly', async () => {
       const user = await newUser();
-      const content = pngBytes(1000);
-      const { up } = await heldByComplete(user, content);
-      const held = holdRead(up.id, 2);
-      const clock = jest.spyOn(Date, 'now');
-      try {
-        const cancel = api(user, 'DELETE', `/${up.id}`);
-        await held.reached;
-        const later = Date.now() + ABORT_WAIT_MS + 1000;
-        clock.mockImplementation(() => later);
-        held.release();
-        const res = await cancel;
-        expect(res.statusCode).toBe(409);
-        expect(res.json().code).toBe('UPLOAD_IN_PROGRESS');
-        expect(res.headers['retry-after']).toBe('1');
-      } finally {
-        clock.mockRestore();
-        held.restore();
+      await t.app.listen({ port: 0, host: '127.0.0.1' }).catch(() => undefined);
+      const base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}/api/files/uploads`;
+      const content = pngBytes(70_000);
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i += 1) {
+        const up = (await start(user, content)).json() as Started;
+        await sendParts(user, up.id, content, PART);
+        ids.push(up.id);
       }
-      expect(await leftovers(user, up.id)).toMatchObject({ record: 'verifying', multipartUploads: 1, reservedBytes: content.length });
+      const outcomes = await Promise.all(
+        ids.map(async (id) => {
+          const [done, cancelled] = await Promise.all([
+            fetch(`${base}/${id}/complete`, { method: 'POST', headers: user.headers }),
+            fetch(`${base}/${id}`, { method: 'DELETE', headers: user.headers }),
+          ]);
+          return { id, complete: done.status, cancel: cancelled.status };
+        }),
+      );
+      let stored = 0;
+      for (const o of outcomes) {
+        const left = await leftovers(user, o.id);
+        if (o.complete === 201) {
+          // The file was made before the cancel came: the cancel found no unfinished upload.
+          expect(o.cancel).toBe(404);
+          expect(left).toMatchObject({ versions: 1, multipartUploads: 0, record: 'active' });
+          stored += 1;
+        } else {
+          // The cancel won: the /complete found the upload gone (404) or held by the cancel (409).
+          expect(o.cancel).toBe(204);
+          expect([404, 409]).toContain(o.complete);
+          expect(left).toMatchObject({ versions: 0, staged: 0, multipartUploads: 0, record: null });
+        }
+      }
+      expect(await files.usage(user.userId)).toEqual({ usedBytes: stored * content.length, reservedBytes: 0 });
+      expect((await files.fileCounts(user.userId)).committedFiles).toBe(stored);
     });
   });
 

@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import type { FileRecord, FileRepository } from '@scs/common/files';
 import type { UploadConfig } from '../config';
 import { AlreadyCompleted, ChecksumRequired, FileTooLarge, InvalidPart, UnsupportedFileType, UploadIncomplete, UploadMismatch, UploadNotFound } from '../errors';
@@ -13,10 +12,6 @@ import { fileTags, type Logger } from '@scs/common';
 export const MIN_PART_BYTES = 8 * 1024 * 1024;
 /** S3's limit on the parts of one multipart upload. */
 export const MAX_PARTS = 10_000;
-/** How long a cancel waits for a `/complete` that holds the upload, in ms (below a load balancer's 60 s idle timeout). */
-export const ABORT_WAIT_MS = 25_000;
-/** How often a waiting cancel reads the upload's record again, in ms. */
-const ABORT_POLL_MS = 250;
 /** A part checksum as the API takes it: a SHA-256 in base64 (44 characters, one `=`). */
 const BASE64_SHA256 = /^[A-Za-z0-9+/]{43}=$/;
 
@@ -235,37 +230,32 @@ export class ResumableUploads {
       return active;
     } catch (err) {
       const refused = err instanceof UploadMismatch || err instanceof UnsupportedFileType || err instanceof UploadNotFound;
-      await this.undo(record, claim, { refused, completed, pendingUntil, incomplete: err instanceof UploadIncomplete }).catch((e: unknown) =>
-        this.log.error({ err: e, fileId }, 'undoing a failed /complete failed'),
-      );
+      const gone = await this.undo(record, claim, { refused, completed, pendingUntil, incomplete: err instanceof UploadIncomplete }).catch((e: unknown) => {
+        this.log.error({ err: e, fileId }, 'undoing a failed /complete failed');
+        return false;
+      });
+      // A cancel took the upload meanwhile (what failed was a step on the object it removed).
+      if (gone) throw new UploadNotFound();
       throw err;
     }
   }
 
   /**
    * Cancels an unfinished upload at once: its multipart upload is aborted (and an object a failed
-   * `/complete` may have left is deleted), its record removed and its reservation released. 404
-   * when the caller has no unfinished upload by that id: never theirs, cancelled or expired already
-   * (a repeat: nothing changes), or a file now (the file stays: it is deleted as a file). While a
-   * `/complete` holds the upload, the cancel waits for its outcome (polling the record every
-   * ABORT_POLL_MS, at most `waitMs`): a file (404), or pending again (then cancelled: 204). Only an
-   * outcome still open after `waitMs` answers 409 UPLOAD_IN_PROGRESS (with Retry-After).
+   * or running `/complete` may have made is deleted), its record removed and its reservation
+   * released. The cancel wins over a `/complete` under way: it takes the upload over from it, and
+   * that `/complete` then answers 404 and removes what it made. 404 when the caller has no
+   * unfinished upload by that id: never theirs, cancelled or expired already (a repeat: nothing
+   * changes), or a file now (the file stays: it is deleted as a file).
    */
-  async abort(userId: string, fileId: string, waitMs = ABORT_WAIT_MS): Promise<void> {
-    const giveUpAt = Date.now() + waitMs;
-    for (;;) {
-      const record = await this.files.get(userId, fileId);
-      if (!record || !record.uploadId || (record.status !== 'pending' && record.status !== 'verifying')) throw new UploadNotFound();
-      const claim = await this.files.claim(userId, fileId, COMPLETE_LEASE_SECONDS);
-      if (claim) {
-        await this.store.abortUpload(record.key, record.uploadId);
-        await this.store.deleteFileVersions(record.key);
-        if (!(await this.files.discard(record, { claim }))) throw new UploadNotFound();
-        return;
-      }
-      if (Date.now() >= giveUpAt) throw inProgress();
-      await delay(ABORT_POLL_MS);
-    }
+  async abort(userId: string, fileId: string): Promise<void> {
+    const record = await this.files.get(userId, fileId);
+    if (!record || !record.uploadId || (record.status !== 'pending' && record.status !== 'verifying')) throw new UploadNotFound();
+    const claim = await this.files.takeOver(userId, fileId, COMPLETE_LEASE_SECONDS);
+    if (!claim) throw new UploadNotFound();
+    await this.store.abortUpload(record.key, record.uploadId);
+    await this.store.deleteFileVersions(record.key);
+    if (!(await this.files.discard(record, { claim }))) throw new UploadNotFound();
   }
 
   /** Another request holds the claim (409 UPLOAD_IN_PROGRESS), completed the upload (409 ALREADY_COMPLETED), or it is gone (404). */
@@ -302,13 +292,22 @@ export class ResumableUploads {
   /**
    * After a failed `/complete`: a refused upload is gone for good (every version of its object, its
    * multipart upload, its record and reservation); otherwise (parts missing, storage trouble) it is
-   * pending again for a later `/complete`.
+   * pending again for a later `/complete`. True when the upload is gone because a cancel (or the
+   * sweep) took it from this `/complete` while it ran.
    */
-  private async undo(record: FileRecord, claim: string, how: { refused: boolean; completed: boolean; pendingUntil: number; incomplete: boolean }): Promise<void> {
-    if (!how.refused) return this.files.unclaim(record, claim, how.pendingUntil);
+  private async undo(record: FileRecord, claim: string, how: { refused: boolean; completed: boolean; pendingUntil: number; incomplete: boolean }): Promise<boolean> {
+    if (!how.refused) {
+      if (await this.files.unclaim(record, claim, how.pendingUntil)) return false;
+      // The claim was lost: a cancel (or the sweep) took the upload, and may have looked for its
+      // object before this /complete made it. Unless another /complete holds it now, it is ours to remove.
+      if (await this.files.get(record.userId, record.fileId)) return false;
+      if (how.completed) await this.store.deleteFileVersions(record.key);
+      return true;
+    }
     await this.store.deleteFileVersions(record.key);
     if (!how.completed) await this.store.abortUpload(record.key, record.uploadId as string);
     await this.files.discard(record, { claim });
+    return false;
   }
 
   /** A pending (or verifying) resumable upload of the caller's that has not expired; else 404 UPLOAD_NOT_FOUND. */

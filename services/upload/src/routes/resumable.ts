@@ -197,11 +197,11 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
         summary: 'Cancel an unfinished upload: its multipart upload is aborted and its reservation released',
         description:
           '404 when the caller has no unfinished upload by that id (a repeat, an expired one, or one completed already: the file stays). ' +
-          'While a `/complete` holds the upload the answer waits for its outcome (up to 25 s; longer: 409 UPLOAD_IN_PROGRESS with Retry-After).',
+          'A cancel wins over a `/complete` still under way: that `/complete` answers 404 and nothing of the upload stays.',
         tags: ['uploads'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409) },
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404) },
       },
     },
     async (request, reply) => {
