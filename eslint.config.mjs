@@ -35,9 +35,14 @@ export default tseslint.config(
     languageOptions: {
       sourceType: 'module',
       globals: Object.fromEntries(
-        ['document', 'XMLHttpRequest', 'localStorage', 'crypto', 'btoa', 'AbortController', 'setTimeout', 'clearTimeout'].map((g) => [g, 'readonly']),
+        ['document', 'XMLHttpRequest', 'localStorage', 'crypto', 'btoa', 'AbortController', 'setTimeout', 'clearTimeout', 'Worker'].map((g) => [g, 'readonly']),
       ),
     },
+  },
+  {
+    // The file-hashing worker (a module worker, started by resumable.js).
+    files: ['services/upload/public/sha256-worker.js'],
+    languageOptions: { sourceType: 'module', globals: { self: 'readonly' } },
   },
   {
     files: ['**/*.mjs', '**/*.js'],

@@ -25,6 +25,13 @@ function chromiumPath(): string {
 }
 
 const DIRECT_ABOVE = 8 * 1024 * 1024;
+/**
+ * The stack copies objects above 128 MiB in parts (COPY_IN_PARTS_ABOVE_BYTES, 5 GiB on AWS), so a
+ * 200 MiB resumable upload takes the path of a file too large for S3 to hash: the SHA-256 the page
+ * computed is what the service records. The smaller ones take the other path: S3 computes it and the
+ * service compares it with the page's.
+ */
+const COPY_IN_PARTS_ABOVE = 128 * 1024 * 1024;
 
 /** Creates an account through the UI's sign-up form (a fresh name with `prefix`); resolves once signed in. */
 async function createAccount(page: Page, prefix: string): Promise<string> {
@@ -141,6 +148,17 @@ async function holdPartsAfter(page: Page, site: string, pass: number): Promise<(
   };
 }
 
+/** The bodies of the page's `/complete` requests of resumable uploads, as they are sent. */
+function completeBodies(page: Page): unknown[] {
+  const bodies: unknown[] = [];
+  page.on('request', (req: Request) => {
+    if (req.method() === 'POST' && /^\/api\/files\/uploads\/[^/]+\/complete$/.test(new URL(req.url()).pathname)) {
+      bodies.push(JSON.parse(req.postData() ?? 'null'));
+    }
+  });
+  return bodies;
+}
+
 /** Calls the API from the page with its access token (app.js's `api`); resolves {status, body}. */
 async function pageApi<T = Record<string, unknown>>(page: Page, path: string, method = 'GET', body?: unknown): Promise<{ status: number; body: T }> {
   return page.evaluate(
@@ -164,7 +182,10 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
     const executablePath = chromiumPath();
     // Files above 8 MiB go straight from the page to the bucket (a presigned POST to the emulator's
     // origin, not the gateway's), as files above DIRECT_UPLOAD_ABOVE_BYTES do on AWS.
-    stack = await startStack(await freeStackPorts(), { DIRECT_UPLOAD_ABOVE_BYTES: String(DIRECT_ABOVE) });
+    stack = await startStack(await freeStackPorts(), {
+      DIRECT_UPLOAD_ABOVE_BYTES: String(DIRECT_ABOVE),
+      COPY_IN_PARTS_ABOVE_BYTES: String(COPY_IN_PARTS_ABOVE),
+    });
     base = stack.url;
     browser = await chromium.launch({
       executablePath,
@@ -402,9 +423,13 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
 
       // The same file, picked again: only the missing parts go.
       log.phase = 'after';
+      const completions = completeBodies(page);
       await page.locator('#picker').setInputFiles(file.path);
       const resumed = page.locator('#uploads li', { hasText: 'survey scan.png' });
       await resumed.locator('.status', { hasText: 'Uploaded' }).waitFor({ timeout: 180_000 });
+      // Above COPY_IN_PARTS_ABOVE_BYTES: the SHA-256 the page computed (again, after the reload) is the file's.
+      expect(completions).toEqual([{ checksum: file.sha256 }]);
+      await expect(pageApi<{ sha256: string }>(page, `/api/files/${id}`)).resolves.toMatchObject({ status: 200, body: { sha256: file.sha256 } });
       const resent = log.sent.filter((s) => s.phase === 'after').map((s) => s.partNumber);
       expect(resent.filter((n) => held.has(n))).toEqual([]);
       expect(resent.sort((a, b) => a - b)).toEqual(Array.from({ length: partCount }, (_, i) => i + 1).filter((n) => !held.has(n)));
@@ -441,10 +466,13 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
       await page.evaluate(`state.token = 'expired-access-token'`);
       // Paused means paused: nothing is on its way (every part sent has been answered or aborted).
       expect(log.sent.length).toBe(log.answered.length + log.failed.length);
+      const completions = completeBodies(page);
       await resume.focus();
       await page.keyboard.press('Enter');
       await item.locator('.status', { hasText: 'Uploaded' }).waitFor();
       expect(refreshes).toHaveLength(1);
+      // Below COPY_IN_PARTS_ABOVE_BYTES S3 computes the SHA-256; the service compared it with the page's.
+      expect(completions).toEqual([{ checksum: file.sha256 }]);
       const stored = log.answered.filter((a) => a.status === 200).map((a) => a.partNumber);
       expect(new Set(stored).size).toBe(stored.length);
       expect(stored.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);

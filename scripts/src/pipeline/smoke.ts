@@ -62,6 +62,17 @@ export async function runSmoke(opts: SmokeOptions): Promise<{ fileId: string; us
     }
   });
 
+  await step('the UI is served with its scripts (/, /app.js, /resumable.js, /sha256-worker.js and the hashing library it imports)', async () => {
+    for (const path of ['/', '/app.js', '/resumable.js', '/sha256-worker.js', '/vendor/noble-hashes/sha2.js']) {
+      const res = await call(path);
+      await expectStatus(res, 200, `GET ${path}`);
+      const type = res.headers.get('content-type') ?? '';
+      await res.arrayBuffer();
+      const want = path === '/' ? 'text/html' : 'javascript';
+      if (!type.includes(want)) throw new SmokeError(`GET ${path} is served as ${type || 'nothing'}, not ${want}`);
+    }
+  });
+
   const username = `smoke.${Date.now().toString(36)}.${randomBytes(3).toString('hex')}`;
   const password = `smoke ${randomBytes(12).toString('base64url')}`;
   await step(`register ${username}`, async () => {

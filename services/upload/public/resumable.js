@@ -1,7 +1,10 @@
 // Resumable direct uploads in the browser (API.md, "Resumable direct uploads"): a large file goes
 // straight to S3 as a multipart upload, part by part, through presigned part URLs. Each part's
 // SHA-256 is computed here with Web Crypto from `file.slice()`, one part at a time (never the whole
-// file in memory), and the part URL is signed for it, so S3 refuses a body that differs. Loaded by
+// file in memory), and the part URL is signed for it, so S3 refuses a body that differs. The whole
+// file's SHA-256 is computed meanwhile in a worker (sha256-worker.js) and given at complete: the
+// service checks it against what S3 stored, and records it for files too large for S3 to hash
+// (above 5 GiB). Loaded by
 // app.js as an ES module (CSP: script-src 'self'); it calls the API only through app.js's `api`,
 // which renews the access token on a 401 (one home for token refresh).
 //
@@ -65,6 +68,40 @@ async function sha256Base64(buffer) {
   let binary = '';
   for (const b of digest) binary += String.fromCharCode(b);
   return btoa(binary);
+}
+
+/**
+ * The SHA-256 of the whole `file` (64 hex digits), computed in a worker (public/sha256-worker.js)
+ * while the parts upload; the service compares it with what S3 stored (and records it for files too
+ * large for S3 to hash). `onProgress(bytes)` reports the bytes hashed so far. `stop()` ends the work;
+ * `digest` then never settles. `digest` resolves undefined when the worker failed: the service then
+ * decides without it.
+ * @param {File} file @param {(bytes: number) => void} onProgress
+ * @returns {{digest: Promise<string | undefined>, stop: () => void}}
+ */
+function hashFile(file, onProgress) {
+  let worker;
+  try {
+    worker = new Worker('/sha256-worker.js', { type: 'module' });
+  } catch {
+    return { digest: Promise.resolve(undefined), stop: () => undefined };
+  }
+  const digest = new Promise((resolve) => {
+    worker.addEventListener('message', (event) => {
+      const m = event.data;
+      if (m.type === 'progress') onProgress(m.bytes);
+      else {
+        worker.terminate();
+        resolve(m.type === 'done' ? m.sha256 : undefined);
+      }
+    });
+    worker.addEventListener('error', () => {
+      worker.terminate();
+      resolve(undefined);
+    });
+  });
+  worker.postMessage({ file });
+  return { digest, stop: () => worker.terminate() };
 }
 
 /** A counting semaphore: `take()` resolves when one of `n` slots is free; `give()` frees one. */
@@ -278,9 +315,19 @@ export function createResumable(deps) {
   }
 
   async function complete(u) {
-    setStatus(u, 'Checking the file…');
     u.item.pause.disabled = true;
-    const res = await deps.api(`/api/files/uploads/${u.id}/complete`, { method: 'POST' });
+    u.waitingForDigest = true;
+    setStatus(u, digestStatus(u));
+    const checksum = await u.hash.digest;
+    u.waitingForDigest = false;
+    setStatus(u, 'Checking the file…');
+    const res = await deps.api(`/api/files/uploads/${u.id}/complete`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(checksum ? { checksum } : {}),
+    });
+    // Cancelled meanwhile: the cancel won, and the item already says so.
+    if (u.state === 'cancelled') return undefined;
     const body = res.ok ? null : await json(res);
     if (res.status === 400 && body && body.code === 'UPLOAD_INCOMPLETE' && !u.recheckedOnce) {
       // S3 lacks a part we thought sent: ask it what it holds, and send the rest.
@@ -322,6 +369,12 @@ export function createResumable(deps) {
 
   // ---- the item in the list of uploads ------------------------------------------------------------
 
+  /** What the item says while the parts are sent and the file's checksum is still being computed. */
+  function digestStatus(u) {
+    const percent = Math.floor((100 * u.hashed) / Math.max(1, u.file.size));
+    return `Computing the file's checksum… ${percent} %`;
+  }
+
   function setStatus(u, text) {
     u.item.status.textContent = text;
   }
@@ -348,6 +401,7 @@ export function createResumable(deps) {
 
   function ended(u, text, failed) {
     u.state = failed ? 'failed' : 'done';
+    u.hash.stop();
     active.delete(u.id);
     u.item.pause.remove();
     u.item.cancel.remove();
@@ -399,6 +453,12 @@ export function createResumable(deps) {
   }
 
   function attach(u) {
+    // The file's SHA-256 is computed while its parts upload (after a reload, from the start again).
+    u.hashed = 0;
+    u.hash = hashFile(u.file, (bytes) => {
+      u.hashed = bytes;
+      if (u.waitingForDigest) setStatus(u, digestStatus(u));
+    });
     const pauseButton = document.createElement('button');
     pauseButton.type = 'button';
     pauseButton.className = 'secondary';
@@ -553,7 +613,10 @@ export function createResumable(deps) {
 
   /** Pauses every running upload (on sign-out): each stays resumable after the next sign-in. */
   function pauseAll() {
-    for (const u of active.values()) if (u.controller) u.controller.abort();
+    for (const u of active.values()) {
+      if (u.controller) u.controller.abort();
+      u.hash.stop();
+    }
     active.clear();
     document.getElementById('unfinished').replaceChildren();
     updateUnfinishedHeading();

@@ -1,7 +1,7 @@
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import { type AwsClients, bodyRatePlugin, createServiceApp, every, rateLimitsPlugin, splitList, usersTableRoleLookup } from '@scs/common';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { Counter } from 'prom-client';
 import type { UploadConfig } from './config';
@@ -82,6 +82,15 @@ export async function buildApp(config: UploadConfig, deps: UploadDeps): Promise<
     // The browser UI: static files, public, served at / (WB-03: no inline script anywhere).
     publicRoutes: async (app) => {
       await app.register(fastifyStatic, { root: join(__dirname, '..', 'public'), prefix: '/', index: 'index.html', wildcard: false });
+      // The one library the UI loads (public/sha256-worker.js: a file's SHA-256 while it uploads), its ES modules as published.
+      await app.register(fastifyStatic, {
+        root: dirname(require.resolve('@noble/hashes/sha2.js')),
+        prefix: '/vendor/noble-hashes/',
+        decorateReply: false,
+        wildcard: false,
+        index: false,
+        allowedPath: (path) => /^\/[\w-]+\.js$/.test(path),
+      });
     },
   });
 

@@ -49,6 +49,13 @@ export const UploadConfig = Type.Object({
    * multipart upload and releases its reservation.
    */
   UPLOAD_SESSION_TTL_SECONDS: Type.Integer({ default: 86_400, minimum: 60 }),
+  /**
+   * Objects above this many bytes are copied in parts (UploadPartCopy), at most S3's CopyObject limit
+   * (5 GiB, the default). For a resumable upload above it S3 cannot compute the file's SHA-256 in a
+   * server-side copy, so the client's declared one is recorded (given at create or at complete).
+   * Lowered only to exercise that path with small files in tests.
+   */
+  COPY_IN_PARTS_ABOVE_BYTES: Type.Integer({ default: 5_368_709_120, minimum: 5_242_880, maximum: 5_368_709_120 }),
   /** How long a direct upload may stay unfinished before the sweep deletes it. */
   PENDING_UPLOAD_SECONDS: Type.Integer({ default: 3600, minimum: 60 }),
   SWEEP_INTERVAL_SECONDS: Type.Integer({ default: 300, minimum: 5 }),

@@ -34,5 +34,5 @@ export const InvalidPart = createError('INVALID_PART', '%s', 400);
 export const UploadIncomplete = createError('UPLOAD_INCOMPLETE', '%s', 400);
 /** `/complete` of a resumable upload that is a file already (the answer of a repeat). */
 export const AlreadyCompleted = createError('ALREADY_COMPLETED', 'This upload was completed already: the file is %s', 409);
-/** Input the route schema cannot judge alone (a resumable upload above 5 GiB without its declared SHA-256). */
+/** Input the route schema cannot judge alone (a resumable upload too large for S3 to hash, completed without its declared SHA-256). */
 export const ChecksumRequired = createError('VALIDATION_FAILED', '%s', 400);

@@ -2,7 +2,8 @@ import { GetObjectTaggingCommand, HeadObjectCommand, ListMultipartUploadsCommand
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { FileRepository, UsageRepository } from '@scs/common/files';
-import { ABORT_WAIT_MS, partPlan } from '../src/files/resumable-uploads';
+import { partPlan } from '../src/files/resumable-uploads';
+import { ObjectStore } from '../src/storage/object-store';
 import { buildUploadApp, closeAuth, newUser, pngBytes, sha256, type UploadTestApp } from './helpers';
 
 /**
@@ -71,7 +72,7 @@ async function sendParts(user: User, id: string, content: Buffer, partSize: numb
   for (const p of signed) expect((await put(p, partOf(content, partSize, p.partNumber))).status).toBe(200);
 }
 
-const complete = (user: User, id: string) => api(user, 'POST', `/${id}/complete`);
+const complete = (user: User, id: string, body?: { checksum: string }) => api(user, 'POST', `/${id}/complete`, body);
 
 /** What S3 and DynamoDB hold of an upload: versions of its object, open multipart uploads, its records, the user's reserved bytes. */
 async function leftovers(user: User, id: string) {
@@ -225,10 +226,6 @@ describe('refusals at create', () => {
       expect(res.statusCode).toBe(400);
       expect(res.json().code).toBe('VALIDATION_FAILED');
     }
-    // Above 5 GiB the file's SHA-256 must be declared (S3 cannot compute it for the record).
-    const huge = await start(user, 6 * 1024 * MiB);
-    expect(huge.statusCode).toBe(400);
-    expect(huge.json().code).toBe('VALIDATION_FAILED');
     expect(await usage.usage(user.userId)).toEqual({ usedBytes: 0, reservedBytes: 0 });
   });
 
@@ -371,6 +368,84 @@ describe('complete refuses what is not whole', () => {
   });
 });
 
+describe("the file's SHA-256 declared at complete", () => {
+  it('the right one (hex or base64): 201 with it; a wrong one: 400 UPLOAD_MISMATCH, nothing left', async () => {
+    const user = await newUser();
+    const content = pngBytes(PART + 5000);
+    const good = (await start(user, content)).json() as Started;
+    await sendParts(user, good.id, content, PART);
+    const ok = await complete(user, good.id, { checksum: b64sha(content) });
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json().sha256).toBe(sha256(content));
+
+    const bad = (await start(user, content)).json() as Started;
+    await sendParts(user, bad.id, content, PART);
+    const refused = await complete(user, bad.id, { checksum: sha256(pngBytes(10)) });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().code).toBe('UPLOAD_MISMATCH');
+    // Only the first file counts.
+    expect(await leftovers(user, bad.id)).toEqual({ ...nothingLeft, usedBytes: content.length });
+  });
+
+  it('one that differs from the one declared at create, or is malformed: 400 VALIDATION_FAILED, and the upload completes after', async () => {
+    const user = await newUser();
+    const content = pngBytes(70_000);
+    const up = (await start(user, content, 'big.png', { checksum: sha256(content) })).json() as Started;
+    await sendParts(user, up.id, content, PART);
+    for (const checksum of [sha256(pngBytes(10)), 'abc']) {
+      const res = await complete(user, up.id, { checksum });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().code).toBe('VALIDATION_FAILED');
+    }
+    expect((await leftovers(user, up.id)).record).toBe('pending');
+    const res = await complete(user, up.id, { checksum: sha256(content) });
+    expect(res.statusCode).toBe(201);
+    expect(res.json().sha256).toBe(sha256(content));
+  });
+});
+
+describe('above COPY_IN_PARTS_ABOVE_BYTES (5 GiB; lowered here) S3 cannot hash the file: the declared SHA-256 is recorded', () => {
+  let big: UploadTestApp;
+  const LIMIT = 8 * MiB;
+  const call = (user: User, method: 'POST', url: string, payload?: object) =>
+    big.app.inject({ method, url: `/api/files/uploads${url}`, headers: user.headers, ...(payload ? { payload } : {}) });
+  beforeAll(async () => {
+    big = await buildUploadApp({ QUOTA_BYTES: String(40 * MiB), COPY_IN_PARTS_ABOVE_BYTES: String(LIMIT) });
+  });
+  afterAll(async () => {
+    await big.app.close();
+  });
+
+  it('completed without one: 400 VALIDATION_FAILED and the upload stays; with it: 201, the file has that SHA-256', async () => {
+    const user = await newUser();
+    const content = pngBytes(LIMIT + 3 * MiB);
+    const up = (await call(user, 'POST', '', { name: 'big.png', size: content.length, contentType: 'image/png', sensitive: false })).json() as Started;
+    await sendParts(user, up.id, content, up.partSize);
+    const without = await call(user, 'POST', `/${up.id}/complete`);
+    expect(without.statusCode).toBe(400);
+    expect(without.json()).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('SHA-256') });
+    expect(await leftovers(user, up.id)).toMatchObject({ record: 'pending', multipartUploads: 1, reservedBytes: content.length });
+
+    const res = await call(user, 'POST', `/${up.id}/complete`, { checksum: sha256(content) });
+    expect(res.statusCode).toBe(201);
+    expect(res.json()).toMatchObject({ size: content.length, sha256: sha256(content) });
+    const tags = await big.aws.s3.send(new GetObjectTaggingCommand({ Bucket: big.config.PRIMARY_BUCKET, Key: `users/${user.userId}/${up.id}` }));
+    expect(tags.TagSet).toEqual(expect.arrayContaining([{ Key: 'sha256', Value: sha256(content) }]));
+  });
+
+  it('declared at create: completes without a body', async () => {
+    const user = await newUser();
+    const content = pngBytes(LIMIT + 1);
+    const started = await call(user, 'POST', '', { name: 'big.png', size: content.length, contentType: 'image/png', sensitive: false, checksum: b64sha(content) });
+    expect(started.statusCode).toBe(201);
+    const up = started.json() as Started;
+    await sendParts(user, up.id, content, up.partSize);
+    const res = await call(user, 'POST', `/${up.id}/complete`);
+    expect(res.statusCode).toBe(201);
+    expect(res.json().sha256).toBe(sha256(content));
+  });
+});
+
 describe('cancel and expiry leave nothing behind', () => {
   it('DELETE aborts at once and releases the reservation; a repeat is harmless (404, nothing changes)', async () => {
     const user = await newUser();
@@ -403,99 +478,80 @@ describe('cancel and expiry leave nothing behind', () => {
     expect(await leftovers(user, up.id)).toMatchObject({ versions: 1, multipartUploads: 0, record: 'active' });
   });
 
-  describe('DELETE while a /complete holds the upload waits for its outcome', () => {
-    /**
-     * Holds the `n`-th read of one upload's record (FileRepository.get, the app's and the test's)
-     * until `release()`; `reached` resolves once that read is held.
-     */
-    function holdRead(fileId: string, n: number) {
-      const original = FileRepository.prototype.get;
-      let reads = 0;
+  describe('a cancel wins over a /complete under way', () => {
+    it('DELETE while a /complete checks the object: 204 at once; the /complete answers 404 and nothing of the upload stays', async () => {
+      const user = await newUser();
+      const content = pngBytes(PART + 1000);
+      const up = (await start(user, content)).json() as Started;
+      await sendParts(user, up.id, content, PART);
+      // Hold the /complete after it completed the multipart upload, when it reads the object's first bytes.
+      const original = ObjectStore.prototype.readRange;
       let open!: () => void;
       let arrived!: () => void;
       const gate = new Promise<void>((resolve) => (open = resolve));
       const reached = new Promise<void>((resolve) => (arrived = resolve));
-      const spy = jest.spyOn(FileRepository.prototype, 'get').mockImplementation(async function (this: FileRepository, userId: string, id: string) {
-        if (id === fileId && (reads += 1) === n) {
+      const spy = jest.spyOn(ObjectStore.prototype, 'readRange').mockImplementation(async function (this: ObjectStore, ...args: Parameters<ObjectStore['readRange']>) {
+        if (args[0].endsWith(up.id)) {
           arrived();
           await gate;
         }
-        return original.call(this, userId, id);
+        return original.apply(this, args);
       });
-      return { reached, release: () => open(), restore: () => spy.mockRestore() };
-    }
-
-    /** An upload with its parts sent, claimed as a running /complete claims it; the claim token. */
-    async function heldByComplete(user: User, content: Buffer): Promise<{ up: Started; claim: string }> {
-      const up = (await start(user, content)).json() as Started;
-      await sendParts(user, up.id, content, PART);
-      const claim = await files.claim(user.userId, up.id, 900);
-      if (!claim) throw new Error('the upload could not be claimed');
-      return { up, claim };
-    }
-
-    it('the /complete hands the upload back (pending again): the DELETE then cancels it, 204, nothing left', async () => {
-      const user = await newUser();
-      const content = pngBytes(1000);
-      const { up, claim } = await heldByComplete(user, content);
-      const held = holdRead(up.id, 2);
       try {
-        const cancel = api(user, 'DELETE', `/${up.id}`);
-        // The DELETE read the record (verifying), could not claim it, and reads it again: held here.
-        await held.reached;
-        const record = await files.get(user.userId, up.id);
-        await files.unclaim(record as NonNullable<typeof record>, claim, Math.floor(Date.now() / 1000) + 3600);
-        held.release();
-        expect((await cancel).statusCode).toBe(204);
-      } finally {
-        held.restore();
-      }
-      expect(await leftovers(user, up.id)).toEqual(nothingLeft);
-    });
-
-    it('the /complete makes it a file: the DELETE answers 404 and the file stays', async () => {
-      const user = await newUser();
-      const content = pngBytes(1000);
-      const { up, claim } = await heldByComplete(user, content);
-      const held = holdRead(up.id, 2);
-      try {
-        const cancel = api(user, 'DELETE', `/${up.id}`);
-        await held.reached;
-        // The running /complete ends well (here: the claim handed back and a real /complete run to its end).
-        const record = await files.get(user.userId, up.id);
-        await files.unclaim(record as NonNullable<typeof record>, claim, Math.floor(Date.now() / 1000) + 3600);
-        expect((await complete(user, up.id)).statusCode).toBe(201);
-        held.release();
-        const res = await cancel;
+        const completing = complete(user, up.id);
+        await reached;
+        expect(await leftovers(user, up.id)).toMatchObject({ versions: 1, record: 'verifying' });
+        const cancel = await api(user, 'DELETE', `/${up.id}`);
+        expect(cancel.statusCode).toBe(204);
+        expect(await leftovers(user, up.id)).toEqual(nothingLeft);
+        open();
+        const res = await completing;
         expect(res.statusCode).toBe(404);
         expect(res.json().code).toBe('UPLOAD_NOT_FOUND');
       } finally {
-        held.restore();
+        spy.mockRestore();
       }
-      expect(await leftovers(user, up.id)).toMatchObject({ versions: 1, multipartUploads: 0, record: 'active', reservedBytes: 0, usedBytes: content.length });
+      expect(await leftovers(user, up.id)).toEqual(nothingLeft);
+      expect((await usage.fileCounts(user.userId)).committedFiles).toBe(0);
     });
 
-    it(`a /complete still running after ${ABORT_WAIT_MS / 1000} s: 409 UPLOAD_IN_PROGRESS with Retry-After, the upload untouched`, async () => {
+    it('a /complete and a DELETE at once over real connections, for 8 uploads: each ends as a file or as nothing, counted exactly', async () => {
       const user = await newUser();
-      const content = pngBytes(1000);
-      const { up } = await heldByComplete(user, content);
-      const held = holdRead(up.id, 2);
-      const clock = jest.spyOn(Date, 'now');
-      try {
-        const cancel = api(user, 'DELETE', `/${up.id}`);
-        await held.reached;
-        const later = Date.now() + ABORT_WAIT_MS + 1000;
-        clock.mockImplementation(() => later);
-        held.release();
-        const res = await cancel;
-        expect(res.statusCode).toBe(409);
-        expect(res.json().code).toBe('UPLOAD_IN_PROGRESS');
-        expect(res.headers['retry-after']).toBe('1');
-      } finally {
-        clock.mockRestore();
-        held.restore();
+      await t.app.listen({ port: 0, host: '127.0.0.1' }).catch(() => undefined);
+      const base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}/api/files/uploads`;
+      const content = pngBytes(70_000);
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i += 1) {
+        const up = (await start(user, content)).json() as Started;
+        await sendParts(user, up.id, content, PART);
+        ids.push(up.id);
       }
-      expect(await leftovers(user, up.id)).toMatchObject({ record: 'verifying', multipartUploads: 1, reservedBytes: content.length });
+      const outcomes = await Promise.all(
+        ids.map(async (id) => {
+          const [done, cancelled] = await Promise.all([
+            fetch(`${base}/${id}/complete`, { method: 'POST', headers: user.headers }),
+            fetch(`${base}/${id}`, { method: 'DELETE', headers: user.headers }),
+          ]);
+          return { id, complete: done.status, cancel: cancelled.status };
+        }),
+      );
+      let stored = 0;
+      for (const o of outcomes) {
+        const left = await leftovers(user, o.id);
+        if (o.complete === 201) {
+          // The file was made before the cancel came: the cancel found no unfinished upload.
+          expect(o.cancel).toBe(404);
+          expect(left).toMatchObject({ versions: 1, multipartUploads: 0, record: 'active' });
+          stored += 1;
+        } else {
+          // The cancel won: the /complete found the upload gone (404) or held by the cancel (409).
+          expect(o.cancel).toBe(204);
+          expect([404, 409]).toContain(o.complete);
+          expect(left).toMatchObject({ versions: 0, staged: 0, multipartUploads: 0, record: null });
+        }
+      }
+      expect(await usage.usage(user.userId)).toEqual({ usedBytes: stored * content.length, reservedBytes: 0 });
+      expect((await usage.fileCounts(user.userId)).committedFiles).toBe(stored);
     });
   });
 

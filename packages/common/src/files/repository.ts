@@ -286,8 +286,37 @@ export class FileRepository {
     }
   }
 
-  /** Hands a claimed record back (pending again, until `expiresAt`), e.g. when nothing was uploaded yet. */
-  async unclaim(record: FileRecord, claim: string, expiresAt: number): Promise<void> {
+  /**
+   * Takes a pending or verifying record over whatever claim holds it and however long its lease
+   * still runs: a user's cancel wins over a `/complete` under way, whose later claim-conditioned
+   * steps (`activateClaimed`, `unclaim`, `discard`) then find their claim gone. The new claim, or
+   * undefined when the record is neither pending nor verifying (a file by now, or gone).
+   */
+  async takeOver(userId: string, fileId: string, leaseSeconds: number, nowSeconds = Math.floor(Date.now() / 1000)): Promise<string | undefined> {
+    const claim = randomUUID();
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: pendingKey(userId, fileId),
+          UpdateExpression: 'SET #status = :verifying, claim = :claim, expiresAt = :until',
+          ConditionExpression: '#status IN (:pending, :verifying)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':verifying': 'verifying', ':pending': 'pending', ':claim': claim, ':until': nowSeconds + leaseSeconds },
+        }),
+      );
+      return claim;
+    } catch (err) {
+      if (isConditionFailed(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Hands a claimed record back (pending again, until `expiresAt`), e.g. when nothing was uploaded
+   * yet. False when the claim no longer holds (a cancel or the sweep took the record).
+   */
+  async unclaim(record: FileRecord, claim: string, expiresAt: number): Promise<boolean> {
     try {
       await this.db.send(
         new UpdateCommand({
@@ -299,8 +328,10 @@ export class FileRepository {
           ExpressionAttributeValues: { ':pending': 'pending', ':verifying': 'verifying', ':claim': claim, ':until': expiresAt },
         }),
       );
+      return true;
     } catch (err) {
       if (!isConditionFailed(err)) throw err;
+      return false;
     }
   }
 

@@ -200,7 +200,10 @@ export class DirectUploads {
     how: { refused: boolean; promoted: boolean; staged?: StagedObject; pendingUntil: number },
   ): Promise<void> {
     if (how.promoted) await this.store.deleteFile(record.key, record.sensitive);
-    if (!how.refused) return this.files.unclaim(record, claim, how.pendingUntil);
+    if (!how.refused) {
+      await this.files.unclaim(record, claim, how.pendingUntil);
+      return;
+    }
     if (await this.files.discard(record, { claim })) await this.store.deleteStaged(record.userId, record.fileId);
   }
 

@@ -1,6 +1,4 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import type { FileRecord, FileRepository } from '@scs/common/files';
-import { MAX_SINGLE_COPY_BYTES } from '@scs/common/s3-copy';
 import type { UploadConfig } from '../config';
 import { AlreadyCompleted, ChecksumRequired, FileTooLarge, InvalidPart, UnsupportedFileType, UploadIncomplete, UploadMismatch, UploadNotFound } from '../errors';
 import { COMPLETE_LEASE_SECONDS, differences, inProgress, pendingUpload } from './direct-uploads';
@@ -14,10 +12,6 @@ import { fileTags, type Logger } from '@scs/common';
 export const MIN_PART_BYTES = 8 * 1024 * 1024;
 /** S3's limit on the parts of one multipart upload. */
 export const MAX_PARTS = 10_000;
-/** How long a cancel waits for a `/complete` that holds the upload, in ms (below a load balancer's 60 s idle timeout). */
-export const ABORT_WAIT_MS = 25_000;
-/** How often a waiting cancel reads the upload's record again, in ms. */
-const ABORT_POLL_MS = 250;
 /** A part checksum as the API takes it: a SHA-256 in base64 (44 characters, one `=`). */
 const BASE64_SHA256 = /^[A-Za-z0-9+/]{43}=$/;
 
@@ -77,9 +71,9 @@ export class ResumableUploads {
   /**
    * Starts an upload of `size` bytes (at least 1). The name must be allowed and the declared type
    * the name's (415 UNSUPPORTED_FILE_TYPE), `size` at most MAX_DIRECT_UPLOAD_BYTES (413
-   * FILE_TOO_LARGE); above 5 GiB the file's SHA-256 (`checksum`, hex or base64) must be declared
-   * (400 VALIDATION_FAILED: S3 cannot compute it for so large an object, and it is what every later
-   * copy verifies). The multipart upload is started, then the pending record written with the
+   * FILE_TOO_LARGE). The file's SHA-256 (`checksum`, hex or base64) may be declared here or at
+   * `complete`; above COPY_IN_PARTS_ABOVE_BYTES (5 GiB) one of the two is needed, since S3 cannot
+   * compute it for so large an object. The multipart upload is started, then the pending record written with the
    * reservation (413 QUOTA_EXCEEDED / FILE_COUNT_EXCEEDED: the multipart upload is aborted again).
    */
   async create(
@@ -89,11 +83,6 @@ export class ResumableUploads {
     const declared = declaredSha256(input.checksum);
     const { record, type } = pendingUpload(this.types, userId, { ...input, sha256: declared }, this.config.UPLOAD_SESSION_TTL_SECONDS);
     if (input.size > this.config.MAX_DIRECT_UPLOAD_BYTES) throw new FileTooLarge(humanBytes(this.config.MAX_DIRECT_UPLOAD_BYTES));
-    if (input.size > MAX_SINGLE_COPY_BYTES && !declared) {
-      throw new ChecksumRequired(
-        'A file larger than 5 GiB needs its SHA-256 declared in "checksum" (hex or base64): every copy of the file is verified against it',
-      );
-    }
     const { partSize, partCount } = partPlan(input.size);
     record.partSize = partSize;
     record.uploadId = await this.store.startMultipart(this.fileObject(record, type.mediaType));
@@ -155,19 +144,34 @@ export class ResumableUploads {
    * completes the multipart upload with the part checksums S3 verified, checks the object (size,
    * attributes and tags as issued), its type from its first bytes (and its last, for a zip: ranged
    * GETs; 415 UNSUPPORTED_FILE_TYPE: every version of the object is deleted and the reservation
-   * released), has S3 compute its SHA-256 (a server-side copy; above 5 GiB the declared one is
-   * taken) and compares it with the declared one (400 UPLOAD_MISMATCH, the object deleted), tags
+   * released), has S3 compute its SHA-256 (a server-side copy; above COPY_IN_PARTS_ABOVE_BYTES the
+   * declared one is taken) and compares it with the declared one (400 UPLOAD_MISMATCH, the object
+   * deleted), tags
    * the object with it, and writes the record while turning the reservation into usage of the
    * file's size (one transaction). A repeat once it is a file: 409 ALREADY_COMPLETED; while another
    * request completes it: 409 UPLOAD_IN_PROGRESS. A failure of storage leaves the upload pending
    * for another `/complete` (one whose multipart upload was already completed goes on from the object).
+   * `checksum` (the file's SHA-256, hex or base64) declares it here when it was not at create: a
+   * different one than declared at create, or none for an upload above COPY_IN_PARTS_ABOVE_BYTES
+   * without one, is 400 VALIDATION_FAILED and changes nothing.
    */
-  async complete(userId: string, fileId: string): Promise<FileRecord> {
+  async complete(userId: string, fileId: string, checksum?: string): Promise<FileRecord> {
     const record = await this.files.get(userId, fileId);
     if (record?.status === 'active') throw new AlreadyCompleted(fileId);
     if (!record || !record.uploadId || (record.status !== 'pending' && record.status !== 'verifying')) throw new UploadNotFound();
     // An upload past its time is the sweep's, even before the sweep came.
     if (record.status === 'pending' && (record.expiresAt ?? 0) < Math.floor(Date.now() / 1000)) throw new UploadNotFound();
+    const given = declaredSha256(checksum);
+    if (given && record.sha256 && given !== record.sha256) {
+      throw new ChecksumRequired(`The checksum given differs from the ${record.sha256} declared when the upload started`);
+    }
+    const declared = given ?? record.sha256;
+    const s3ComputesDigest = record.size <= this.config.COPY_IN_PARTS_ABOVE_BYTES;
+    if (!s3ComputesDigest && !declared) {
+      throw new ChecksumRequired(
+        `A file larger than ${humanBytes(this.config.COPY_IN_PARTS_ABOVE_BYTES)} needs its SHA-256 declared in "checksum" (hex or base64), at create or at complete: S3 cannot compute it for so large an object`,
+      );
+    }
     const claim = await this.files.claim(userId, fileId, COMPLETE_LEASE_SECONDS);
     if (!claim) return this.afterLostClaim(userId, fileId);
 
@@ -208,10 +212,10 @@ export class ResumableUploads {
         readTail: (bytes) => this.store.readRange(record.key, versionId, Math.max(0, record.size - bytes), record.size - 1),
       });
 
-      let sha256 = record.size <= MAX_SINGLE_COPY_BYTES ? await this.store.sha256OfFile(userId, fileId, versionId) : record.sha256;
+      let sha256 = s3ComputesDigest ? await this.store.sha256OfFile(userId, fileId, versionId) : declared;
       if (!sha256) throw new Error(`S3 computed no SHA-256 for ${record.key}`);
-      if (record.sha256 && record.sha256 !== sha256) {
-        throw new UploadMismatch(`The uploaded file's SHA-256 is ${sha256}, not the ${record.sha256} declared: it was discarded; upload the file again`);
+      if (declared && declared !== sha256.toLowerCase()) {
+        throw new UploadMismatch(`The uploaded file's SHA-256 is ${sha256}, not the ${declared} declared: it was discarded; upload the file again`);
       }
       sha256 = sha256.toLowerCase();
       await this.store.tagDigest(file, sha256);
@@ -226,37 +230,32 @@ export class ResumableUploads {
       return active;
     } catch (err) {
       const refused = err instanceof UploadMismatch || err instanceof UnsupportedFileType || err instanceof UploadNotFound;
-      await this.undo(record, claim, { refused, completed, pendingUntil, incomplete: err instanceof UploadIncomplete }).catch((e: unknown) =>
-        this.log.error({ err: e, fileId }, 'undoing a failed /complete failed'),
-      );
+      const gone = await this.undo(record, claim, { refused, completed, pendingUntil, incomplete: err instanceof UploadIncomplete }).catch((e: unknown) => {
+        this.log.error({ err: e, fileId }, 'undoing a failed /complete failed');
+        return false;
+      });
+      // A cancel took the upload meanwhile (what failed was a step on the object it removed).
+      if (gone) throw new UploadNotFound();
       throw err;
     }
   }
 
   /**
    * Cancels an unfinished upload at once: its multipart upload is aborted (and an object a failed
-   * `/complete` may have left is deleted), its record removed and its reservation released. 404
-   * when the caller has no unfinished upload by that id: never theirs, cancelled or expired already
-   * (a repeat: nothing changes), or a file now (the file stays: it is deleted as a file). While a
-   * `/complete` holds the upload, the cancel waits for its outcome (polling the record every
-   * ABORT_POLL_MS, at most `waitMs`): a file (404), or pending again (then cancelled: 204). Only an
-   * outcome still open after `waitMs` answers 409 UPLOAD_IN_PROGRESS (with Retry-After).
+   * or running `/complete` may have made is deleted), its record removed and its reservation
+   * released. The cancel wins over a `/complete` under way: it takes the upload over from it, and
+   * that `/complete` then answers 404 and removes what it made. 404 when the caller has no
+   * unfinished upload by that id: never theirs, cancelled or expired already (a repeat: nothing
+   * changes), or a file now (the file stays: it is deleted as a file).
    */
-  async abort(userId: string, fileId: string, waitMs = ABORT_WAIT_MS): Promise<void> {
-    const giveUpAt = Date.now() + waitMs;
-    for (;;) {
-      const record = await this.files.get(userId, fileId);
-      if (!record || !record.uploadId || (record.status !== 'pending' && record.status !== 'verifying')) throw new UploadNotFound();
-      const claim = await this.files.claim(userId, fileId, COMPLETE_LEASE_SECONDS);
-      if (claim) {
-        await this.store.abortUpload(record.key, record.uploadId);
-        await this.store.deleteFileVersions(record.key);
-        if (!(await this.files.discard(record, { claim }))) throw new UploadNotFound();
-        return;
-      }
-      if (Date.now() >= giveUpAt) throw inProgress();
-      await delay(ABORT_POLL_MS);
-    }
+  async abort(userId: string, fileId: string): Promise<void> {
+    const record = await this.files.get(userId, fileId);
+    if (!record || !record.uploadId || (record.status !== 'pending' && record.status !== 'verifying')) throw new UploadNotFound();
+    const claim = await this.files.takeOver(userId, fileId, COMPLETE_LEASE_SECONDS);
+    if (!claim) throw new UploadNotFound();
+    await this.store.abortUpload(record.key, record.uploadId);
+    await this.store.deleteFileVersions(record.key);
+    if (!(await this.files.discard(record, { claim }))) throw new UploadNotFound();
   }
 
   /** Another request holds the claim (409 UPLOAD_IN_PROGRESS), completed the upload (409 ALREADY_COMPLETED), or it is gone (404). */
@@ -293,13 +292,22 @@ export class ResumableUploads {
   /**
    * After a failed `/complete`: a refused upload is gone for good (every version of its object, its
    * multipart upload, its record and reservation); otherwise (parts missing, storage trouble) it is
-   * pending again for a later `/complete`.
+   * pending again for a later `/complete`. True when the upload is gone because a cancel (or the
+   * sweep) took it from this `/complete` while it ran.
    */
-  private async undo(record: FileRecord, claim: string, how: { refused: boolean; completed: boolean; pendingUntil: number; incomplete: boolean }): Promise<void> {
-    if (!how.refused) return this.files.unclaim(record, claim, how.pendingUntil);
+  private async undo(record: FileRecord, claim: string, how: { refused: boolean; completed: boolean; pendingUntil: number; incomplete: boolean }): Promise<boolean> {
+    if (!how.refused) {
+      if (await this.files.unclaim(record, claim, how.pendingUntil)) return false;
+      // The claim was lost: a cancel (or the sweep) took the upload, and may have looked for its
+      // object before this /complete made it. Unless another /complete holds it now, it is ours to remove.
+      if (await this.files.get(record.userId, record.fileId)) return false;
+      if (how.completed) await this.store.deleteFileVersions(record.key);
+      return true;
+    }
     await this.store.deleteFileVersions(record.key);
     if (!how.completed) await this.store.abortUpload(record.key, record.uploadId as string);
     await this.files.discard(record, { claim });
+    return false;
   }
 
   /** A pending (or verifying) resumable upload of the caller's that has not expired; else 404 UPLOAD_NOT_FOUND. */

@@ -8,6 +8,9 @@ import { FILE_ID_PATTERN } from '../files/ids';
 import { MAX_PARTS, type ResumableUploads } from '../files/resumable-uploads';
 import { UploadedFile } from './files';
 
+/** A SHA-256 in hex (64 digits) or base64 (44 characters). */
+const SHA256_PATTERN = '^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$';
+
 const IdParams = Type.Object({ id: Type.String({ pattern: FILE_ID_PATTERN, description: 'Upload id (UUID; the file id once completed)' }) });
 
 const UploadView = Type.Object({
@@ -50,7 +53,7 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
         summary: 'Start a resumable direct upload (a multipart upload straight to S3)',
         description:
           'Reserves the quota for `size` and starts a multipart upload; the service chooses the part size (at least 8 MiB, at most 10,000 parts). ' +
-          'Above 5 GiB the file\'s SHA-256 must be given in `checksum`.',
+          "The file's SHA-256 may be given in `checksum` here or at complete; above 5 GiB one of the two is needed.",
         tags: ['uploads'],
         security: [{ bearerAuth: [] }],
         body: Type.Object(
@@ -60,7 +63,7 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
             contentType: Type.String({ minLength: 1, maxLength: 200 }),
             sensitive: Type.Boolean({ default: false }),
             checksum: Type.Optional(
-              Type.String({ pattern: '^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$', description: "The whole file's SHA-256, hex or base64: checked at complete" }),
+              Type.String({ pattern: SHA256_PATTERN, description: "The whole file's SHA-256, hex or base64: checked at complete" }),
             ),
           },
           { additionalProperties: false },
@@ -160,16 +163,27 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
         description:
           'Every part must be in S3 at its size (400 UPLOAD_INCOMPLETE). The object is checked (size, attributes, type from its first bytes: 415 deletes it), ' +
           'S3 computes its SHA-256 (compared with a declared one: 400 UPLOAD_MISMATCH), and the file is recorded. 409 ALREADY_COMPLETED on a repeat, ' +
-          '409 UPLOAD_IN_PROGRESS while another request completes it.',
+          '409 UPLOAD_IN_PROGRESS while another request completes it. The body is optional: `checksum`, the file\'s SHA-256, when it was not given at create ' +
+          '(above 5 GiB one is needed: 400 VALIDATION_FAILED without it, and the upload stays as it was).',
         tags: ['uploads'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
+        body: Type.Union(
+          [
+            Type.Object(
+              { checksum: Type.Optional(Type.String({ pattern: SHA256_PATTERN, description: "The whole file's SHA-256, hex or base64" })) },
+              { additionalProperties: false },
+            ),
+            Type.Null(),
+          ],
+          { description: 'Optional' },
+        ),
         response: { 201: UploadedFile, ...errorResponses(400, 401, 404, 409, 415, 503) },
       },
     },
     async (request, reply) => {
       const record = await audited(request, 'upload', { fileId: request.params.id, direct: 'multipart' }, () =>
-        resumable.complete(request.user.sub, request.params.id),
+        resumable.complete(request.user.sub, request.params.id, request.body?.checksum),
       );
       request.audit('upload', 'success', { fileId: record.fileId, size: record.size, direct: 'multipart' });
       return reply.status(201).send(fileView(record));
@@ -183,11 +197,11 @@ export const resumableRoutes: FastifyPluginAsyncTypebox<ResumableRoutesOptions> 
         summary: 'Cancel an unfinished upload: its multipart upload is aborted and its reservation released',
         description:
           '404 when the caller has no unfinished upload by that id (a repeat, an expired one, or one completed already: the file stays). ' +
-          'While a `/complete` holds the upload the answer waits for its outcome (up to 25 s; longer: 409 UPLOAD_IN_PROGRESS with Retry-After).',
+          'A cancel wins over a `/complete` still under way: that `/complete` answers 404 and nothing of the upload stays.',
         tags: ['uploads'],
         security: [{ bearerAuth: [] }],
         params: IdParams,
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409) },
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404) },
       },
     },
     async (request, reply) => {
