@@ -1,4 +1,4 @@
-import { baseConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
+import { baseConfigProperties, copyConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 
 const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, THROTTLE_TABLE, SENSITIVE_KMS_KEY_ID, USERS_TABLE } = resourceNameProperties;
@@ -25,6 +25,8 @@ export const UploadConfig = Type.Object({
   LISTS_PER_MINUTE: Type.Integer({ default: 600, minimum: 1 }),
   /** Extensions accepted (each must be a type the service can recognise from content). */
   ALLOWED_TYPES: Type.String({ default: 'pdf,png,jpg,jpeg,gif,webp,txt,csv,json,docx,xlsx,pptx,zip' }),
+  /** Above this size (bytes) a file is copied in parts; the limit of S3's CopyObject, lowered only in tests. */
+  COPY_IN_PARTS_ABOVE_BYTES: copyConfigProperties.COPY_IN_PARTS_ABOVE_BYTES,
   /** Lifetime of presigned download and upload URLs (DL-05: at most 300 s). */
   PRESIGN_EXPIRES_SECONDS: Type.Integer({ default: 300, minimum: 10, maximum: 300 }),
   DOWNLOAD_URL_EXPIRES_SECONDS: Type.Integer({ default: 60, minimum: 5, maximum: 300 }),
