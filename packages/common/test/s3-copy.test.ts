@@ -103,7 +103,7 @@ async function partSizes(Bucket: string, Key: string, VersionId?: string) {
 }
 
 describe('a copy of an object uploaded in parts with SHA-256 part checksums, above the single-copy limit', () => {
-  it('is made with the same part boundaries, each part and the composite SHA-256 verified', async () => {
+  it('FU-15: is made with the same part boundaries, each part and the composite SHA-256 verified', async () => {
     // Parts of uneven size, none of them the copier's own part size: the boundaries must be the source's.
     const source = await uploadInParts([randomBytes(6 * MiB), randomBytes(5 * MiB + 7), randomBytes(1234)]);
     const req = await request(source);
@@ -122,7 +122,7 @@ describe('a copy of an object uploaded in parts with SHA-256 part checksums, abo
     expect(hex(await bytesOf(Target, source.Key, copy.versionId))).toBe(hex(source.content));
   });
 
-  it('a part whose copy S3 reports with another SHA-256 fails the copy: the upload is aborted, nothing is left', async () => {
+  it('FU-15: a part whose copy S3 reports with another SHA-256 fails the copy: the upload is aborted, nothing is left', async () => {
     const source = await uploadInParts([randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(100)]);
     const tampered = alteredClients((command, input, output) => {
       if (command === 'UploadPartCopyCommand' && input.PartNumber === 2) {
@@ -156,7 +156,7 @@ describe('a copy of an object uploaded in parts with SHA-256 part checksums, abo
     expect(await openUploadsAt(source.Key)).toHaveLength(0);
   });
 
-  it('a completed copy whose composite SHA-256 differs from the source is deleted again', async () => {
+  it('FU-15: a completed copy whose composite SHA-256 differs from the source is deleted again', async () => {
     const source = await uploadInParts([randomBytes(5 * MiB), randomBytes(100)]);
     const tampered = alteredClients((command, input, output) => {
       if (command === 'HeadObjectCommand' && input.Bucket === Target) (output as { ChecksumSHA256?: string }).ChecksumSHA256 = `${sha(Buffer.from('x')).toString('base64')}-2`;

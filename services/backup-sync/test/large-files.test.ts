@@ -29,7 +29,7 @@ async function partsOf(Bucket: string, Key: string) {
 }
 
 describe('a file uploaded in parts with SHA-256 part checksums, above COPY_IN_PARTS_ABOVE_BYTES', () => {
-  it('is backed up, kept under deleted/ when deleted, and restored: each copy made of the same parts, composite SHA-256 verified', async () => {
+  it('FU-15: is backed up, kept under deleted/ when deleted, and restored: each copy made of the same parts, composite SHA-256 verified', async () => {
     const user = await world.user();
     const content = pngBytes(17 * MiB);
     const file = await world.uploadInParts(user.headers, { name: 'scan.png', content, contentType: 'image/png' });

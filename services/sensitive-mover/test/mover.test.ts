@@ -414,7 +414,7 @@ describe('large objects', () => {
     expect((await versionsOf(world.aws.s3, world.names.PRIMARY_BUCKET, file.key)).versions).toHaveLength(0);
   });
 
-  it('a file uploaded in parts with SHA-256 part checksums, above COPY_IN_PARTS_ABOVE_BYTES: the same parts, each and the composite SHA-256 verified', async () => {
+  it('FU-15: a file uploaded in parts with SHA-256 part checksums, above COPY_IN_PARTS_ABOVE_BYTES: the same parts, each and the composite SHA-256 verified', async () => {
     const parts = [randomBytes(8 * 1024 * 1024), randomBytes(8 * 1024 * 1024), randomBytes(3000)];
     const file = await storeFile(world, { sensitive: true, parts });
     const source = await world.aws.s3.send(new HeadObjectCommand({ Bucket: world.names.PRIMARY_BUCKET, Key: file.key, ChecksumMode: 'ENABLED' }));
