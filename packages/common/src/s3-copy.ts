@@ -18,8 +18,6 @@ import { createHash } from 'node:crypto';
 
 /** The largest object one CopyObject request may copy (an S3 limit); larger ones are copied in parts. */
 export const MAX_SINGLE_COPY_BYTES = 5 * 1024 ** 3;
-/** The smallest part S3 accepts in a multipart upload (the last part excepted). */
-export const MIN_PART_BYTES = 5 * 1024 ** 2;
 /** S3 allows at most this many parts in a multipart upload. */
 const MAX_PARTS = 10_000;
 /** Parts per GetObjectAttributes page (S3's own maximum). */
