@@ -300,6 +300,8 @@ data "aws_iam_policy_document" "backup_sync" {
       "s3:DeleteObjectVersion",
       "s3:GetObject",
       "s3:GetObjectVersion",
+      # GetObjectAttributes of a version: the parts of a file copied in parts.
+      "s3:GetObjectVersionAttributes",
       "s3:PutObject",
       "s3:PutObjectTagging",
     ]
@@ -317,6 +319,7 @@ data "aws_iam_policy_document" "backup_sync" {
       "s3:DeleteObjectVersion",
       "s3:GetObject",
       "s3:GetObjectVersion",
+      "s3:GetObjectVersionAttributes",
       "s3:PutObject",
       "s3:PutObjectTagging",
     ]
@@ -471,6 +474,8 @@ data "aws_iam_policy_document" "sensitive_mover" {
     actions = [
       "s3:DeleteObjectVersion",
       "s3:GetObjectVersion",
+      # GetObjectAttributes of a version: the parts of a file copied in parts.
+      "s3:GetObjectVersionAttributes",
       "s3:GetObjectVersionTagging",
     ]
     resources = ["${local.bucket_arns.primary}/${local.file_prefix}*"]

@@ -66,6 +66,19 @@ export const baseConfigProperties = {
   SHUTDOWN_GRACE_MS: Type.Integer({ default: 25_000, minimum: 0 }),
 } satisfies TProperties;
 
+/**
+ * Settings of the services that copy files between buckets (backup-sync, the sensitive mover, the
+ * upload service), each passed to ServerSideCopier.
+ */
+export const copyConfigProperties = {
+  /**
+   * Files larger than this, in bytes, are copied in parts (UploadPartCopy) instead of one
+   * CopyObject. Default and maximum 5368709120 (5 GiB: S3's CopyObject limit); minimum 5242880
+   * (5 MiB: S3's smallest part). Lowered only to run the paths of larger files on small ones.
+   */
+  COPY_IN_PARTS_ABOVE_BYTES: Type.Integer({ default: 5 * 1024 ** 3, minimum: 5 * 1024 ** 2, maximum: 5 * 1024 ** 3 }),
+} satisfies TProperties;
+
 export const BaseConfig = Type.Object(baseConfigProperties);
 export type BaseConfig = Static<typeof BaseConfig>;
 

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { BaseConfig, ConfigError, loadConfig, portProperty, runService } from '../src';
+import { BaseConfig, ConfigError, copyConfigProperties, loadConfig, portProperty, runService } from '../src';
 
 const Schema = Type.Object({ ...BaseConfig.properties, PORT: portProperty(3001) });
 
@@ -26,6 +26,15 @@ describe('configuration', () => {
   ])('refuses a bad %s (%s) and names the variable', (variable, value) => {
     expect(() => loadConfig(Schema, { [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig(Schema, { [variable]: value })).toThrow(new RegExp(`^Invalid configuration: ${variable} `));
+  });
+
+  it('COPY_IN_PARTS_ABOVE_BYTES: 5 GiB (S3\'s CopyObject limit) by default and at most, 5 MiB (S3\'s smallest part) at least', () => {
+    const Copy = Type.Object(copyConfigProperties);
+    expect(loadConfig(Copy, {}).COPY_IN_PARTS_ABOVE_BYTES).toBe(5368709120);
+    expect(loadConfig(Copy, { COPY_IN_PARTS_ABOVE_BYTES: '5242880' }).COPY_IN_PARTS_ABOVE_BYTES).toBe(5242880);
+    for (const value of ['5242879', '5368709121', '6GiB', '-1']) {
+      expect(() => loadConfig(Copy, { COPY_IN_PARTS_ABOVE_BYTES: value })).toThrow(/^Invalid configuration: COPY_IN_PARTS_ABOVE_BYTES /);
+    }
   });
 
   it('AU-06: TRUSTED_PROXIES takes addresses, CIDRs and proxy-addr range names, comma-separated', () => {

@@ -28,6 +28,16 @@ DynamoDB TransactWriteItems with a ClientRequestToken is idempotent for 10 minut
 request that succeeded (the SDK's retry after a lost answer, a service's own retry) succeeds
 again without applying anything, and a different request under the same token is refused with
 IdempotentParameterMismatchException. moto applies every repeat, so the same is done here.
+
+S3 checksums of objects uploaded in parts (what a copy of such an object is verified with):
+- HeadObject with x-amz-checksum-mode reports a composite checksum as S3 does, `<base64>-<parts>`
+  with x-amz-checksum-type COMPOSITE (moto leaves out both; its GetObject has them).
+- GetObjectAttributes answers ObjectParts (TotalPartsCount and, for an upload made with a checksum
+  algorithm, each part's size and checksum, paged by x-amz-max-parts and x-amz-part-number-marker)
+  and sends Last-Modified as an HTTP date (moto has no ObjectParts and sends an ISO 8601 date the
+  SDK cannot read).
+- UploadPartCopy into a multipart upload created with a checksum algorithm returns the checksum S3
+  computes over the copied bytes in CopyPartResult (moto returns none).
 """
 
 import argparse
@@ -42,7 +52,10 @@ import threading
 import time
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from moto.s3.models import S3Backend
+from moto.core.responses import ActionResult
+from moto.s3.models import FakeMultipart, S3Backend
+from moto.s3.responses import S3Response
+from moto.s3.utils import compute_checksum
 from werkzeug.serving import run_simple
 
 
@@ -183,6 +196,106 @@ def list_versions_under_prefix_only(backend_class):
     backend_class.list_object_versions = list_object_versions
 
 
+def composite_checksum(key):
+    """`(algorithm, "<base64>-<parts>")` for an object completed from parts with a composite checksum, else None."""
+    if getattr(key, "checksum_type", None) != "COMPOSITE" or not key.checksum_algorithm or not key.checksum_value:
+        return None
+    return key.checksum_algorithm, f"{key.checksum_value}-{key.checksum_parts}"
+
+
+def part_checksums_as_on_aws(response_class, multipart_class):
+    original_complete = multipart_class.complete
+
+    def complete(self, body):
+        # Each part's size and checksum, noted while its bytes are still at hand (moto drops them later).
+        chosen = list(body)
+        algorithm = self.metadata.get("x-amz-checksum-algorithm")
+        self.completed_parts = [
+            {
+                "PartNumber": number,
+                "Size": self.parts[number].size,
+                **({f"Checksum{algorithm}": compute_checksum(self.parts[number].value, algorithm).decode()} if algorithm else {}),
+            }
+            for number, _ in chosen
+            if number in self.parts
+        ]
+        return original_complete(self, iter(chosen))
+
+    original_head = response_class.head_object
+    original_part_copy = response_class.upload_part_copy
+
+    def head_object(self, bucket_name, query, key_name, headers):
+        status, response_headers, body = original_head(self, bucket_name, query, key_name, headers)
+        if status != 200 or headers.get("x-amz-checksum-mode") != "ENABLED" or query.get("partNumber"):
+            return status, response_headers, body
+        key = self.backend.get_object(bucket_name, key_name, version_id=query.get("versionId", [None])[0])
+        composite = composite_checksum(key) if key else None
+        if composite:
+            algorithm, value = composite
+            response_headers[f"x-amz-checksum-{algorithm.lower()}"] = value
+            response_headers["x-amz-checksum-type"] = "COMPOSITE"
+        return status, response_headers, body
+
+    def get_object_attributes(self):
+        key, not_modified = self._get_key(validate_storage_class=False)
+        response_headers = self._get_cors_headers_other()
+        if not_modified:
+            return 304, response_headers, "Not Modified"
+        if key.version_id != "null":
+            response_headers["x-amz-version-id"] = key.version_id
+        wanted = [a.strip() for a in self.headers.get("x-amz-object-attributes", "").split(",")]
+        result = {}
+        if "ETag" in wanted:
+            result["ETag"] = key.etag.replace('"', "")
+        if "Checksum" in wanted and key.checksum_value is not None:
+            result["Checksum"] = {f"Checksum{key.checksum_algorithm}": key.checksum_value}
+            if key.checksum_type:
+                result["Checksum"]["ChecksumType"] = key.checksum_type
+        if "ObjectSize" in wanted:
+            result["ObjectSize"] = key.size
+        if "StorageClass" in wanted:
+            result["StorageClass"] = key.storage_class
+        completed = getattr(key.multipart, "completed_parts", None) if key.multipart else None
+        if "ObjectParts" in wanted and completed:
+            marker = int(self.headers.get("x-amz-part-number-marker") or 0)
+            limit = int(self.headers.get("x-amz-max-parts") or 1000)
+            after = [p for p in completed if p["PartNumber"] > marker]
+            page = after[:limit]
+            result["ObjectParts"] = {
+                "TotalPartsCount": len(completed),
+                "PartNumberMarker": marker,
+                "NextPartNumberMarker": page[-1]["PartNumber"] if page else marker,
+                "MaxParts": limit,
+                "IsTruncated": len(after) > limit,
+                "Parts": page if key.checksum_algorithm else [],
+            }
+        self.data["Action"] = "GetObjectAttributes"
+        status, headers, body = self.serialized(ActionResult(result))
+        headers.update(response_headers)
+        headers["Last-Modified"] = key.last_modified_RFC1123
+        return status, headers, body
+
+    def upload_part_copy(self):
+        status, headers, body = original_part_copy(self)
+        if status != 200:
+            return status, headers, body
+        multipart = self.backend.get_bucket(self.bucket_name).multiparts.get(self._get_param("uploadId"))
+        algorithm = multipart.metadata.get("x-amz-checksum-algorithm") if multipart else None
+        part = multipart.parts.get(self._get_int_param("partNumber")) if multipart else None
+        if not algorithm or part is None:
+            return status, headers, body
+        checksum = compute_checksum(part.value, algorithm).decode()
+        text = body.decode() if isinstance(body, bytes) else body
+        text = text.replace("</CopyPartResult>", f"<Checksum{algorithm}>{checksum}</Checksum{algorithm}></CopyPartResult>", 1)
+        headers["content-length"] = str(len(text.encode()))
+        return status, headers, text
+
+    multipart_class.complete = complete
+    response_class.head_object = head_object
+    response_class.get_object_attributes = get_object_attributes
+    response_class.upload_part_copy = upload_part_copy
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -191,6 +304,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     list_versions_under_prefix_only(S3Backend)
+    part_checksums_as_on_aws(S3Response, FakeMultipart)
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, copies_into_locked_buckets(verify_checksums(serialise_dynamodb(app))), threaded=True)
 

@@ -1,12 +1,15 @@
 import {
   AbortMultipartUploadCommand,
   CreateBucketCommand,
+  CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  GetObjectAttributesCommand,
   HeadObjectCommand,
   PutBucketVersioningCommand,
   PutObjectCommand,
   UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { createAwsClients, loadConfig } from '@scs/common';
@@ -49,6 +52,61 @@ describe('the emulator verifies body checksums as S3 does', () => {
   it('accepts what the SDK sends with its own checksums', async () => {
     await aws.s3.send(new PutObjectCommand({ Bucket, Key: 'good', Body: randomBytes(1000) }));
     expect((await aws.s3.send(new HeadObjectCommand({ Bucket, Key: 'good' }))).ContentLength).toBe(1000);
+  });
+});
+
+/**
+ * What a copy of an object uploaded in parts is verified with (ServerSideCopier): the composite
+ * checksum, each part's size and checksum, and the checksum of each part copied, as S3 reports them.
+ */
+describe('the emulator reports part checksums as S3 does', () => {
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest();
+  const parts = [randomBytes(5 * 1024 * 1024), randomBytes(5 * 1024 * 1024), randomBytes(1000)];
+  let VersionId: string | undefined;
+
+  beforeAll(async () => {
+    const { UploadId } = await aws.s3.send(new CreateMultipartUploadCommand({ Bucket, Key: 'in-parts', ChecksumAlgorithm: 'SHA256' }));
+    const done = [];
+    for (const [i, Body] of parts.entries()) {
+      const ChecksumSHA256 = b64(sha(Body));
+      const out = await aws.s3.send(new UploadPartCommand({ Bucket, Key: 'in-parts', UploadId, PartNumber: i + 1, Body, ChecksumAlgorithm: 'SHA256', ChecksumSHA256 }));
+      done.push({ PartNumber: i + 1, ETag: out.ETag, ChecksumSHA256 });
+    }
+    VersionId = (await aws.s3.send(new CompleteMultipartUploadCommand({ Bucket, Key: 'in-parts', UploadId, MultipartUpload: { Parts: done } }))).VersionId;
+  });
+
+  it('HeadObject reports the composite SHA-256 as "<base64>-<parts>" with checksum type COMPOSITE', async () => {
+    const head = await aws.s3.send(new HeadObjectCommand({ Bucket, Key: 'in-parts', ChecksumMode: 'ENABLED' }));
+    expect(head.ChecksumSHA256).toBe(`${b64(sha(Buffer.concat(parts.map(sha))))}-3`);
+    expect(head.ChecksumType).toBe('COMPOSITE');
+  });
+
+  it('GetObjectAttributes lists every part with its size and SHA-256, page by page', async () => {
+    const seen = [];
+    let PartNumberMarker: string | undefined;
+    for (;;) {
+      const out = await aws.s3.send(
+        new GetObjectAttributesCommand({ Bucket, Key: 'in-parts', VersionId, ObjectAttributes: ['ObjectParts', 'ObjectSize'], MaxParts: 2, PartNumberMarker }),
+      );
+      expect(out.ObjectParts?.TotalPartsCount).toBe(3);
+      expect(out.ObjectSize).toBe(parts.reduce((n, p) => n + p.length, 0));
+      seen.push(...(out.ObjectParts?.Parts ?? []));
+      if (!out.ObjectParts?.IsTruncated) break;
+      PartNumberMarker = out.ObjectParts.NextPartNumberMarker;
+    }
+    expect(seen).toEqual(parts.map((p, i) => ({ PartNumber: i + 1, Size: p.length, ChecksumSHA256: b64(sha(p)) })));
+  });
+
+  it('UploadPartCopy into an upload created with SHA-256 returns the SHA-256 of the copied bytes', async () => {
+    const { UploadId } = await aws.s3.send(new CreateMultipartUploadCommand({ Bucket, Key: 'copied', ChecksumAlgorithm: 'SHA256', ChecksumType: 'COMPOSITE' }));
+    try {
+      const out = await aws.s3.send(
+        new UploadPartCopyCommand({ Bucket, Key: 'copied', UploadId, PartNumber: 1, CopySource: `${Bucket}/in-parts?versionId=${VersionId}`, CopySourceRange: `bytes=0-${parts[0]!.length - 1}` }),
+      );
+      expect(out.CopyPartResult?.ChecksumSHA256).toBe(b64(sha(parts[0]!)));
+    } finally {
+      await aws.s3.send(new AbortMultipartUploadCommand({ Bucket, Key: 'copied', UploadId }));
+    }
   });
 });
 

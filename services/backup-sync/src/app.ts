@@ -52,7 +52,7 @@ export async function buildApp(config: BackupConfig, deps: BackupDeps): Promise<
   const metrics = new BackupMetrics(app.metrics);
   const usageRepository = new UsageRepository(aws.dynamo, config.FILES_TABLE, app.log);
   const files = new FileRepository(aws.dynamo, config.FILES_TABLE, app.log, usageRepository);
-  const backups = new Backups(aws.s3, new ServerSideCopier(aws.s3, aws.kms), files, config);
+  const backups = new Backups(aws.s3, new ServerSideCopier(aws.s3, aws.kms, { multipartAboveBytes: config.COPY_IN_PARTS_ABOVE_BYTES }), files, config);
   const reconciler = new Reconciler(aws.s3, backups, config, app.log, () => metrics.copies.inc({ trigger: 'reconcile' }));
   const consumer = new BackupEventConsumer(aws.sqs, queueUrl, backups, metrics, config, app.log);
   const usage = new UsageReconciler(usageRepository, app.log);

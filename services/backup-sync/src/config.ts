@@ -1,4 +1,4 @@
-import { baseConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
+import { baseConfigProperties, copyConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 
 const { PRIMARY_BUCKET, SENSITIVE_BUCKET, BACKUP_BUCKET, BACKUP_KMS_KEY_ID, SENSITIVE_KMS_KEY_ID, FILES_TABLE, USERS_TABLE, BACKUP_EVENTS_QUEUE } =
@@ -34,5 +34,7 @@ export const BackupConfig = Type.Object({
   BACKUP_VISIBILITY_SECONDS: Type.Integer({ default: 300, minimum: 1, maximum: 43_200 }),
   /** An event that fails is retried after this many seconds, doubled each time (the queue dead-letters it after 5 receives). */
   BACKUP_RETRY_SECONDS: Type.Integer({ default: 5, minimum: 0, maximum: 3600 }),
+  /** Above this size (bytes) backups, their deleted copies and restores are copied in parts. */
+  COPY_IN_PARTS_ABOVE_BYTES: copyConfigProperties.COPY_IN_PARTS_ABOVE_BYTES,
 });
 export type BackupConfig = Static<typeof BackupConfig>;

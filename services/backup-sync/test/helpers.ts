@@ -2,6 +2,7 @@ import { HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client
 import { type AwsClients, loadConfig } from '@scs/common';
 import { FileRepository, UsageRepository } from '@scs/common/files';
 import type { FastifyInstance } from 'fastify';
+import { createHash } from 'node:crypto';
 import { buildTestApp as buildAuth, type TestApp as AuthApp, signedIn, uniqueName } from '../../auth/test/helpers';
 import { asEnv, isolatedResources, testAwsClients } from '@scs/testing/isolated';
 import type { ResourceNames } from '@scs/local-stack/provision';
@@ -32,6 +33,15 @@ export interface BackupWorld {
     headers: Record<string, string>,
     file: { name: string; content: Buffer; sensitive?: boolean },
   ): Promise<{ id: string; key: string; sha256: string; size: number; name: string }>;
+  /**
+   * Uploads through the upload service's resumable uploads (/api/files/uploads): the parts go to S3
+   * through the presigned part URLs, each signed for its SHA-256, as a browser sends them; the
+   * object then carries a composite SHA-256 and per-part SHA-256s.
+   */
+  uploadInParts(
+    headers: Record<string, string>,
+    file: { name: string; content: Buffer; contentType: string; sensitive?: boolean },
+  ): Promise<{ id: string; key: string; sha256: string; size: number; partSize: number }>;
   close(): Promise<void>;
 }
 
@@ -82,6 +92,29 @@ export async function backupWorld(tag: string, nameOverrides: Partial<Record<key
       const body = res.json<{ id: string; sha256: string; size: number; name: string }>();
       const userId = JSON.parse(Buffer.from((headers.authorization ?? '').split('.')[1] ?? '', 'base64url').toString()).sub as string;
       return { ...body, key: `users/${userId}/${body.id}` };
+    },
+    async uploadInParts(headers, file) {
+      const api = async (url: string, payload?: object) => {
+        const res = await uploadApp.inject({ method: 'POST', url: `/api/files/uploads${url}`, headers, ...(payload ? { payload } : {}) });
+        if (res.statusCode >= 300) throw new Error(`POST /api/files/uploads${url} answered ${res.statusCode}: ${res.body}`);
+        return res.json<Record<string, unknown>>();
+      };
+      const { content } = file;
+      const started = await api('', { name: file.name, size: content.length, contentType: file.contentType, sensitive: file.sensitive ?? false });
+      const id = started.id as string;
+      const partSize = started.partSize as number;
+      const parts = Array.from({ length: started.partCount as number }, (_, i) => content.subarray(i * partSize, (i + 1) * partSize));
+      const signed = await api(`/${id}/parts`, {
+        parts: parts.map((p, i) => ({ partNumber: i + 1, checksum: createHash('sha256').update(p).digest('base64') })),
+      });
+      for (const p of signed.parts as { partNumber: number; url: string; headers: Record<string, string> }[]) {
+        const res = await fetch(p.url, { method: 'PUT', body: parts[p.partNumber - 1], headers: p.headers });
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`S3 refused part ${p.partNumber}: ${res.status}`);
+      }
+      const done = await api(`/${id}/complete`);
+      const userId = JSON.parse(Buffer.from((headers.authorization ?? '').split('.')[1] ?? '', 'base64url').toString()).sub as string;
+      return { id, key: `users/${userId}/${id}`, sha256: done.sha256 as string, size: content.length, partSize };
     },
     async close() {
       await Promise.all(apps.map((a) => a.close()));

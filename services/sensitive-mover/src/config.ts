@@ -1,4 +1,4 @@
-import { baseConfigProperties } from '@scs/common/config';
+import { baseConfigProperties, copyConfigProperties } from '@scs/common/config';
 import { resourceNameProperties } from '@scs/common/resources';
 import { type Static, Type } from '@sinclair/typebox';
 
@@ -24,6 +24,8 @@ export const MoverConfig = Type.Object({
    * SHA-256 and the record arrive a moment after the object) before failing, so it is retried.
    */
   MOVER_RECORD_WAIT_MS: Type.Integer({ default: 20_000, minimum: 0 }),
+  /** Above this size (bytes) a file is copied into the vault in parts. */
+  COPY_IN_PARTS_ABOVE_BYTES: copyConfigProperties.COPY_IN_PARTS_ABOVE_BYTES,
 });
 export type MoverConfig = Static<typeof MoverConfig>;
 

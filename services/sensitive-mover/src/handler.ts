@@ -51,7 +51,7 @@ export function handlerFromEnv(env: NodeJS.ProcessEnv): { handler: MoveHandler; 
   const aws = createAwsClients(config);
   const mover = new SensitiveMover(config, {
     s3: aws.s3,
-    copier: new ServerSideCopier(aws.s3, aws.kms),
+    copier: new ServerSideCopier(aws.s3, aws.kms, { multipartAboveBytes: config.COPY_IN_PARTS_ABOVE_BYTES }),
     files: new FileRepository(aws.dynamo, config.FILES_TABLE, log),
     log,
   });

@@ -1,9 +1,12 @@
 import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   GetObjectCommand,
   ListObjectVersionsCommand,
   PutObjectCommand,
   PutObjectTaggingCommand,
   type S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '@scs/common';
@@ -66,29 +69,29 @@ export interface StoredFile {
 
 /**
  * A file as the upload service stores it: the object in one request (tags, type, disposition,
- * SSE-S3, owner metadata), then the sha256 tag, then the record (each step can be left out).
+ * SSE-S3, owner metadata), or with `parts` as a resumable upload makes it (a multipart upload whose
+ * parts carry their SHA-256, so the object has a composite SHA-256); then the sha256 tag, then the
+ * record (each step can be left out).
  */
 export async function storeFile(
   world: MoverWorld,
-  opts: { sensitive?: boolean; content?: Buffer; userId?: string; fileId?: string; tag?: boolean; record?: boolean } = {},
+  opts: { sensitive?: boolean; content?: Buffer; parts?: Buffer[]; userId?: string; fileId?: string; tag?: boolean; record?: boolean } = {},
 ): Promise<StoredFile> {
   const userId = opts.userId ?? randomUUID();
   const fileId = opts.fileId ?? randomUUID();
-  const content = opts.content ?? Buffer.from(`content of ${fileId}`);
+  const content = opts.parts ? Buffer.concat(opts.parts) : (opts.content ?? Buffer.from(`content of ${fileId}`));
   const sensitive = opts.sensitive ?? true;
   const key = `users/${userId}/${fileId}`;
-  const put = await world.aws.s3.send(
-    new PutObjectCommand({
-      Bucket: world.names.PRIMARY_BUCKET,
-      Key: key,
-      Body: content,
-      ContentType: 'text/plain',
-      ContentDisposition: `attachment; filename="notes.txt"; filename*=UTF-8''notes.txt`,
-      ServerSideEncryption: 'AES256',
-      Tagging: `sensitive=${sensitive}`,
-      Metadata: { owner: userId, 'file-id': encodeURIComponent(fileId) },
-    }),
-  );
+  const object = {
+    Bucket: world.names.PRIMARY_BUCKET,
+    Key: key,
+    ContentType: 'text/plain',
+    ContentDisposition: `attachment; filename="notes.txt"; filename*=UTF-8''notes.txt`,
+    ServerSideEncryption: 'AES256' as const,
+    Tagging: `sensitive=${sensitive}`,
+    Metadata: { owner: userId, 'file-id': encodeURIComponent(fileId) },
+  };
+  const put = opts.parts ? await uploadInParts(world.aws.s3, object, opts.parts) : await world.aws.s3.send(new PutObjectCommand({ ...object, Body: content }));
   const digest = sha256(content);
   if (opts.tag !== false) {
     await world.aws.s3.send(
@@ -113,6 +116,19 @@ export async function storeFile(
   };
   if (opts.record !== false) await world.files.createActive(record, 0);
   return { key, versionId: put.VersionId as string, record, content };
+}
+
+/** A multipart upload with SHA-256 part checksums, as the upload service's resumable uploads make one. */
+async function uploadInParts(s3: S3Client, object: { Bucket: string; Key: string } & Record<string, unknown>, parts: Buffer[]) {
+  const { Bucket, Key } = object;
+  const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ ...object, ChecksumAlgorithm: 'SHA256' }));
+  const done = [];
+  for (const [i, Body] of parts.entries()) {
+    const ChecksumSHA256 = createHash('sha256').update(Body).digest('base64');
+    const out = await s3.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body, ChecksumAlgorithm: 'SHA256', ChecksumSHA256 }));
+    done.push({ PartNumber: i + 1, ETag: out.ETag, ChecksumSHA256 });
+  }
+  return s3.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: done } }));
 }
 
 /** The next `count` notifications on a queue (S3's test event skipped), deleted from it. */

@@ -1,10 +1,11 @@
-import { DeleteObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectAttributesCommand, GetObjectTaggingCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { PurgeQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ServerSideCopier, type VerifiedCopyRequest } from '@scs/common/s3-copy';
 import { FileRepository } from '@scs/common/files';
-import { createHandler, type MoveReport } from '../src/handler';
+import { asEnv } from '@scs/testing/isolated';
+import { createHandler, handlerFromEnv, type MoveReport } from '../src/handler';
 import { FileNotReady, SensitiveMover } from '../src/mover';
 import { bodyOf, faultyClients, type MoverWorld, moverWorld, nextEvents, s3Event, sha256, silent, storeFile, type StoredFile, versionsOf } from './helpers';
 
@@ -411,5 +412,29 @@ describe('large objects', () => {
     expect(head.ServerSideEncryption).toBe('aws:kms');
     expect(sha256(await bodyOf(world.aws.s3, world.names.SENSITIVE_BUCKET, file.key))).toBe(file.record.sha256);
     expect((await versionsOf(world.aws.s3, world.names.PRIMARY_BUCKET, file.key)).versions).toHaveLength(0);
+  });
+
+  it('FU-15: a file uploaded in parts with SHA-256 part checksums, above COPY_IN_PARTS_ABOVE_BYTES: the same parts, each and the composite SHA-256 verified', async () => {
+    const parts = [randomBytes(8 * 1024 * 1024), randomBytes(8 * 1024 * 1024), randomBytes(3000)];
+    const file = await storeFile(world, { sensitive: true, parts });
+    const source = await world.aws.s3.send(new HeadObjectCommand({ Bucket: world.names.PRIMARY_BUCKET, Key: file.key, ChecksumMode: 'ENABLED' }));
+    expect(source.ChecksumSHA256).toMatch(/-3$/);
+    const layout = async (Bucket: string) =>
+      (await world.aws.s3.send(new GetObjectAttributesCommand({ Bucket, Key: file.key, ObjectAttributes: ['ObjectParts'] }))).ObjectParts?.Parts;
+    const sourceParts = await layout(world.names.PRIMARY_BUCKET);
+
+    const built = handlerFromEnv({ ...process.env, ...asEnv(world.names), LOG_LEVEL: 'silent', COPY_IN_PARTS_ABOVE_BYTES: String(5 * 1024 * 1024) });
+    try {
+      const report = await built.handler(s3Event(world.names.PRIMARY_BUCKET, file.key, file.versionId), { awsRequestId: 'r' });
+      expect(report.results[0]?.outcome).toBe('moved');
+    } finally {
+      built.destroy();
+    }
+    const head = await vaultHead(file.key);
+    expect(head).toMatchObject({ ChecksumSHA256: source.ChecksumSHA256, ChecksumType: 'COMPOSITE', ServerSideEncryption: 'aws:kms' });
+    expect(await layout(world.names.SENSITIVE_BUCKET)).toEqual(sourceParts);
+    expect(sha256(await bodyOf(world.aws.s3, world.names.SENSITIVE_BUCKET, file.key))).toBe(file.record.sha256);
+    expect((await versionsOf(world.aws.s3, world.names.PRIMARY_BUCKET, file.key)).versions).toHaveLength(0);
+    expect((await world.files.get(file.record.userId, file.record.fileId))?.location).toBe('sensitive');
   });
 });

@@ -1,4 +1,4 @@
-import { baseConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
+import { baseConfigProperties, copyConfigProperties, portProperty, resourceNameProperties } from '@scs/common';
 import { type Static, Type } from '@sinclair/typebox';
 
 const { PRIMARY_BUCKET, SENSITIVE_BUCKET, FILES_TABLE, THROTTLE_TABLE, SENSITIVE_KMS_KEY_ID, USERS_TABLE } = resourceNameProperties;
@@ -25,6 +25,12 @@ export const UploadConfig = Type.Object({
   LISTS_PER_MINUTE: Type.Integer({ default: 600, minimum: 1 }),
   /** Extensions accepted (each must be a type the service can recognise from content). */
   ALLOWED_TYPES: Type.String({ default: 'pdf,png,jpg,jpeg,gif,webp,txt,csv,json,docx,xlsx,pptx,zip' }),
+  /**
+   * Above this size (bytes) a file is copied in parts: the limit of S3's CopyObject (5 GiB), lowered
+   * only in tests. For a resumable upload above it S3 cannot compute the file's SHA-256 in a
+   * server-side copy, so the client's declared one is recorded (given at create or at complete).
+   */
+  COPY_IN_PARTS_ABOVE_BYTES: copyConfigProperties.COPY_IN_PARTS_ABOVE_BYTES,
   /** Lifetime of presigned download and upload URLs (DL-05: at most 300 s). */
   PRESIGN_EXPIRES_SECONDS: Type.Integer({ default: 300, minimum: 10, maximum: 300 }),
   DOWNLOAD_URL_EXPIRES_SECONDS: Type.Integer({ default: 60, minimum: 5, maximum: 300 }),
@@ -49,13 +55,6 @@ export const UploadConfig = Type.Object({
    * multipart upload and releases its reservation.
    */
   UPLOAD_SESSION_TTL_SECONDS: Type.Integer({ default: 86_400, minimum: 60 }),
-  /**
-   * Objects above this many bytes are copied in parts (UploadPartCopy), at most S3's CopyObject limit
-   * (5 GiB, the default). For a resumable upload above it S3 cannot compute the file's SHA-256 in a
-   * server-side copy, so the client's declared one is recorded (given at create or at complete).
-   * Lowered only to exercise that path with small files in tests.
-   */
-  COPY_IN_PARTS_ABOVE_BYTES: Type.Integer({ default: 5_368_709_120, minimum: 5_242_880, maximum: 5_368_709_120 }),
   /** How long a direct upload may stay unfinished before the sweep deletes it. */
   PENDING_UPLOAD_SECONDS: Type.Integer({ default: 3600, minimum: 60 }),
   SWEEP_INTERVAL_SECONDS: Type.Integer({ default: 300, minimum: 5 }),
