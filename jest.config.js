@@ -25,6 +25,7 @@ const project = (dir) => ({
     '^@scs/(upload|backup-sync|auth)/(.+)$': path.join(__dirname, 'services/$1/src/$2.ts'),
     '^@scs/local-stack/(.+)$': path.join(__dirname, 'packages/local-stack/src/$1.ts'),
     '^@scs/testing/(.+)$': path.join(__dirname, 'packages/testing/src/$1.ts'),
+    '^@scs/terraform-harness/(.+)$': path.join(__dirname, 'tests/terraform/src/$1.ts'),
   },
 });
 
@@ -44,6 +45,7 @@ module.exports = {
     project('services/upload'),
     project('services/backup-sync'),
     project('services/sensitive-mover'),
+    project('tests/terraform'),
     project('scripts'),
     project('bench'),
   ],
