@@ -45,6 +45,7 @@ module.exports = {
     project('services/upload'),
     project('services/backup-sync'),
     project('services/sensitive-mover'),
+    project('tests/docs'),
     project('tests/e2e'),
     project('tests/resilience'),
     project('tests/terraform'),
