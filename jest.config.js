@@ -26,6 +26,7 @@ const project = (dir) => ({
     '^@scs/(upload|backup-sync|auth)/(.+)$': path.join(__dirname, 'services/$1/src/$2.ts'),
     '^@scs/local-stack/(.+)$': path.join(__dirname, 'packages/local-stack/src/$1.ts'),
     '^@scs/testing/(.+)$': path.join(__dirname, 'packages/testing/src/$1.ts'),
+    '^@scs/terraform-harness/(.+)$': path.join(__dirname, 'tests/terraform/src/$1.ts'),
   },
 });
 
@@ -45,6 +46,10 @@ module.exports = {
     project('services/upload'),
     project('services/backup-sync'),
     project('services/sensitive-mover'),
+    project('tests/docs'),
+    project('tests/e2e'),
+    project('tests/resilience'),
+    project('tests/terraform'),
     project('scripts'),
     project('bench'),
   ],

@@ -3,7 +3,8 @@
 //        uses, recursively: its @scs/* dependencies and its TypeScript project references
 //        (tsconfig.json "references"), one directory per line
 //   node docker/workspace.mjs prune <app dir> <workspace dir>  -> removes from <app dir> every
-//        other workspace folder and everything but node_modules and package.json at the top
+//        other workspace folder and everything at the top but node_modules, package.json and
+//        the folders of the workspaces it keeps (tests/, which holds none of them, goes)
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, normalize, relative } from 'node:path';
 
@@ -33,7 +34,7 @@ if (command === 'closure') {
 } else if (command === 'prune') {
   const keep = closure(args[1]);
   for (const entry of readdirSync(root)) {
-    if (entry !== 'node_modules' && entry !== 'package.json' && !workspaces.some((dir) => dir.split('/')[0] === entry)) rmSync(join(root, entry), { recursive: true, force: true });
+    if (entry !== 'node_modules' && entry !== 'package.json' && ![...keep].some((dir) => dir.split('/')[0] === entry)) rmSync(join(root, entry), { recursive: true, force: true });
   }
   for (const dir of workspaces) if (!keep.has(dir)) rmSync(join(root, dir), { recursive: true, force: true });
 } else {

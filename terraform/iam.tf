@@ -1,7 +1,7 @@
 # IAM (security checklist IN-13, IN-14): each service runs in its own Auto Scaling group
 # under a role of its own (compute.tf), and each role grants exactly the AWS calls its
 # service's code makes. Those calls are listed beside the code (services/*/iam-inventory.json)
-# and evaluated against the applied policies by the Terraform check (scripts/src/terraform/
+# and evaluated against the applied policies by the Terraform check (tests/terraform/src/
 # iam-evaluation.ts): every listed call allowed, a list of calls that must stay impossible
 # denied. "*" resources only where the action has no resource-level permissions.
 

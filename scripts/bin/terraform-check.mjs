@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The Terraform checks of `npm test` (scripts/src/terraform/check.ts): fmt, conventions, init,
+// The Terraform checks of `npm test` (tests/terraform/src/check.ts): fmt, conventions, init,
 // validate, then `terraform test` applying the whole root module to the AWS emulator, with the
 // listener-rule comparison, the parity smoke test and the no-change re-plan. Needs the build
 // (`npm test` builds first; by hand: `npm run build && node scripts/bin/terraform-check.mjs`).
@@ -11,6 +11,6 @@ await main(async () => {
   process.env.PYTHON = ensureMoto();
   ensureBuilt();
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { runTerraformCheck } = createRequire(import.meta.url)(join(repoRoot, 'scripts/dist/terraform/check.js'));
+  const { runTerraformCheck } = createRequire(import.meta.url)(join(repoRoot, 'tests/terraform/dist/check.js'));
   process.exit(await runTerraformCheck());
 });

@@ -34,7 +34,7 @@ function steps(jestArgs) {
   // The load and fault suite (npm run test:resilience) drives a whole stack for a few minutes: last,
   // and not part of a subset run.
   if (jestArgs.length === 0) {
-    list.push({ name: 'resilience suite (npm run test:resilience)', cmd: process.execPath, args: [join(repoRoot, 'scripts/dist/resilience/run.js')] });
+    list.push({ name: 'resilience suite (npm run test:resilience)', cmd: process.execPath, args: [join(repoRoot, 'tests/resilience/dist/run.js')] });
   }
   return list;
 }

@@ -1,2 +1,2 @@
-/** Generated upload payloads and the streamed POST: shared with the resilience suite, which lives in scripts. */
+/** Generated upload payloads and the streamed POST: shared with the resilience suite (tests/resilience). */
 export * from '@scs/testing/payload';

@@ -1,2 +1,2 @@
-/** CPU and memory readings from /proc: shared with the resilience suite, which lives in scripts. */
+/** CPU and memory readings from /proc: shared with the resilience suite (tests/resilience). */
 export * from '@scs/testing/proc-stats';

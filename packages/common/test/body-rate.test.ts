@@ -9,7 +9,7 @@ import { bodyRatePlugin, connectionsPlugin, errorHandlerPlugin, serverOptions } 
  * The minimum body rate judges the client only while the server waits for it: over real TCP
  * connections, a stream route that stops reading (its own back-pressure: an upload waiting for S3)
  * is never told the client was too slow, and a client that trickles while the server reads is.
- * (The whole upload path through the gateway: scripts/test/upload-limits.e2e.test.ts.)
+ * (The whole upload path through the gateway: tests/e2e/test/upload-limits.e2e.test.ts.)
  */
 let app: FastifyInstance;
 let port: number;

@@ -5,8 +5,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { freePort, type RunningEmulator, startEmulator } from '@scs/local-stack/emulator';
-import { emulatorCertificate, findProviderMirror } from '../terraform/check';
-import { withoutBucketPolicies } from '../terraform/smoke';
+import { emulatorCertificate, findProviderMirror } from '@scs/terraform-harness/check';
+import { withoutBucketPolicies } from '@scs/terraform-harness/smoke';
 
 /**
  * `npm run test:deploy`: the deploy pipeline rehearsed on this machine. The stage scripts of
@@ -337,7 +337,7 @@ async function rehearse(work: string): Promise<void> {
     if (!report(Boolean(serviceEnvironment.USERS_TABLE), 'read the services\' configuration Terraform wrote to SSM', names.service_environment)) return;
 
     const buckets = [serviceEnvironment.PRIMARY_BUCKET, serviceEnvironment.SENSITIVE_BUCKET, serviceEnvironment.BACKUP_BUCKET].filter((b): b is string => Boolean(b));
-    // moto evaluates bucket policies without their conditions (scripts/src/terraform/smoke.ts):
+    // moto evaluates bucket policies without their conditions (tests/terraform/src/smoke.ts):
     // set aside while the services run, put back, and what they stored removed before the destroy.
     await withoutBucketPolicies(emulator.endpoint, REGION, buckets, async () => {
       const awsEnv = { ...serviceEnvironment, AWS_ENDPOINT_URL: emulator.endpoint, AWS_REGION: REGION, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' };

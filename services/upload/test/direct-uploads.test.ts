@@ -17,7 +17,7 @@ import {
 
 /**
  * Direct browser uploads at the service (the same inputs run through the real gateway in
- * scripts/test/files.e2e.test.ts). The emulator enforces none of a presigned POST's conditions,
+ * tests/e2e/test/files.e2e.test.ts). The emulator enforces none of a presigned POST's conditions,
  * which is what lets these tests send what a dishonest client would.
  */
 const MiB = 1024 * 1024;

@@ -5,7 +5,7 @@ import { buildUploadApp, closeAuth, newUser, pngBytes, postToS3, presign, upload
  * What a signed-in user's floods cost (FU-03): every upload under way and every pending direct
  * upload holds one file of QUOTA_FILES, even at zero bytes, so sessions that cost nothing cannot
  * pile up; pending uploads are stored where the listing never reads them; the listing has a rate
- * limit of its own. (Parallel requests over real connections: scripts/test/upload-limits.e2e.test.ts.)
+ * limit of its own. (Parallel requests over real connections: tests/e2e/test/upload-limits.e2e.test.ts.)
  */
 const QUOTA_FILES = 3;
 let t: UploadTestApp;

@@ -15,7 +15,7 @@ import {
 
 /**
  * Files and names as people really have them, through the API (app.inject; the gateway runs the
- * same inputs in scripts/test/files.e2e.test.ts).
+ * same inputs in tests/e2e/test/files.e2e.test.ts).
  */
 let t: UploadTestApp;
 beforeAll(async () => {

@@ -11,14 +11,14 @@ import {
   readInventories,
   sdkCommandsIn,
   SOURCES,
-} from '../src/terraform/iam-evaluation';
+} from '../src/iam-evaluation';
 
 // IN-14: the inventories of AWS calls kept beside each service's code are complete (every
 // request the sources can send is listed, or said never to be sent), and the evaluator they are
 // checked with (the Terraform check evaluates them against the applied policies) tells allowed
 // from denied the way IAM does.
 
-const ROOT = join(__dirname, '../..');
+const ROOT = join(__dirname, '../../..');
 const inventories = readInventories(ROOT);
 
 /** Every name the inventories may use: the services' environment and the extra names, as the root module's iam_evaluation output gives them. */
@@ -40,8 +40,8 @@ describe('the AWS call inventories (services/*/iam-inventory.json)', () => {
   });
 
   it('finds SDK commands, paginators, lib-storage uploads and presigners in a source tree', () => {
-    // The scanner over this repository's own scripts: it sends these, among others.
-    const found = sdkCommandsIn(ROOT, ['scripts/src/terraform']);
+    // The scanner over this repository's own Terraform harness: it sends these, among others.
+    const found = sdkCommandsIn(ROOT, ['tests/terraform/src']);
     expect([...found]).toEqual(expect.arrayContaining(['GetParameterCommand', 'AssumeRoleCommand', 'DeleteObjectsCommand']));
     expect([...sdkCommandsIn(ROOT, ['services/upload/src'])]).toEqual(expect.arrayContaining(['UploadPartCommand', 'createPresignedPost', 'getSignedUrl', 'paginateListObjectsV2']));
   });

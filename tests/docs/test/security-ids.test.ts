@@ -13,7 +13,7 @@ import * as ts from 'typescript';
  * - each section says how far it is covered, and a covered one lists its tests.
  */
 
-const ROOT = join(__dirname, '../..');
+const ROOT = join(__dirname, '../../..');
 const REGISTER = 'docs/SECURITY.md';
 
 /** Checklist IDs (`FU-01`, `IN-13`) and reliability scenarios (`R1` .. `R15`), wherever they appear. */

@@ -2,9 +2,9 @@ import { CreateRoleCommand, IAMClient, PutRolePolicyCommand } from '@aws-sdk/cli
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { resolve } from 'node:path';
 import { freePort, type RunningEmulator, startEmulator } from '@scs/local-stack/emulator';
-import { identitiesOfRoles, projectForEmulator, setIamEnforcement } from '../src/terraform/emulator-iam';
+import { identitiesOfRoles, projectForEmulator, setIamEnforcement } from '../src/emulator-iam';
 
-const REPO_ROOT = resolve(__dirname, '../..');
+const REPO_ROOT = resolve(__dirname, '../../..');
 const ROOT = { accessKeyId: 'test', secretAccessKey: 'test' };
 
 describe("the emulator's IAM enforcement, with a role's policies projected onto what it evaluates", () => {

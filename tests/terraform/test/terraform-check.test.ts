@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { DEFAULT_UPSTREAM, PATH_RULES, PRIVATE_PATHS } from '@scs/local-stack/gateway/app';
-import { checkConventions, checkConventionsOf } from '../src/terraform/conventions';
-import { analyseReplan, type ResourceChange } from '../src/terraform/drift';
-import { appliedListenerRules, compareWithGateway } from '../src/terraform/listener-rules';
+import { checkConventions, checkConventionsOf } from '../src/conventions';
+import { analyseReplan, type ResourceChange } from '../src/drift';
+import { appliedListenerRules, compareWithGateway } from '../src/listener-rules';
 
 describe('conventions (what tflint would check)', () => {
   it('the root module and its modules follow them', async () => {
-    expect(await checkConventions(join(__dirname, '../../terraform'))).toEqual([]);
+    expect(await checkConventions(join(__dirname, '../../../terraform'))).toEqual([]);
   });
 
   it('finds untyped or undescribed variables, undescribed outputs and names that are not snake_case', async () => {

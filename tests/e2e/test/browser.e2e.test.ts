@@ -11,7 +11,7 @@ import { freeStackPorts, type RunningStack, startStack, stopStack } from '@scs/t
  * `npm start`: register, sign in, upload with progress, see the file listed, download the same
  * bytes, a refused file shows its error in words, silent refresh survives a reload, delete, sign out.
  */
-const REPO_ROOT = resolve(__dirname, '../..');
+const REPO_ROOT = resolve(__dirname, '../../..');
 const ARTIFACTS = join(REPO_ROOT, 'test-artifacts');
 
 function chromiumPath(): string {

@@ -8,7 +8,7 @@ import { dirname, join, relative } from 'node:path';
  * anchors: the heading's text, lower-cased, punctuation dropped, spaces as hyphens).
  */
 
-const ROOT = join(__dirname, '../..');
+const ROOT = join(__dirname, '../../..');
 const DOCUMENTS = [
   'README.md',
   'bench/README.md',

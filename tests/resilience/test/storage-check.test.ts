@@ -3,8 +3,8 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { type AwsClients, createAwsClients, loadConfig } from '@scs/common';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { ResourceNames } from '@scs/local-stack/provision';
-import type { LedgerEntry } from '../src/resilience/ledger';
-import { type PipelineFeatures, StorageCheck } from '../src/resilience/storage-check';
+import type { LedgerEntry } from '../src/ledger';
+import { type PipelineFeatures, StorageCheck } from '../src/storage-check';
 
 /**
  * The resilience suite's ledger check against the tests' emulator (global setup): it must see
