@@ -3,6 +3,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { loadConfig } from '@scs/common';
+import { ResourceNames } from '@scs/local-stack/provision';
+import { LOCAL_AWS } from '@scs/local-stack/stack/run';
 import { type Browser, chromium, type Page, type Request, type Response, type Route } from 'playwright-core';
 import { freeStackPorts, type RunningStack, startStack, stopStack } from '@scs/testing/stack';
 
@@ -148,6 +152,19 @@ async function holdPartsAfter(page: Page, site: string, pass: number): Promise<(
   };
 }
 
+/** `attempt()`'s value once it resolves, trying again every 250 ms (rejections count as not yet) for at most `timeoutMs`. */
+async function eventually<T>(attempt: () => Promise<T>, what: string, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${what}: not there after ${timeoutMs / 1000} s (${(err as Error).message})`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /** The bodies of the page's `/complete` requests of resumable uploads, as they are sent. */
 function completeBodies(page: Page): unknown[] {
   const bodies: unknown[] = [];
@@ -177,12 +194,15 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
   let browser: Browser;
   let page: Page;
   let base: string;
+  let s3: S3Client;
 
   beforeAll(async () => {
     const executablePath = chromiumPath();
     // Files above 8 MiB go straight from the page to the bucket (a presigned POST to the emulator's
     // origin, not the gateway's), as files above DIRECT_UPLOAD_ABOVE_BYTES do on AWS.
-    stack = await startStack(await freeStackPorts(), {
+    const ports = await freeStackPorts();
+    s3 = new S3Client({ ...LOCAL_AWS, region: LOCAL_AWS.AWS_REGION, credentials: { accessKeyId: LOCAL_AWS.AWS_ACCESS_KEY_ID, secretAccessKey: LOCAL_AWS.AWS_SECRET_ACCESS_KEY }, endpoint: `http://127.0.0.1:${ports.EMULATOR_PORT}`, forcePathStyle: true });
+    stack = await startStack(ports, {
       DIRECT_UPLOAD_ABOVE_BYTES: String(DIRECT_ABOVE),
       COPY_IN_PARTS_ABOVE_BYTES: String(COPY_IN_PARTS_ABOVE),
     });
@@ -196,6 +216,7 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
   }, 300_000);
 
   afterAll(async () => {
+    s3?.destroy();
     await browser?.close();
     if (stack) await stopStack(stack);
   }, 60_000);
@@ -388,7 +409,7 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
     type Unfinished = { items: { id: string; name: string; partCount: number }[] };
     type Described = { partCount: number; parts: { partNumber: number }[] };
 
-    it('a 200 MiB upload survives a cut link and a reload: the same file picked again sends only the parts S3 lacked; the bytes match', async () => {
+    it('a 200 MiB upload survives a cut link and a reload: the same file picked again sends only the parts S3 lacked; the bytes match, the SHA-256 is the page\'s, the backup a verified copy in parts', async () => {
       const file = writeLargeFile(dir, 'survey scan.png', 200 * 1024 * 1024 + 12345);
       await page.goto(base);
       const username = await createAccount(page, 'ui.resume.');
@@ -430,6 +451,18 @@ describe('e2e (browser): the UI end to end in headless Chromium', () => {
       // Above COPY_IN_PARTS_ABOVE_BYTES: the SHA-256 the page computed (again, after the reload) is the file's.
       expect(completions).toEqual([{ checksum: file.sha256 }]);
       await expect(pageApi<{ sha256: string }>(page, `/api/files/${id}`)).resolves.toMatchObject({ status: 200, body: { sha256: file.sha256 } });
+      // Its backup is a copy in parts (as above 5 GiB on AWS), verified part by part: the same composite checksum.
+      const names = loadConfig(ResourceNames, {});
+      const userId = (await pageApi<{ id: string }>(page, '/auth/me')).body.id;
+      const head = (Bucket: string) => s3.send(new HeadObjectCommand({ Bucket, Key: `users/${userId}/${id}`, ChecksumMode: 'ENABLED' }));
+      const primary = await head(names.PRIMARY_BUCKET);
+      expect(primary.ChecksumSHA256).toMatch(/-26$/);
+      const backup = await eventually(() => head(names.BACKUP_BUCKET), 'the backup of survey scan.png', 120_000);
+      expect({ checksum: backup.ChecksumSHA256, size: backup.ContentLength, encryption: backup.ServerSideEncryption }).toEqual({
+        checksum: primary.ChecksumSHA256,
+        size: primary.ContentLength,
+        encryption: 'aws:kms',
+      });
       const resent = log.sent.filter((s) => s.phase === 'after').map((s) => s.partNumber);
       expect(resent.filter((n) => held.has(n))).toEqual([]);
       expect(resent.sort((a, b) => a - b)).toEqual(Array.from({ length: partCount }, (_, i) => i + 1).filter((n) => !held.has(n)));
