@@ -261,29 +261,7 @@ export class FileRepository {
    * the record or it is no longer pending.
    */
   async claim(userId: string, fileId: string, leaseSeconds: number, nowSeconds = Math.floor(Date.now() / 1000)): Promise<string | undefined> {
-    const claim = randomUUID();
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: pendingKey(userId, fileId),
-          UpdateExpression: 'SET #status = :verifying, claim = :claim, expiresAt = :until',
-          ConditionExpression: '#status = :pending OR (#status = :verifying AND expiresAt < :now)',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':verifying': 'verifying',
-            ':pending': 'pending',
-            ':claim': claim,
-            ':until': nowSeconds + leaseSeconds,
-            ':now': nowSeconds,
-          },
-        }),
-      );
-      return claim;
-    } catch (err) {
-      if (isConditionFailed(err)) return undefined;
-      throw err;
-    }
+    return this.claimWhen(userId, fileId, leaseSeconds, nowSeconds, '#status = :pending OR (#status = :verifying AND expiresAt < :now)');
   }
 
   /**
@@ -293,6 +271,11 @@ export class FileRepository {
    * undefined when the record is neither pending nor verifying (a file by now, or gone).
    */
   async takeOver(userId: string, fileId: string, leaseSeconds: number, nowSeconds = Math.floor(Date.now() / 1000)): Promise<string | undefined> {
+    return this.claimWhen(userId, fileId, leaseSeconds, nowSeconds, '#status IN (:pending, :verifying)');
+  }
+
+  /** A new claim on the pending record, held for `leaseSeconds`, if `condition` holds (it may use :pending, :verifying, :now). */
+  private async claimWhen(userId: string, fileId: string, leaseSeconds: number, nowSeconds: number, condition: string): Promise<string | undefined> {
     const claim = randomUUID();
     try {
       await this.db.send(
@@ -300,9 +283,15 @@ export class FileRepository {
           TableName: this.table,
           Key: pendingKey(userId, fileId),
           UpdateExpression: 'SET #status = :verifying, claim = :claim, expiresAt = :until',
-          ConditionExpression: '#status IN (:pending, :verifying)',
+          ConditionExpression: condition,
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':verifying': 'verifying', ':pending': 'pending', ':claim': claim, ':until': nowSeconds + leaseSeconds },
+          ExpressionAttributeValues: {
+            ':verifying': 'verifying',
+            ':pending': 'pending',
+            ':claim': claim,
+            ':until': nowSeconds + leaseSeconds,
+            ...(condition.includes(':now') ? { ':now': nowSeconds } : {}),
+          },
         }),
       );
       return claim;
