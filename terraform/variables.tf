@@ -156,13 +156,13 @@ variable "backup_retention_days" {
 }
 
 variable "max_upload_bytes" {
-  description = "Largest file one upload may carry, in bytes (MAX_UPLOAD_BYTES of the upload service)."
+  description = "Largest file one streamed upload may carry, in bytes (MAX_UPLOAD_BYTES of the upload service; larger files are resumable uploads)."
   type        = number
   default     = 104857600
 
   validation {
-    condition     = var.max_upload_bytes >= 1
-    error_message = "max_upload_bytes must be at least 1."
+    condition     = var.max_upload_bytes >= 1 && var.max_upload_bytes <= 5368709120
+    error_message = "max_upload_bytes must be between 1 and 5368709120 (5 GiB): larger files are resumable uploads, whose copies S3 can verify."
   }
 }
 

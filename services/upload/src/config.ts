@@ -17,7 +17,13 @@ export const UploadConfig = Type.Object({
   USERS_TABLE,
   /** How long the answer "this account exists" is remembered per account (0: read on every request). */
   ACCOUNT_CHECK_CACHE_SECONDS: Type.Integer({ default: 5, minimum: 0, maximum: 60 }),
-  MAX_UPLOAD_BYTES: Type.Integer({ default: 104_857_600, minimum: 1 }),
+  /**
+   * The largest file a streamed (or presigned-POST) upload may carry, in bytes: at most 5 GiB. Such
+   * an object carries S3's composite CRC32 of its parts, and a later copy above 5 GiB (to the vault,
+   * the backup) needs a full-object checksum or the parts' SHA-256s; larger files are resumable
+   * uploads (MAX_DIRECT_UPLOAD_BYTES), whose parts carry their SHA-256.
+   */
+  MAX_UPLOAD_BYTES: Type.Integer({ default: 104_857_600, minimum: 1, maximum: 5_368_709_120 }),
   QUOTA_BYTES: Type.Integer({ default: 1_073_741_824, minimum: 1 }),
   /** Files per user, uploads under way and pending direct uploads included (each holds one). */
   QUOTA_FILES: Type.Integer({ default: 10_000, minimum: 1 }),

@@ -26,6 +26,8 @@ describe('the limits configuration', () => {
     ['UPLOAD_RATE_GRACE_SECONDS', '-1'],
     ['BODY_TIMEOUT_SECONDS', '0'],
     ['BODY_TIMEOUT_SECONDS', '3600'],
+    // Above 5 GiB a streamed upload's object could not be copied verified (resumable uploads take such files).
+    ['MAX_UPLOAD_BYTES', '5368709121'],
   ])('%s=%s is refused, naming the variable', (variable, value) => {
     expect(() => loadConfig(UploadConfig, { [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig(UploadConfig, { [variable]: value })).toThrow(new RegExp(`^Invalid configuration: ${variable} `));
