@@ -24,6 +24,7 @@ const project = (dir) => ({
     '^@scs/common/(.*)$': [path.join(__dirname, 'packages/common/src/$1.ts'), path.join(__dirname, 'packages/common/src/$1/index.ts')],
     '^@scs/(upload|backup-sync|auth)$': path.join(__dirname, 'services/$1/src/app.ts'),
     '^@scs/(upload|backup-sync|auth)/(.+)$': path.join(__dirname, 'services/$1/src/$2.ts'),
+    '^@scs/sensitive-mover/(.+)$': path.join(__dirname, 'services/sensitive-mover/src/$1.ts'),
     '^@scs/local-stack/(.+)$': path.join(__dirname, 'packages/local-stack/src/$1.ts'),
     '^@scs/testing/(.+)$': path.join(__dirname, 'packages/testing/src/$1.ts'),
     '^@scs/terraform-harness/(.+)$': path.join(__dirname, 'tests/terraform/src/$1.ts'),

@@ -2,8 +2,7 @@
 // `npm start`: installs what is missing (npm dependencies, moto), builds, then runs the local stack
 // (packages/local-stack/src/stack/run.ts) in this process, so Ctrl-C / SIGTERM reach the stack runner directly.
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { ensureBuilt, ensureMoto, ensureNodeModules, main, repoRoot } from './lib/ensure.mjs';
+import { ensureBuilt, ensureMoto, ensureNodeModules, main } from './lib/ensure.mjs';
 
 await main(async () => {
   ensureNodeModules();
@@ -12,6 +11,6 @@ await main(async () => {
   ensureBuilt();
   // The AWS SDK warns on Node 20 about its 2027 releases, once per process: noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { runStack } = createRequire(import.meta.url)(join(repoRoot, 'packages/local-stack/dist/stack/run.js'));
+  const { runStack } = createRequire(import.meta.url)('@scs/local-stack/stack/run');
   process.exit(await runStack(process.argv.slice(2)));
 });

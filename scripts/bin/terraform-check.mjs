@@ -4,13 +4,12 @@
 // listener-rule comparison, the parity smoke test and the no-change re-plan. Needs the build
 // (`npm test` builds first; by hand: `npm run build && node scripts/bin/terraform-check.mjs`).
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { ensureBuilt, ensureMoto, main, repoRoot } from './lib/ensure.mjs';
+import { ensureBuilt, ensureMoto, main } from './lib/ensure.mjs';
 
 await main(async () => {
   process.env.PYTHON = ensureMoto();
   ensureBuilt();
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { runTerraformCheck } = createRequire(import.meta.url)(join(repoRoot, 'tests/terraform/dist/check.js'));
+  const { runTerraformCheck } = createRequire(import.meta.url)('@scs/terraform-harness/check');
   process.exit(await runTerraformCheck());
 });

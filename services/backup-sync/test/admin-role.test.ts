@@ -1,7 +1,7 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createAwsClients, loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
-import { buildTestApp, signedIn, type TestApp, uniqueName } from '../../auth/test/helpers';
+import { buildTestApp, signedIn, type TestApp, uniqueName } from '@scs/testing/auth-app';
 import { buildApp } from '../src/app';
 import { BackupConfig } from '../src/config';
 

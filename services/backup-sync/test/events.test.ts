@@ -5,8 +5,8 @@ import { FileRepository } from '@scs/common/files';
 import type { FastifyInstance } from 'fastify';
 import { createHash, randomUUID } from 'node:crypto';
 import pino from 'pino';
-import { createHandler } from '../../sensitive-mover/src/handler';
-import { SensitiveMover } from '../../sensitive-mover/src/mover';
+import { createHandler } from '@scs/sensitive-mover/handler';
+import { SensitiveMover } from '@scs/sensitive-mover/mover';
 import { type BackupWorld, backupWorld, headOrNothing, testAws, until } from './helpers';
 
 let world: BackupWorld;

@@ -3,12 +3,12 @@ import { type AwsClients, loadConfig } from '@scs/common';
 import { FileRepository, UsageRepository } from '@scs/common/files';
 import type { FastifyInstance } from 'fastify';
 import { createHash } from 'node:crypto';
-import { buildTestApp as buildAuth, type TestApp as AuthApp, signedIn, uniqueName } from '../../auth/test/helpers';
+import { buildTestApp as buildAuth, type TestApp as AuthApp, signedIn, uniqueName } from '@scs/testing/auth-app';
 import { asEnv, isolatedResources, testAwsClients } from '@scs/testing/isolated';
 import type { ResourceNames } from '@scs/local-stack/provision';
-import { buildApp as buildUpload } from '../../upload/src/app';
-import { UploadConfig } from '../../upload/src/config';
-import { upload as uploadParts } from '../../upload/test/helpers';
+import { buildApp as buildUpload } from '@scs/upload';
+import { UploadConfig } from '@scs/upload/config';
+import { upload as uploadParts } from '@scs/testing/upload-app';
 import { buildApp } from '../src/app';
 import { BackupConfig } from '../src/config';
 

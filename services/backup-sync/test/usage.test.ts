@@ -5,8 +5,8 @@ import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UsageRepository } from '@scs/common/files';
 import { loadConfig } from '@scs/common';
-import { buildApp as buildUpload } from '../../upload/src/app';
-import { UploadConfig } from '../../upload/src/config';
+import { buildApp as buildUpload } from '@scs/upload';
+import { UploadConfig } from '@scs/upload/config';
 import { asEnv, type BackupWorld, backupWorld, testAws, until } from './helpers';
 
 let world: BackupWorld;

@@ -2,9 +2,9 @@ import { ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
 import { asEnv } from '@scs/testing/isolated';
-import { buildApp } from '../../upload/src/app';
-import { UploadConfig } from '../../upload/src/config';
-import { closeAuth, newUser, upload } from '../../upload/test/helpers';
+import { buildApp } from '@scs/upload';
+import { UploadConfig } from '@scs/upload/config';
+import { closeAuth, newUser, upload } from '@scs/testing/upload-app';
 import { createHandler } from '../src/handler';
 import { faultyClients, type MoverWorld, moverWorld, s3Event, silent } from './helpers';
 

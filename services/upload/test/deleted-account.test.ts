@@ -1,7 +1,7 @@
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { createAwsClients, loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
-import { buildTestApp as buildAuth, signedIn } from '../../auth/test/helpers';
+import { buildTestApp as buildAuth, signedIn } from '@scs/testing/auth-app';
 import { buildApp } from '../src/app';
 import { UploadConfig } from '../src/config';
 import { multipart } from './helpers';

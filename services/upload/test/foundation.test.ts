@@ -1,6 +1,6 @@
 import { createAwsClients, loadConfig } from '@scs/common';
 import type { FastifyInstance } from 'fastify';
-import { buildTestApp, type TestApp, signedIn } from '../../auth/test/helpers';
+import { buildTestApp, type TestApp, signedIn } from '@scs/testing/auth-app';
 import { buildApp } from '../src/app';
 import { UploadConfig } from '../src/config';
 
