@@ -6,7 +6,8 @@
 # The build context is that installation's prefix, found at run time, never a fixed path:
 #
 #   podman build -f "$PWD/docker/emulator-host-python.Dockerfile" \
-#     --build-arg BASE_IMAGE=localhost/scs-node-base:<node version> -t scs/emulator:local \
+#     --build-arg BASE_IMAGE=localhost/scs-node-base:<node version> \
+#     --build-arg PYTHON_PREFIX="$(python3 -c 'import sys; print(sys.prefix)')" -t scs/emulator:local \
 #     "$(python3 -c 'import sys; print(sys.prefix)')"
 #
 # docker-compose.host-python.yml selects it for `podman-compose up` (docs/OPERATIONS.md); the
@@ -16,16 +17,20 @@
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
-# The prefix moves to PYTHON_PREFIX inside the image: the interpreter finds its standard library
-# next to itself, and its shared library through LD_LIBRARY_PATH (its RUNPATH names the host's prefix).
-ARG PYTHON_PREFIX=/opt/python
+# The prefix keeps its place inside the image (PYTHON_PREFIX: the build context's own path, which
+# docker-compose.host-python.yml passes): the interpreter finds its standard library next to itself,
+# and its shared library through its RUNPATH (and LD_LIBRARY_PATH).
+ARG PYTHON_PREFIX
+RUN case "${PYTHON_PREFIX}" in /?*) ;; *) echo "PYTHON_PREFIX must be the absolute path of the Python prefix (the build context)" >&2; exit 1 ;; esac
 COPY . ${PYTHON_PREFIX}/
 ENV PATH=${PYTHON_PREFIX}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LD_LIBRARY_PATH=${PYTHON_PREFIX}/lib \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
+# The user that runs moto may pass through the folders above the prefix (e.g. a home folder's 0700).
 RUN test -x "${PYTHON_PREFIX}/bin/python3" || { echo "the build context is not a Python prefix (no bin/python3)" >&2; exit 1; } \
+ && dir="${PYTHON_PREFIX}" && while [ "$dir" != / ]; do dir="$(dirname "$dir")"; chmod o+x "$dir"; done \
  && { [ -e "${PYTHON_PREFIX}/bin/python" ] || ln -s python3 "${PYTHON_PREFIX}/bin/python"; } \
  && python -c 'import moto.server, flask, boto3; print("moto", __import__("moto").__version__)' \
  && useradd --uid 1001 --user-group --no-create-home --shell /usr/sbin/nologin moto

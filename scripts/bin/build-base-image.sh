@@ -54,7 +54,7 @@ command -v podman >/dev/null 2>&1 || need_pkgs+=(podman)
 command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 # podman's --init / init=true bind-mounts this binary into the container as PID 1
-[ -x /usr/libexec/podman/catatonit ] || need_pkgs+=(catatonit)
+[ "$(dpkg-query -W -f='${Status}' catatonit 2>/dev/null)" = "install ok installed" ] || need_pkgs+=(catatonit)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 || die "missing ${need_pkgs[*]} and apt-get is not available"
   log "installing ${need_pkgs[*]} with apt-get"
